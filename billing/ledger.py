@@ -1,0 +1,226 @@
+"""Credit movements: top up, hold, capture, release, refund, adjust.
+
+Each function is one transaction that locks the academy's account row first
+(SELECT … FOR UPDATE), so concurrent workers serialize on the balance instead of
+racing on a stale read, and writes one ledger entry per movement. Hold, capture,
+release and refund are keyed by message id and idempotent: a redelivered task that
+repeats one changes nothing.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from tenants.models import Tenant
+
+
+class InsufficientCredit(Exception):
+    code = "insufficient_credit"
+
+    def __init__(self, *, available: Decimal, requested: Decimal):
+        self.available, self.requested = available, requested
+        super().__init__(f"requested {requested}, available {available}")
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    message_id: int
+    amount: Decimal
+
+
+@dataclass
+class HoldOutcome:
+    held: list[int] = field(default_factory=list)
+    # Messages whose hold did not fit in the available credit; nothing was written for them.
+    refused: list[int] = field(default_factory=list)
+
+
+def account_for(tenant: Tenant) -> CreditAccount:
+    account, _ = CreditAccount.objects.get_or_create(tenant=tenant)
+    return account
+
+
+def top_up(*, tenant: Tenant, amount: Decimal, memo: str = "", user=None) -> LedgerEntry:
+    if amount <= 0:
+        raise ValueError("a top-up must be positive")
+    account_for(tenant)
+    with transaction.atomic():
+        account = _lock_account(tenant_id=tenant.id)
+        return _apply(account, [_Entry(EntryKind.TOP_UP, balance=amount, memo=memo, user=user)])[0]
+
+
+def adjust(*, tenant: Tenant, amount: Decimal, memo: str, user=None) -> LedgerEntry:
+    """A correction by staff. It may take credit away, but never below what is held."""
+    if not memo:
+        raise ValueError("an adjustment needs a memo saying why")
+    account_for(tenant)
+    with transaction.atomic():
+        account = _lock_account(tenant_id=tenant.id)
+        if account.balance + amount < account.held:
+            raise InsufficientCredit(available=account.available, requested=-amount)
+        return _apply(account, [_Entry(EntryKind.ADJUSTMENT, balance=amount, memo=memo, user=user)])[0]
+
+
+def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest]) -> HoldOutcome:
+    """Reserve credit for many messages in one transaction.
+
+    Messages that already have a hold count as held and are not charged again.
+    A request that does not fit in what is left is refused and changes nothing.
+    """
+    outcome = HoldOutcome()
+    if not requests:
+        return outcome
+    account_for(tenant)
+    with transaction.atomic():
+        account = _lock_account(tenant_id=tenant.id)
+        existing = set(
+            Hold.objects.filter(message_id__in=[r.message_id for r in requests]).values_list(
+                "message_id", flat=True
+            )
+        )
+        available = account.available
+        new_holds, entries = [], []
+        for request in requests:
+            if request.message_id in existing:
+                outcome.held.append(request.message_id)
+            elif request.amount <= available:
+                available -= request.amount
+                new_holds.append(Hold(account=account, message_id=request.message_id, amount=request.amount))
+                entries.append(_Entry(EntryKind.HOLD, held=request.amount, message_id=request.message_id))
+                outcome.held.append(request.message_id)
+            else:
+                outcome.refused.append(request.message_id)
+        Hold.objects.bulk_create(new_holds)
+        _apply(account, entries)
+    return outcome
+
+
+def hold_one(*, tenant: Tenant, message_id: int, amount: Decimal) -> None:
+    """Hold for a single message, raising InsufficientCredit when it does not fit."""
+    outcome = hold_credit(tenant=tenant, requests=[HoldRequest(message_id, amount)])
+    if outcome.refused:
+        raise InsufficientCredit(available=account_for(tenant).available, requested=amount)
+
+
+def capture_holds(*, message_ids: Iterable[int], amounts: Mapping[int, Decimal] | None = None) -> int:
+    """Charge held messages. `amounts` captures less than was held (what was actually
+    billed, e.g. an AlimTalk that did not fall back to LMS); the rest is released."""
+    amounts = amounts or {}
+
+    def close(hold: Hold) -> list["_Entry"]:
+        charged = min(amounts.get(hold.message_id, hold.amount), hold.amount)
+        hold.status, hold.captured_amount = HoldStatus.CAPTURED, charged
+        entries = [_Entry(EntryKind.CAPTURE, balance=-charged, held=-charged, message_id=hold.message_id)]
+        if charged < hold.amount:
+            entries.append(_Entry(EntryKind.RELEASE, held=charged - hold.amount, message_id=hold.message_id))
+        return entries
+
+    return _close_holds(message_ids, status=HoldStatus.HELD, close=close)
+
+
+def release_holds(*, message_ids: Iterable[int], memo: str = "") -> int:
+    """Give held credit back for messages that were not sent."""
+
+    def close(hold: Hold) -> list["_Entry"]:
+        hold.status = HoldStatus.RELEASED
+        return [_Entry(EntryKind.RELEASE, held=-hold.amount, message_id=hold.message_id, memo=memo)]
+
+    return _close_holds(message_ids, status=HoldStatus.HELD, close=close)
+
+
+def refund_captured(*, message_ids: Iterable[int], memo: str = "") -> int:
+    """Return a captured charge once, for a message that failed after Solapi accepted it
+    (Solapi refunds us for those too)."""
+
+    def close(hold: Hold) -> list["_Entry"]:
+        hold.refunded = True
+        if not hold.captured_amount:
+            return []
+        return [_Entry(EntryKind.REFUND, balance=hold.captured_amount, message_id=hold.message_id, memo=memo)]
+
+    return _close_holds(message_ids, status=HoldStatus.CAPTURED, close=close, refunded=False)
+
+
+# --- internals ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    kind: str
+    balance: Decimal = ZERO
+    held: Decimal = ZERO
+    message_id: int | None = None
+    memo: str = ""
+    user: object = None
+
+
+def _lock_account(**lookup) -> CreditAccount:
+    return CreditAccount.objects.select_for_update().get(**lookup)
+
+
+def _close_holds(message_ids: Iterable[int], *, status: str, close, **filters) -> int:
+    """Move open holds to a final state under the account lock; holds already moved
+    are skipped, which is what makes every caller idempotent."""
+    message_ids = list(message_ids)
+    if not message_ids:
+        return 0
+    account_ids = sorted(
+        set(Hold.objects.filter(message_id__in=message_ids, status=status).values_list("account_id", flat=True))
+    )
+    changed = 0
+    # One account at a time, in id order: a fixed lock order cannot deadlock.
+    for account_id in account_ids:
+        with transaction.atomic():
+            account = _lock_account(id=account_id)
+            holds = list(
+                Hold.objects.select_for_update().filter(
+                    account_id=account_id, message_id__in=message_ids, status=status, **filters
+                )
+            )
+            if not holds:
+                continue
+            entries = [entry for hold in holds for entry in close(hold)]
+            now = timezone.now()
+            for hold in holds:
+                hold.closed = hold.closed or now
+            Hold.objects.bulk_update(holds, ["status", "captured_amount", "refunded", "closed"], batch_size=500)
+            _apply(account, entries)
+            changed += len(holds)
+    return changed
+
+
+def _apply(account: CreditAccount, entries: Sequence[_Entry]) -> list[LedgerEntry]:
+    """Write the entries and the account's new totals. The caller holds the lock."""
+    if not entries:
+        return []
+    balance, held = account.balance, account.held
+    rows = []
+    for entry in entries:
+        balance += entry.balance
+        held += entry.held
+        rows.append(
+            LedgerEntry(
+                account=account,
+                kind=entry.kind,
+                balance_delta=entry.balance,
+                held_delta=entry.held,
+                balance_after=balance,
+                held_after=held,
+                message_id=entry.message_id,
+                memo=entry.memo,
+                created_by=entry.user,
+            )
+        )
+    if balance < 0 or held < 0 or held > balance:
+        # Unreachable through the functions above; the database constraints agree.
+        raise InsufficientCredit(available=account.available, requested=account.balance - balance)
+    CreditAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") + (balance - account.balance), held=F("held") + (held - account.held)
+    )
+    account.balance, account.held = balance, held
+    return LedgerEntry.objects.bulk_create(rows)

@@ -1,0 +1,105 @@
+"""Message type and price: from EUC-KR bytes, the way carriers count them.
+
+Counting characters instead of bytes is the common bug (peers.md §6.6): 46 Hangul
+characters are 92 bytes, an LMS at about three times the SMS price.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.models import MessageType, Price, TenantPrice
+from tenants.models import Tenant
+
+SMS_MAX_BYTES = 90
+LMS_MAX_BYTES = 2000
+SUBJECT_MAX_BYTES = 40
+# AlimTalk counts characters, not bytes, and is not limited to EUC-KR.
+ALIMTALK_MAX_CHARS = 1000
+
+
+class PricingError(ValueError):
+    """The text cannot be sent as written, or the platform is missing a price."""
+
+
+class UnsupportedCharacters(PricingError):
+    def __init__(self, characters: list[str]):
+        self.characters = characters
+        super().__init__(f"characters outside EUC-KR: {' '.join(characters)}")
+
+
+class TextTooLong(PricingError):
+    def __init__(self, field: str, length: int, limit: int):
+        self.field, self.length, self.limit = field, length, limit
+        super().__init__(f"{field} is {length} bytes; the limit is {limit}")
+
+
+class PriceNotConfigured(PricingError):
+    def __init__(self, message_type: str):
+        self.message_type = message_type
+        super().__init__(f"no price configured for {message_type}")
+
+
+def euckr_bytes(text: str) -> int:
+    """Length in EUC-KR bytes (Hangul 2, ASCII 1). Raises UnsupportedCharacters."""
+    try:
+        return len(text.encode("euc_kr"))
+    except UnicodeEncodeError:
+        bad = sorted({c for c in text if not _encodable(c)}, key=text.index)
+        raise UnsupportedCharacters(bad) from None
+
+
+def _encodable(char: str) -> bool:
+    try:
+        char.encode("euc_kr")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TextSize:
+    message_type: str
+    body_bytes: int
+    subject_bytes: int
+
+
+def text_message_type(body: str, subject: str = "") -> TextSize:
+    """SMS up to 90 bytes without a subject; LMS up to 2,000 bytes; else TextTooLong."""
+    body_bytes = euckr_bytes(body)
+    subject_bytes = euckr_bytes(subject) if subject else 0
+    if subject_bytes > SUBJECT_MAX_BYTES:
+        raise TextTooLong("subject", subject_bytes, SUBJECT_MAX_BYTES)
+    if body_bytes > LMS_MAX_BYTES:
+        raise TextTooLong("body", body_bytes, LMS_MAX_BYTES)
+    # A subject makes it an LMS: SMS has no subject line (Solapi 1013).
+    message_type = MessageType.SMS if body_bytes <= SMS_MAX_BYTES and not subject else MessageType.LMS
+    return TextSize(message_type, body_bytes, subject_bytes)
+
+
+def alimtalk_length(body: str) -> int:
+    if len(body) > ALIMTALK_MAX_CHARS:
+        raise TextTooLong("body", len(body), ALIMTALK_MAX_CHARS)
+    return len(body)
+
+
+def price_list(tenant: Tenant) -> dict[str, Decimal]:
+    """Every configured price for this academy, overrides applied. One query each."""
+    prices = {p.message_type: p.amount for p in Price.objects.all()}
+    prices.update({p.message_type: p.amount for p in TenantPrice.objects.filter(tenant=tenant)})
+    return prices
+
+
+def price_of(prices: Mapping[str, Decimal], message_type: str) -> Decimal:
+    try:
+        return prices[message_type]
+    except KeyError:
+        raise PriceNotConfigured(message_type) from None
+
+
+def hold_amount(prices: Mapping[str, Decimal], message_type: str, fallback_type: str | None) -> Decimal:
+    """AlimTalk with SMS fallback holds the dearer of the two; what is billed is captured later."""
+    amount = price_of(prices, message_type)
+    if fallback_type:
+        amount = max(amount, price_of(prices, fallback_type))
+    return amount

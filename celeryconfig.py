@@ -1,0 +1,148 @@
+"""Every Celery setting, each with its reason. Loaded by project/celery.py.
+
+Background for each choice: ../shared/research/celery_sqs.md (§ numbers below).
+Values that differ between machines come from Django settings, which read the
+environment; everything else is fixed here on purpose.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+
+# --- Broker: SQS ------------------------------------------------------------------
+broker_url = settings.CELERY_BROKER_URL
+_broker_host = urlsplit(broker_url).hostname
+
+# Seconds a received message stays invisible before SQS hands it out again. Must exceed
+# the longest a task can hold a message (time limit + countdown); check_redelivery_safety
+# below refuses to start otherwise (§2.2). Mirrored on queues created by infrastructure.
+SQS_VISIBILITY_TIMEOUT = 900
+
+broker_transport_options = {
+    # Seoul by default; every queue lives in one region.
+    "region": settings.AWS_REGION,
+    # kombu builds http:// for a URL with a host unless told otherwise (§1.2): TLS for
+    # any real endpoint, plain HTTP only for the local moto server on loopback.
+    "is_secure": _broker_host not in (None, "127.0.0.1", "localhost"),
+    # Applied only to queues kombu creates itself (dev, tests); §1.4.
+    "visibility_timeout": SQS_VISIBILITY_TIMEOUT,
+    # Long polling: an idle worker makes ~3 requests a minute, and a message that
+    # arrives during the poll is returned at once (§1.4, §1.10). Also the delay before
+    # a message requeued by a lost worker is visible again.
+    "wait_time_seconds": settings.MESSAGING_SQS_WAIT_SECONDS,
+    # Never 0: with a full prefetch window kombu would spin at 100 % CPU (§1.4).
+    "polling_interval": 1,
+    # botocore's own timeouts for publish/ack calls; the defaults are 60 s.
+    "client-config": {"connect_timeout": 5, "read_timeout": 30},
+}
+if settings.SQS_QUEUE_URL:
+    # Production: queues (and their DLQ and VisibilityTimeout) come from infrastructure
+    # code, so kombu never calls ListQueues/CreateQueue from web processes (§1.3).
+    broker_transport_options["predefined_queues"] = {
+        BULK_QUEUE: {"url": settings.SQS_QUEUE_URL},
+        INTERACTIVE_QUEUE: {"url": settings.SQS_INTERACTIVE_QUEUE_URL},
+    }
+# SQS is reached over HTTP calls; retry them at start-up instead of exiting (§2.1).
+broker_connection_retry_on_startup = True
+
+# --- Queues -----------------------------------------------------------------------
+# Bulk work (broadcast chunks) and interactive work (small sends) are separate queues,
+# so one academy's 10,000-parent broadcast does not delay another's attendance alert.
+task_default_queue = BULK_QUEUE
+task_create_missing_queues = True
+
+# --- Redelivery (§2) --------------------------------------------------------------
+# Ack after the task ran: a worker that dies mid-task loses nothing.
+task_acks_late = True
+# A killed pool child requeues its message instead of acking it as failed.
+task_reject_on_worker_lost = True
+# Business failures are recorded and rolled back by the errback; re-running them from
+# a DLQ would only repeat them (§1.7).
+task_acks_on_failure = True
+# A hard time limit is a failure like any other (the errback rolls back), not a requeue.
+task_acks_on_timeout = True
+# Well under the visibility timeout, so a running task is never handed out twice.
+# A chunk's Solapi calls take at most 3 × SOLAPI_READ_TIMEOUT.
+task_soft_time_limit = 120
+task_time_limit = 150
+# Every prefetched message's visibility clock is running: hold one per process.
+worker_prefetch_multiplier = 1
+# On a broker connection error, cancel acks_late tasks rather than finish them unackable.
+worker_cancel_long_running_tasks_on_connection_loss = True
+# On SIGTERM, give held messages back to SQS before exiting (§2.3).
+worker_soft_shutdown_timeout = 30
+# Retries are published with SQS DelaySeconds (messaging/retry.py), not ETAs held in
+# worker memory, so a backoff never runs into the visibility timeout (§1.9).
+MAX_RETRY_DELAY_SECONDS = 900
+MAX_COUNTDOWN_SECONDS = 0
+
+# --- Monitoring (§4) ----------------------------------------------------------------
+# SQS has no fanout: remote control and events published on it go nowhere.
+worker_enable_remote_control = False
+task_send_sent_event = False
+# Events go to a separate Redis for Flower when one is configured (project/events_bridge.py).
+events_broker_url = settings.CELERY_EVENTS_BROKER_URL
+worker_send_task_events = bool(events_broker_url)
+if events_broker_url:
+    worker_consumer = "project.events_bridge:EventsBridgeConsumer"
+
+# --- Results (§5) -----------------------------------------------------------------
+result_backend = "django-db"
+# Store task name, args, kwargs and worker on each row, for the admin.
+result_extended = True
+# Record STARTED, so a stuck task is visible.
+task_track_started = True
+# Results are for inspection; celery.backend_cleanup (beat) deletes older rows.
+result_expires = 7 * 24 * 3600
+# Retry result writes through a dropped database connection.
+result_backend_always_retry = True
+
+# --- Serialization ------------------------------------------------------------------
+# Tasks carry ids only; JSON keeps the queue readable and rules out pickle.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+timezone = settings.TIME_ZONE
+enable_utc = True
+
+# --- Beat ---------------------------------------------------------------------------
+beat_schedule = {
+    # The outbox relay: send requests whose publish failed (broker down) go out again.
+    "redispatch-undispatched": {"task": "messaging.redispatch_undispatched", "schedule": 30.0},
+    # Chunks that stopped moving (a lost chain) are driven again; all steps are idempotent.
+    "resume-stale-chunks": {"task": "messaging.resume_stale_chunks", "schedule": 60.0},
+    # Accepted messages without a report: poll Solapi, and expire them past the timeout.
+    "reconcile-reports": {"task": "messaging.reconcile_reports", "schedule": 300.0},
+}
+
+
+def check_redelivery_safety(conf) -> None:
+    """Refuse to start with settings that would hand one message to two workers.
+
+    A message held longer than the visibility timeout is delivered again while the
+    first copy still runs (celery_sqs.md §2.2). The longest hold is a task's hard time
+    limit plus any countdown it waits for in worker memory.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    visibility = conf.broker_transport_options.get("visibility_timeout", SQS_VISIBILITY_TIMEOUT)
+    longest_hold = (conf.task_time_limit or 0) + MAX_COUNTDOWN_SECONDS
+    problems = []
+    if not conf.task_time_limit:
+        problems.append("task_time_limit must be set, or a stuck task holds its message forever")
+    if longest_hold >= visibility:
+        problems.append(
+            f"task_time_limit + countdown ({longest_hold}s) must be below the SQS "
+            f"visibility timeout ({visibility}s)"
+        )
+    if conf.broker_transport_options.get("polling_interval", 1) <= 0:
+        problems.append("polling_interval must be above 0 (kombu busy-loops otherwise)")
+    if conf.worker_prefetch_multiplier != 1:
+        problems.append("worker_prefetch_multiplier must be 1 on SQS")
+    if not (conf.task_acks_late and conf.task_reject_on_worker_lost):
+        problems.append("task_acks_late and task_reject_on_worker_lost must be on")
+    if problems:
+        raise ImproperlyConfigured("Unsafe Celery settings: " + "; ".join(problems))

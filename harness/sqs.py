@@ -1,0 +1,173 @@
+"""The local SQS: moto's server in a subprocess, with an off switch and a request count.
+
+`down()` closes the listening socket and drops open connections, as an unreachable
+endpoint would; `up()` listens again. The queues and their messages live on in the
+process meanwhile, as they would on AWS during a network outage. Every request is
+counted by SQS operation, so benchmarks can report SQS requests per message.
+
+Run directly: python -m harness.sqs --port 9324 --control-port 9325
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from harness.ports import free_port, wait_for_port
+
+
+class LocalSQS:
+    """Controls a `python -m harness.sqs` subprocess."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None):
+        self.port = port or free_port()
+        self.control_port = free_port()
+        self.log_path = log_path
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def broker_url(self) -> str:
+        return f"sqs://test:test@127.0.0.1:{self.port}"
+
+    def start(self) -> "LocalSQS":
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "harness.sqs", "--port", str(self.port), "--control-port", str(self.control_port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+        )
+        wait_for_port(self.port)
+        wait_for_port(self.control_port)
+        return self
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def down(self) -> None:
+        self._control("POST", "/down")
+
+    def up(self) -> None:
+        self._control("POST", "/up")
+        wait_for_port(self.port)
+
+    def request_counts(self) -> Counter:
+        return Counter(self._control("GET", "/stats"))
+
+    def reset_counts(self) -> None:
+        self._control("POST", "/stats/reset")
+
+    def _control(self, method: str, path: str):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+
+# --- the subprocess ----------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, port: int):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.port = port
+        self.counts: Counter = Counter()
+        self._lock = threading.Lock()
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server = None
+        self._connections: set[socket.socket] = set()
+
+    def app(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1] if target else environ.get("PATH_INFO", "")
+        with self._lock:
+            self.counts[operation] += 1
+        return self._moto(environ, start_response)
+
+    def up(self) -> None:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        if self._server:
+            return
+        server = make_server("127.0.0.1", self.port, self.app, threaded=True, request_handler=MotoRequestHandler)
+        original = server.process_request
+
+        def track(request, client_address):
+            self._connections.add(request)
+            original(request, client_address)
+
+        server.process_request = track
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        server, self._server = self._server, None
+        if not server:
+            return
+        server.shutdown()
+        server.server_close()
+        for conn in list(self._connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._connections.clear()
+
+
+def _control_handler(sqs: _Server):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, body) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._reply(dict(sqs.counts))
+
+        def do_POST(self):
+            if self.path == "/down":
+                sqs.down()
+            elif self.path == "/up":
+                sqs.up()
+            elif self.path == "/stats/reset":
+                sqs.counts.clear()
+            self._reply({})
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="moto SQS on loopback, with an off switch")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sqs = _Server(args.port)
+    sqs.up()
+    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), _control_handler(sqs))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"local SQS on 127.0.0.1:{args.port} (control 127.0.0.1:{args.control_port})", flush=True)
+    control.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

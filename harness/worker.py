@@ -1,0 +1,73 @@
+"""A real `celery -A project worker` in a subprocess, for tests, benchmarks and drills."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    def __init__(self, *, env: dict[str, str], log_path: Path, concurrency: int = 2, name: str = "worker",
+                 extra_args: tuple[str, ...] = ()):
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.name = name
+        self.extra_args = extra_args
+        self._process: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    def start(self, timeout: float = 60.0) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
+             "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h",
+             "--without-gossip", "--without-mingle", *self.extra_args],
+            env=self.env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+            # Its own process group, so kill() takes the pool children down with it.
+            start_new_session=True,
+        )
+        self.wait_for_log(" ready.", timeout)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self._process and self._process.poll() is not None:
+                raise RuntimeError(f"worker exited ({self._process.returncode}):\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"worker log has no {text!r} after {timeout}s:\n{self.log()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9 the worker and its pool children: no warm shutdown, nothing acked."""
+        if self.alive:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.alive:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()

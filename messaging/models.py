@@ -1,0 +1,302 @@
+"""The life of a send, as tables.
+
+A SendRequest is what staff asked for. The API turns it into one Message per
+recipient (skipped ones included, with their reason) in one transaction. The
+worker splits the pending messages into Chunks; each chunk is one Solapi group and
+one chain of tasks: reserve credit → send → finalize. Every Solapi call a chunk
+makes is a DeliveryAttempt; every outcome a message reaches is a NotificationLog
+row; delivery reports arrive as DeliveryReports, deduplicated by Solapi's event id.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from billing.models import MONEY, MessageType
+from messaging.failures import FailureClass
+from tenants.models import AlimTalkTemplate, Student, Tenant
+from tenants.phones import mask_phone
+
+
+class MessageMode(models.TextChoices):
+    SMS = "sms", "문자 (SMS/LMS)"
+    ALIMTALK = "alimtalk", "알림톡 (AlimTalk)"
+    # AlimTalk, and Solapi falls back to SMS/LMS when Kakao cannot deliver it.
+    BOTH = "both", "알림톡 + 문자 대체발송 (AlimTalk with SMS fallback)"
+
+
+class SendTo(models.TextChoices):
+    PARENT = "parent", "학부모 (parent)"
+    STUDENT = "student", "학생 (student)"
+    BOTH = "both", "학생과 학부모 (both)"
+
+
+class Purpose(models.TextChoices):
+    INFO = "info", "정보성 (informational)"
+    AD = "ad", "광고성 (advertising)"
+
+
+class RecipientKind(models.TextChoices):
+    STUDENT = "student", "학생"
+    PARENT = "parent", "학부모"
+
+
+class SendRequest(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="send_requests")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mode = models.CharField(max_length=16, choices=MessageMode.choices)
+    send_to = models.CharField(max_length=16, choices=SendTo.choices)
+    purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.INFO)
+    body = models.TextField()
+    subject = models.CharField(max_length=100, blank=True)
+    template = models.ForeignKey(AlimTalkTemplate, null=True, blank=True, on_delete=models.PROTECT)
+    alimtalk_replacements = models.JSONField(default=dict, blank=True)
+    # Replays of the same key return the stored response; a different body is refused.
+    # NULL, not "": requests without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    fingerprint = models.CharField(max_length=64)
+    response = models.JSONField(default=dict, blank=True)
+    # Which SQS queue its tasks go to (messaging/queues.py).
+    queue = models.CharField(max_length=80)
+    estimated_cost = models.DecimalField(**MONEY)
+    # The outbox: null until the dispatch task was published. Beat re-publishes
+    # requests that stay undispatched (broker down at request time).
+    dispatched = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    dispatch_error = models.CharField(max_length=300, blank=True)
+    # Message counts by status, recomputed (never incremented) as messages move.
+    counts = models.JSONField(default=dict, blank=True)
+    completed = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="one_request_per_idempotency_key",
+            )
+        ]
+        indexes = [models.Index(fields=["dispatched", "created"])]
+
+    def __str__(self) -> str:
+        return f"send request {self.id} ({self.tenant})"
+
+
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", "대기 (chain published)"
+    HELD = "held", "충전금 예약 (credit held)"
+    # The group exists at Solapi. From send_started on, only Solapi knows whether it
+    # went out, so the chunk is resolved by re-sending the same group (409 = sent).
+    SENDING = "sending", "발송 중 (sending)"
+    SENT = "sent", "접수 완료 (accepted by Solapi)"
+    FINALIZED = "finalized", "정산 완료 (finalized)"
+
+
+class Chunk(models.Model):
+    send_request = models.ForeignKey(SendRequest, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    solapi_group_id = models.CharField(max_length=64, blank=True)
+    messages_added = models.DateTimeField(null=True, blank=True)
+    send_started = models.DateTimeField(null=True, blank=True)
+    sent = models.DateTimeField(null=True, blank=True)
+    transient_failures = models.PositiveIntegerField(default=0)
+    # Set while the platform breaker holds this chunk back (bad key, clock, balance).
+    paused_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["send_request_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["send_request", "index"], name="chunk_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.send_request_id}/{self.index} ({self.status})"
+
+
+class MessageStatus(models.TextChoices):
+    SKIPPED = "skipped", "제외 (skipped)"
+    PENDING = "pending", "대기 (pending)"
+    HELD = "held", "충전금 예약 (credit held)"
+    SENDING = "sending", "발송 중 (sending)"
+    ACCEPTED = "accepted", "접수 (accepted by Solapi)"
+    DELIVERED = "delivered", "전달 (delivered)"
+    FAILED = "failed", "실패 (failed)"
+
+
+FINAL_STATUSES = frozenset({MessageStatus.SKIPPED, MessageStatus.DELIVERED, MessageStatus.FAILED})
+
+
+class SkipReason(models.TextChoices):
+    NO_PHONE = "no_phone", "전화번호 없음 (no phone number)"
+    INVALID_PHONE = "invalid_phone", "전화번호 오류 (invalid phone number)"
+    OPTED_OUT = "opted_out", "수신거부 (opted out)"
+    BLOCKED = "blocked", "수신 차단 번호 (blocked number)"
+    DUPLICATE_PHONE = "duplicate_phone", "중복 번호 (same number, same text)"
+    NO_MARKETING_CONSENT = "no_marketing_consent", "광고 수신 미동의 (no marketing consent)"
+
+
+class Message(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    send_request = models.ForeignKey(SendRequest, on_delete=models.CASCADE, related_name="messages")
+    chunk = models.ForeignKey(Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    student = models.ForeignKey(Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recipient_kind = models.CharField(max_length=8, choices=RecipientKind.choices)
+    phone = models.CharField(max_length=11, blank=True)
+    message_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
+    # For AlimTalk with fallback: the type Solapi sends if Kakao cannot deliver.
+    fallback_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
+    text = models.TextField(blank=True)
+    subject = models.CharField(max_length=100, blank=True)
+    # AlimTalk template variables for this recipient.
+    variables = models.JSONField(default=dict, blank=True)
+    price = models.DecimalField(default=0, **MONEY)
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    skip_reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True)
+    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    solapi_status_code = models.CharField(max_length=8, blank=True)
+    solapi_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Night-window deferral for ads (Korean sending rules): not sent before this time.
+    not_before = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["send_request", "status"]),
+            models.Index(fields=["chunk", "status"]),
+            models.Index(fields=["status", "accepted_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.id} ({self.status})"
+
+
+class SolapiOperation(models.TextChoices):
+    CREATE_GROUP = "create_group"
+    ADD_MESSAGES = "add_messages"
+    SEND_GROUP = "send_group"
+    GET_GROUP = "get_group"
+    GET_GROUP_MESSAGES = "get_group_messages"
+
+
+class DeliveryAttempt(models.Model):
+    """One call to Solapi on behalf of a chunk: the timeline's raw material."""
+
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="attempts")
+    operation = models.CharField(max_length=24, choices=SolapiOperation.choices)
+    task_id = models.CharField(max_length=64, blank=True)
+    solapi_group_id = models.CharField(max_length=64, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    # The request may have reached Solapi even though we saw an error.
+    ambiguous = models.BooleanField(default=False)
+    detail = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.http_status or self.error_code or 'ok'}"
+
+
+class LogEvent(models.TextChoices):
+    ACCEPTED = "accepted", "접수 (accepted)"
+    DELIVERED = "delivered", "전달 (delivered)"
+    FAILED = "failed", "실패 (failed)"
+
+
+class NotificationLog(models.Model):
+    """The old worker's log, one row per outcome a message reaches."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="logs")
+    event = models.CharField(max_length=16, choices=LogEvent.choices)
+    success = models.BooleanField()
+    # Credit charged (positive) or given back (negative) by this outcome.
+    amount = models.DecimalField(default=0, **MONEY)
+    recipient_summary = models.CharField(max_length=20)
+    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["message", "event"], name="one_log_per_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_summary} {self.event}"
+
+
+class DeliveryReport(models.Model):
+    """A Solapi single report as received; the unique event id drops re-deliveries."""
+
+    event_data_id = models.CharField(max_length=100, unique=True)
+    message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="reports")
+    solapi_message_id = models.CharField(max_length=64, blank=True)
+    status_code = models.CharField(max_length=8)
+    message_type = models.CharField(max_length=8, blank=True)
+    payload = models.JSONField()
+    received = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"report {self.event_data_id} ({self.status_code})"
+
+
+class SuppressionReason(models.TextChoices):
+    OPTED_OUT = "opted_out", "수신거부 (opted out)"
+    INVALID = "invalid", "없는 번호 (invalid number)"
+    BLOCKED = "blocked", "차단 (blocked)"
+
+
+class SuppressedRecipient(models.Model):
+    """Numbers this academy must not send to again, learned from Solapi or entered by staff."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="suppressed_recipients")
+    phone = models.CharField(max_length=11)
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    source = models.CharField(max_length=64, help_text="Solapi status code, or 'staff'.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "phone"], name="suppress_once")]
+
+    def __str__(self) -> str:
+        return f"{mask_phone(self.phone)} ({self.reason})"
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "정상 (closed)"
+    OPEN = "open", "중단 (open: sending paused)"
+
+
+class CircuitBreaker(models.Model):
+    """Platform-wide pause of Solapi calls (bad key, clock skew, our balance)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    state = models.CharField(max_length=8, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # While open, one worker at a time may probe Solapi after this moment.
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state}"

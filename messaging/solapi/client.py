@@ -1,0 +1,274 @@
+"""The Solapi boundary: the SDK's models and signing over one pooled HTTP client.
+
+The solapi SDK (5.0.3) opens a new connection for every call with a fixed 5 s
+timeout, drops the HTTP status from errors and lacks the group endpoints
+(solapi.md §2). We keep its request/response models and its HMAC signing and send
+them ourselves, so every call reuses a connection, has explicit timeouts, and fails
+with a typed error (messaging/solapi/errors.py). Results are plain dataclasses:
+nothing pydantic leaves this module.
+"""
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+from pydantic import ValidationError
+from solapi.lib.authenticator import Authenticator
+from solapi.model import KakaoOption, RequestMessage
+from solapi.model.response.common_response import GroupMessageResponse
+from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
+from solapi.model.response.send_message_response import SendMessageResponse
+
+from messaging.solapi.errors import (
+    ALREADY_SENT_CODES,
+    SolapiBadResponse,
+    SolapiConnectionError,
+    SolapiTimeout,
+    error_from_response,
+)
+from messaging.solapi.outcomes import StatusOutcome, classify_status
+
+# Solapi accepts at most 10,000 messages in one request (RecipientsTooMany above it).
+MAX_MESSAGES_PER_REQUEST = 10_000
+# The key under customFields that carries our Message id, echoed back in every list and report.
+MESSAGE_ID_FIELD = "message_id"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message as the pipeline hands it over: plain data, our id attached."""
+
+    message_id: int
+    to: str
+    sender: str
+    text: str
+    message_type: str
+    subject: str = ""
+    pf_id: str = ""
+    template_id: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    # AlimTalk only: False lets Solapi fall back to SMS/LMS when Kakao cannot deliver.
+    disable_sms: bool = True
+
+    def to_request(self) -> RequestMessage:
+        kakao = None
+        if self.message_type == "ATA":
+            kakao = KakaoOption(
+                pf_id=self.pf_id, template_id=self.template_id, variables=self.variables or None,
+                disable_sms=self.disable_sms,
+            )
+        return RequestMessage(
+            from_=self.sender, to=self.to, text=self.text, type=self.message_type,
+            subject=self.subject or None, kakao_options=kakao,
+            custom_fields={MESSAGE_ID_FIELD: str(self.message_id)},
+        )
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """Where one of our messages stands at Solapi."""
+
+    message_id: int | None
+    solapi_message_id: str
+    outcome: StatusOutcome
+    status_message: str = ""
+    message_type: str = ""
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    group_id: str
+    status: str
+    # True when Solapi answered a send with 409: the group had already gone out.
+    already_sent: bool = False
+    registered: int = 0
+    registration_failed: int = 0
+
+
+class SolapiClient:
+    def __init__(self, *, base_url: str, api_key: str, api_secret: str, http: httpx.Client):
+        self.base_url = base_url.rstrip("/")
+        self._authenticator = Authenticator(api_key, api_secret)
+        self._http = http
+
+    # --- the group flow: create, add, send. A group is sent at most once. ---------
+
+    def create_group(self) -> str:
+        body = self._request("POST", "/messages/v4/groups", {"allowDuplicates": True})
+        return self._group(body).group_id
+
+    def add_messages(self, group_id: str, messages: Sequence[OutgoingMessage]) -> list[MessageResult]:
+        """Register messages in a group, one request. Per-message refusals (1062 …) come back here."""
+        if len(messages) > MAX_MESSAGES_PER_REQUEST:
+            raise ValueError(f"{len(messages)} messages exceed Solapi's {MAX_MESSAGES_PER_REQUEST} per request")
+        payload = [m.to_request().model_dump(exclude_none=True, by_alias=True) for m in messages]
+        body = self._request("PUT", f"/messages/v4/groups/{group_id}/messages", {"messages": payload})
+        results = body.get("resultList")
+        if not isinstance(results, list) or len(results) != len(messages):
+            raise SolapiBadResponse("resultList does not match the messages sent", ambiguous=True)
+        return [_result(item, fallback_id=m.message_id) for item, m in zip(results, messages, strict=True)]
+
+    def send_group(self, group_id: str) -> GroupStatus:
+        """Send a group. Sending it again answers 409, which we read as already sent."""
+        try:
+            body = self._request("POST", f"/messages/v4/groups/{group_id}/send")
+        except _AlreadySent:
+            return GroupStatus(group_id=group_id, status="SENDING", already_sent=True)
+        return self._group(body)
+
+    def get_group(self, group_id: str) -> GroupStatus:
+        return self._group(self._request("GET", f"/messages/v4/groups/{group_id}"))
+
+    def get_group_messages(self, group_id: str) -> list[MessageResult]:
+        body = self._request("GET", f"/messages/v4/groups/{group_id}/messages")
+        try:
+            parsed = GetGroupMessagesResponse.model_validate(body)
+        except ValidationError as exc:
+            raise SolapiBadResponse(f"group messages: {exc.error_count()} schema errors") from exc
+        return [
+            MessageResult(
+                message_id=_our_id(m.custom_fields),
+                solapi_message_id=m.message_id or key,
+                outcome=classify_status(m.status_code),
+                message_type=str(m.type or ""),
+            )
+            for key, m in parsed.message_list.items()
+        ]
+
+    # --- single-call sending and the account ------------------------------------------
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[MessageResult]:
+        """POST /messages/v4/send-many/detail. Not idempotent: a timeout leaves it unknown
+        whether the messages went out, which is why the pipeline uses the group flow."""
+        if len(messages) > MAX_MESSAGES_PER_REQUEST:
+            raise ValueError(f"{len(messages)} messages exceed Solapi's {MAX_MESSAGES_PER_REQUEST} per request")
+        payload = {
+            "messages": [m.to_request().model_dump(exclude_none=True, by_alias=True) for m in messages],
+            "allowDuplicates": True,
+            "showMessageList": True,
+        }
+        body = self._request("POST", "/messages/v4/send-many/detail", payload)
+        try:
+            parsed = SendMessageResponse.model_validate(body)
+        except ValidationError as exc:
+            raise SolapiBadResponse(f"send-many: {exc.error_count()} schema errors", ambiguous=True) from exc
+        results = [
+            MessageResult(_our_id(m.custom_fields), m.message_id or "", classify_status(m.status_code),
+                          m.status_message or "")
+            for m in parsed.message_list or []
+        ]
+        results += [
+            MessageResult(_our_id(f.custom_fields), f.message_id, classify_status(f.status_code), f.status_message)
+            for f in parsed.failed_message_list or []
+        ]
+        return results
+
+    def get_balance(self) -> float:
+        body = self._request("GET", "/cash/v1/balance")
+        return float(body.get("balance") or 0)
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        # A fresh signature per attempt: Solapi refuses a reused one (DuplicatedSignature).
+        headers = {"Authorization": self._authenticator.get_auth_info()}
+        started = time.monotonic()
+        try:
+            response = self._http.request(method, self.base_url + path, json=payload, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise SolapiConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            # The request went out; Solapi may have processed it before we stopped waiting.
+            raise SolapiTimeout(f"{type(exc).__name__} after {time.monotonic() - started:.1f}s",
+                                ambiguous=True) from exc
+        except httpx.TransportError as exc:
+            raise SolapiConnectionError(f"{type(exc).__name__}: {exc}", ambiguous=True) from exc
+        body = _json(response)
+        if response.is_success:
+            if body is None:
+                raise SolapiBadResponse(f"HTTP {response.status_code} without JSON", ambiguous=True)
+            return body
+        if response.status_code == 409 and (body or {}).get("errorCode") in ALREADY_SENT_CODES:
+            raise _AlreadySent()
+        raise error_from_response(response.status_code, body, response.text[:300])
+
+    def _group(self, body: dict[str, Any]) -> GroupStatus:
+        try:
+            group = GroupMessageResponse.model_validate(body)
+        except ValidationError as exc:
+            raise SolapiBadResponse(f"group: {exc.error_count()} schema errors", ambiguous=True) from exc
+        return GroupStatus(
+            group_id=group.group_id,
+            status=group.status,
+            registered=group.count.registered_success,
+            registration_failed=group.count.registered_failed,
+        )
+
+
+class _AlreadySent(Exception):
+    pass
+
+
+def _json(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _our_id(custom_fields: dict | None) -> int | None:
+    value = (custom_fields or {}).get(MESSAGE_ID_FIELD)
+    return int(value) if value and str(value).isdigit() else None
+
+
+def _result(item: dict[str, Any], *, fallback_id: int) -> MessageResult:
+    return MessageResult(
+        message_id=_our_id(item.get("customFields")) or fallback_id,
+        solapi_message_id=str(item.get("messageId") or ""),
+        outcome=classify_status(item.get("statusCode")),
+        status_message=str(item.get("statusMessage") or ""),
+        message_type=str(item.get("type") or ""),
+    )
+
+
+# --- one pooled client per process ----------------------------------------------------
+
+_lock = threading.Lock()
+_clients: dict[int, SolapiClient] = {}
+
+
+def get_client() -> SolapiClient:
+    """The process's client. Prefork children each build their own: a connection pool
+    must not be shared across fork."""
+    pid = os.getpid()
+    with _lock:
+        if pid not in _clients:
+            _clients.clear()
+            _clients[pid] = build_client(
+                base_url=settings.SOLAPI_BASE_URL,
+                api_key=settings.SOLAPI_API_KEY,
+                api_secret=settings.SOLAPI_API_SECRET,
+            )
+        return _clients[pid]
+
+
+def build_client(*, base_url: str, api_key: str, api_secret: str,
+                 connect_timeout: float | None = None, read_timeout: float | None = None) -> SolapiClient:
+    connect = connect_timeout or settings.SOLAPI_CONNECT_TIMEOUT
+    read = read_timeout or settings.SOLAPI_READ_TIMEOUT
+    http = httpx.Client(
+        timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
+        # Retrying a failed connect is safe: nothing reached Solapi. Nothing else is retried here.
+        transport=httpx.HTTPTransport(
+            retries=1, limits=httpx.Limits(max_connections=20, max_keepalive_connections=20)
+        ),
+        # Never route Solapi traffic through whatever proxy the environment names.
+        trust_env=False,
+    )
+    return SolapiClient(base_url=base_url, api_key=api_key, api_secret=api_secret, http=http)

@@ -1,0 +1,114 @@
+"""Academies (tenants), their staff, students and AlimTalk templates."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from tenants.phones import InvalidPhone, is_valid_sender, normalize_phone
+
+
+class SenderStatus(models.TextChoices):
+    UNVERIFIED = "unverified", "미인증 (unverified)"
+    VERIFIED = "verified", "인증됨 (verified)"
+    # Solapi answered 1062/2062/3059: the number is not registered with the carriers.
+    REJECTED = "rejected", "거부됨 (rejected by Solapi)"
+
+
+class Tenant(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    messaging_sender = models.CharField(
+        "발신번호", max_length=11, blank=True, help_text="Digits only, registered with Solapi."
+    )
+    messaging_sender_status = models.CharField(
+        max_length=16, choices=SenderStatus.choices, default=SenderStatus.UNVERIFIED
+    )
+    messaging_sender_status_reason = models.CharField(max_length=200, blank=True)
+    messaging_sender_status_changed = models.DateTimeField(null=True, blank=True)
+    messaging_is_active = models.BooleanField(default=True)
+    kakao_pf_id = models.CharField("Kakao channel (pfId)", max_length=64, blank=True)
+    # The academy's free 080 opt-out number, required at the end of every ad.
+    ad_opt_out_number = models.CharField("080 수신거부 번호", max_length=11, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.messaging_sender = "".join(c for c in self.messaging_sender if c.isdigit())
+        if self.messaging_sender and not is_valid_sender(self.messaging_sender):
+            raise ValidationError({"messaging_sender": "발신번호 형식이 아닙니다 (not a valid sender number)."})
+        self.ad_opt_out_number = "".join(c for c in self.ad_opt_out_number if c.isdigit())
+        if self.ad_opt_out_number and not self.ad_opt_out_number.startswith("080"):
+            raise ValidationError({"ad_opt_out_number": "080으로 시작해야 합니다 (must be an 080 number)."})
+
+
+class StaffRole(models.TextChoices):
+    OWNER = "owner", "원장 (owner)"
+    MANAGER = "manager", "실장 (manager)"
+    TEACHER = "teacher", "강사 (teacher)"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=StaffRole.choices, default=StaffRole.TEACHER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+
+class Student(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="students")
+    name = models.CharField(max_length=50)
+    phone = models.CharField(max_length=11, blank=True)
+    parent_phone = models.CharField(max_length=11, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["tenant", "id"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        for field in ("phone", "parent_phone"):
+            try:
+                setattr(self, field, normalize_phone(getattr(self, field)))
+            except InvalidPhone as exc:
+                errors[field] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+
+class TemplateStatus(models.TextChoices):
+    PENDING = "pending", "검수 중 (in review)"
+    APPROVED = "approved", "승인 (approved)"
+    REJECTED = "rejected", "반려 (rejected)"
+
+
+class AlimTalkTemplate(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alimtalk_templates")
+    solapi_template_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=100)
+    # The approved text, with #{변수} placeholders; a sent AlimTalk must match it.
+    content = models.TextField()
+    status = models.CharField(max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.PENDING)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "solapi_template_id"], name="template_id_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.solapi_template_id})"

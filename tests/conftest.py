@@ -1,0 +1,100 @@
+"""Fixtures with real parts: the local SQS (moto), the Solapi sandbox over HTTP, and
+`celery -A project worker` subprocesses sharing the test database.
+
+Integration tests use the `transactional_db` so that the worker, a separate process,
+sees what the test wrote; the database is PostgreSQL in CI (DATABASE_URL) and a
+SQLite file otherwise.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from harness.sqs import LocalSQS
+from harness.worker import WorkerProcess
+
+LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
+DEMO_SENDER = "0212345678"
+
+
+def pytest_collection_modifyitems(config, items):
+    if connection.vendor != "postgresql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL row locks (SELECT … FOR UPDATE); set DATABASE_URL")
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def local_sqs():
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    sqs = LocalSQS(port=int(os.environ["TEST_SQS_PORT"]), log_path=LOG_DIR / "sqs.log").start()
+    yield sqs
+    sqs.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    from messaging.solapi.sandbox import SolapiSandbox
+
+    sandbox = SolapiSandbox(
+        api_key=settings.SOLAPI_API_KEY,
+        api_secret=settings.SOLAPI_API_SECRET,
+        senders=[DEMO_SENDER],
+        port=int(os.environ["TEST_SANDBOX_PORT"]),
+    )
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session's sandbox, with faults, records and rules of earlier tests forgotten."""
+    sandbox_server.reset()
+    sandbox_server.set_credentials(
+        api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET, auth_status=403
+    )
+    yield sandbox_server
+    sandbox_server.reset()
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for worker subprocesses."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, local_sqs) -> dict[str, str]:
+    return {"DJANGO_SETTINGS_MODULE": "project.settings", "DATABASE_URL": database_url()}
+
+
+@pytest.fixture(scope="session")
+def worker(worker_env):
+    """One worker for the session; tests that kill workers start their own."""
+    process = WorkerProcess(env=worker_env, log_path=LOG_DIR / "worker.log", name="session").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def start_worker(worker_env, request):
+    """Start extra workers with their own environment; all are stopped after the test."""
+    started = []
+
+    def start(name: str = "extra", env: dict | None = None, **kwargs) -> WorkerProcess:
+        log = LOG_DIR / f"{request.node.name[:60]}-{name}.log"
+        process = WorkerProcess(env={**worker_env, **(env or {})}, log_path=log, name=name, **kwargs)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,36 @@
+"""Settings for a test session: the production settings module, read from an
+environment made for this run (free loopback ports, a queue of its own).
+
+The environment is set before project.settings reads it, so the test process and the
+worker subprocesses it starts (which inherit os.environ) agree on every value.
+"""
+
+import os
+import uuid
+
+from harness.ports import free_port
+
+_session = os.environ.setdefault("TEST_SESSION", uuid.uuid4().hex[:8])
+_sqs_port = os.environ.setdefault("TEST_SQS_PORT", str(free_port()))
+_sandbox_port = os.environ.setdefault("TEST_SANDBOX_PORT", str(free_port()))
+
+os.environ.update(
+    {
+        "DEBUG": "1",
+        "CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{_sqs_port}",
+        "MESSAGING_SQS_QUEUE_NAME": f"test-{_session}",
+        "MESSAGING_SQS_WAIT_SECONDS": "1",
+        "SOLAPI_BASE_URL": f"http://127.0.0.1:{_sandbox_port}",
+        # Short enough that timeouts and backoffs fit in a test, long enough for a busy CI box.
+        "SOLAPI_READ_TIMEOUT": "3",
+        "MESSAGING_RETRY_BASE_SECONDS": "1",
+        "MESSAGING_RETRY_MAX_SECONDS": "4",
+        "MESSAGING_BREAKER_PROBE_SECONDS": "2",
+        "LOG_LEVEL": "INFO",
+    }
+)
+
+from project.settings import *  # noqa: E402,F403
+
+# The SQLite test database and the worker logs live here.
+(BASE_DIR / "var" / "test-logs").mkdir(parents=True, exist_ok=True)  # noqa: F405
