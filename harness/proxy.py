@@ -4,6 +4,7 @@ Used between a worker and the local SQS to return 5xx for chosen SQS operations
 (tests/foundation/test_kombu_fix.py), without touching the SQS server itself.
 """
 
+import contextlib
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,11 @@ class FaultProxy:
 
             def log_message(self, *args):
                 pass
+
+            def handle(self):
+                # A client that gives up mid-response (a killed worker) is not the proxy's problem.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

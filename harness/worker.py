@@ -26,15 +26,18 @@ class WorkerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
-             "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h",
-             "--without-gossip", "--without-mingle", *self.extra_args],
+            self.command(),
             env=self.env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
             # Its own process group, so kill() takes the pool children down with it.
             start_new_session=True,
         )
         self.wait_for_log(" ready.", timeout)
         return self
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
+                "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h",
+                "--without-gossip", "--without-mingle", *self.extra_args]
 
     @property
     def alive(self) -> bool:
@@ -52,10 +55,13 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if text in self.log():
                 return
-            if self._process and self._process.poll() is not None:
+            if self._process and self._process.poll() is not None and text not in self.log():
                 raise RuntimeError(f"worker exited ({self._process.returncode}):\n{self.log()[-3000:]}")
             time.sleep(0.1)
         raise TimeoutError(f"worker log has no {text!r} after {timeout}s:\n{self.log()[-3000:]}")
+
+    def wait_for_exit(self, timeout: float = 30.0) -> int:
+        return self._process.wait(timeout=timeout)
 
     def kill(self) -> None:
         """kill -9 the worker and its pool children: no warm shutdown, nothing acked."""
