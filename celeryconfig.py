@@ -18,7 +18,7 @@ _broker_host = urlsplit(broker_url).hostname
 # Seconds a received message stays invisible before SQS hands it out again. Must exceed
 # the longest a task can hold a message (time limit + countdown); check_redelivery_safety
 # below refuses to start otherwise (§2.2). Mirrored on queues created by infrastructure.
-SQS_VISIBILITY_TIMEOUT = 900
+SQS_VISIBILITY_TIMEOUT = settings.MESSAGING_SQS_VISIBILITY_TIMEOUT
 
 broker_transport_options = {
     # Seoul by default; every queue lives in one region.
@@ -65,8 +65,8 @@ task_acks_on_failure = True
 task_acks_on_timeout = True
 # Well under the visibility timeout, so a running task is never handed out twice.
 # A chunk's Solapi calls take at most 3 × SOLAPI_READ_TIMEOUT.
-task_soft_time_limit = 120
-task_time_limit = 150
+task_time_limit = settings.MESSAGING_TASK_TIME_LIMIT
+task_soft_time_limit = int(task_time_limit * 0.8)
 # Every prefetched message's visibility clock is running: hold one per process.
 worker_prefetch_multiplier = 1
 # On a broker connection error, cancel acks_late tasks rather than finish them unackable.

@@ -104,6 +104,10 @@ class Chunk(models.Model):
     messages_added = models.DateTimeField(null=True, blank=True)
     send_started = models.DateTimeField(null=True, blank=True)
     sent = models.DateTimeField(null=True, blank=True)
+    # Only one task sends a chunk at a time: a duplicate chain (a redelivered dispatch)
+    # waits for the lease instead of registering the messages in a second group.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     transient_failures = models.PositiveIntegerField(default=0)
     # Set while the platform breaker holds this chunk back (bad key, clock, balance).
     paused_since = models.DateTimeField(null=True, blank=True)
@@ -151,6 +155,8 @@ class Message(models.Model):
     message_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
     # For AlimTalk with fallback: the type Solapi sends if Kakao cannot deliver.
     fallback_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
+    # The type Solapi reports it delivered (an AlimTalk that fell back arrives as SMS/LMS).
+    delivered_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
     text = models.TextField(blank=True)
     subject = models.CharField(max_length=100, blank=True)
     # AlimTalk template variables for this recipient.

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "tenants",
     "billing",
@@ -121,6 +122,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Send SMS/LMS and KakaoTalk AlimTalk to students and parents.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page works offline: Swagger UI is served from the sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Broker (SQS) -----------------------------------------------------------------
@@ -154,6 +159,10 @@ MESSAGING_CHUNK_SIZE = env.int("MESSAGING_CHUNK_SIZE", default=1000)
 # Send requests up to this many recipients go to the interactive queue, so a parent's
 # attendance alert is not stuck behind another academy's broadcast.
 MESSAGING_INTERACTIVE_MAX_RECIPIENTS = env.int("MESSAGING_INTERACTIVE_MAX_RECIPIENTS", default=50)
+# The longest a pipeline task may run. The SQS visibility timeout must exceed it
+# (celeryconfig.check_redelivery_safety); a chunk's Solapi calls take at most 3 read timeouts.
+MESSAGING_TASK_TIME_LIMIT = env.int("MESSAGING_TASK_TIME_LIMIT", default=150)
+MESSAGING_SQS_VISIBILITY_TIMEOUT = env.int("MESSAGING_SQS_VISIBILITY_TIMEOUT", default=900)
 # Transient Solapi failures (connection, 429, 5xx, timeout): tries, and the backoff.
 MESSAGING_TRANSIENT_MAX_ATTEMPTS = env.int("MESSAGING_TRANSIENT_MAX_ATTEMPTS", default=6)
 MESSAGING_RETRY_BASE_SECONDS = env.int("MESSAGING_RETRY_BASE_SECONDS", default=5)

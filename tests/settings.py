@@ -26,6 +26,10 @@ os.environ.update(
         "MESSAGING_RETRY_BASE_SECONDS": "1",
         "MESSAGING_RETRY_MAX_SECONDS": "4",
         "MESSAGING_BREAKER_PROBE_SECONDS": "2",
+        # A killed worker's messages come back after the visibility timeout: keep it short,
+        # and the task time limit under it (the start-up check insists).
+        "MESSAGING_SQS_VISIBILITY_TIMEOUT": "25",
+        "MESSAGING_TASK_TIME_LIMIT": "20",
         "LOG_LEVEL": "INFO",
     }
 )

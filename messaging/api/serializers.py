@@ -1,0 +1,69 @@
+"""Request and response shapes of the messaging API (also the OpenAPI schema)."""
+
+from rest_framework import serializers
+
+from messaging.models import MessageMode, Purpose, SendTo
+from messaging.send_requests import SendInput
+
+MAX_RECIPIENT_STUDENTS = 10_000
+
+
+class SendInputSerializer(serializers.Serializer):
+    student_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**62), max_length=MAX_RECIPIENT_STUDENTS
+    )
+    send_to = serializers.ChoiceField(choices=SendTo.choices, default=SendTo.PARENT)
+    message_mode = serializers.ChoiceField(choices=MessageMode.choices, default=MessageMode.SMS)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.INFO)
+    body = serializers.CharField(allow_blank=True, default="", max_length=4000, trim_whitespace=False)
+    subject = serializers.CharField(allow_blank=True, default="", max_length=100)
+    template_id = serializers.CharField(allow_blank=True, default="", max_length=64)
+    alimtalk_replacements = serializers.DictField(
+        child=serializers.CharField(max_length=200, allow_blank=True), default=dict
+    )
+
+    def to_send_input(self) -> SendInput:
+        return SendInput(**self.validated_data)
+
+
+class SkippedSerializer(serializers.Serializer):
+    student_id = serializers.IntegerField()
+    recipient = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class SendAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status_url = serializers.CharField()
+    accepted = serializers.IntegerField(help_text="Messages that will be sent.")
+    estimated_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+    dispatched = serializers.BooleanField(help_text="False when the broker was unreachable; beat publishes it later.")
+    skipped = SkippedSerializer(many=True)
+
+
+class PreviewRecipientSerializer(serializers.Serializer):
+    student_id = serializers.IntegerField()
+    recipient = serializers.CharField()
+    phone = serializers.CharField()
+    text = serializers.CharField()
+    type = serializers.CharField()
+    fallback_type = serializers.CharField()
+    bytes = serializers.IntegerField()
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    skip_reason = serializers.CharField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    recipients = PreviewRecipientSerializer(many=True)
+    sendable = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    total_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+    available = serializers.DecimalField(max_digits=14, decimal_places=2)
+    sufficient_credit = serializers.BooleanField()
+    warnings = serializers.ListField(child=serializers.DictField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    messages = serializers.DictField(child=serializers.CharField())

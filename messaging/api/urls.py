@@ -1,0 +1,12 @@
+from django.urls import path
+
+from messaging.api import views
+
+urlpatterns = [
+    path("messages/send", views.SendMessageApi.as_view(), name="messages-send"),
+    path("messages/preview", views.PreviewMessageApi.as_view(), name="messages-preview"),
+    path("messages/send-requests/<int:send_request_id>", views.SendRequestDetailApi.as_view(),
+         name="send-request-detail"),
+    path("credits", views.CreditsApi.as_view(), name="credits"),
+    path("solapi/reports/<str:secret>/", views.SolapiReportWebhook.as_view(), name="solapi-reports"),
+]

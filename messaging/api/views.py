@@ -1,0 +1,93 @@
+"""The messaging API. Views are thin: parse, call one service or selector, answer."""
+
+import hmac
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from messaging import reports
+from messaging.api.serializers import ErrorSerializer, PreviewSerializer, SendAcceptedSerializer, SendInputSerializer
+from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
+from messaging.previews import preview_send
+from messaging.refusals import Refusal, RefusalCode
+from messaging.selectors import credit_summary, send_request_detail, send_request_of
+from messaging.send_requests import send_request_create
+
+TENANT_PARAMETER = OpenApiParameter(
+    TENANT_HEADER, location=OpenApiParameter.HEADER, required=False,
+    description="The academy's slug; optional when the user belongs to one academy only.",
+)
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
+    description="Replaying a key returns the first answer; the same key with a different body is 422.",
+)
+ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 422)}
+
+
+class SendMessageApi(TenantAPIView):
+    @extend_schema(request=SendInputSerializer, responses={202: SendAcceptedSerializer, **ERRORS},
+                   parameters=[TENANT_PARAMETER, IDEMPOTENCY_PARAMETER],
+                   summary="Send a message to students or parents")
+    def post(self, request):
+        serializer = SendInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()[:100] or None
+        result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
+                                     idempotency_key=key)
+        return Response(result, status=status.HTTP_202_ACCEPTED)
+
+
+class PreviewMessageApi(TenantAPIView):
+    @extend_schema(request=SendInputSerializer, responses={200: PreviewSerializer, **ERRORS},
+                   parameters=[TENANT_PARAMETER], summary="Preview a send: texts, types, prices; no side effects")
+    def post(self, request):
+        serializer = SendInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(preview_send(tenant=self.tenant, data=serializer.to_send_input()))
+
+
+class SendRequestDetailApi(TenantAPIView):
+    @extend_schema(responses={200: dict, 404: ErrorSerializer}, summary="A send request's progress, message by message",
+                   parameters=[TENANT_PARAMETER, OpenApiParameter("page", int), OpenApiParameter("page_size", int)])
+    def get(self, request, send_request_id: int):
+        send_request = send_request_of(self.tenant, send_request_id)
+        page = _int_param(request, "page", 1)
+        page_size = _int_param(request, "page_size", 100)
+        return Response(send_request_detail(send_request, page=page, page_size=page_size))
+
+
+class CreditsApi(TenantAPIView):
+    @extend_schema(responses={200: dict}, parameters=[TENANT_PARAMETER], summary="Credit balance, holds and ledger")
+    def get(self, request):
+        return Response(credit_summary(self.tenant))
+
+
+class SolapiReportWebhook(APIView):
+    """Solapi's single-report webhook. Solapi signs nothing, so the unguessable path
+    segment is the credential; a wrong one looks like any unknown URL."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def post(self, request, secret: str):
+        if not hmac.compare_digest(secret.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
+            raise Refusal(RefusalCode.NOT_FOUND)
+        try:
+            parsed = reports.parse_webhook(request.data)
+        except reports.InvalidReportPayload as exc:
+            raise Refusal(RefusalCode.INVALID_REQUEST, errors=str(exc)) from None
+        summary = reports.apply_reports(parsed)
+        return Response({"applied": summary.applied, "duplicates": summary.duplicates,
+                         "unmatched": summary.unmatched})
+
+
+def _int_param(request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, default))
+    except ValueError:
+        raise Refusal(RefusalCode.INVALID_REQUEST, errors=f"{name} must be a whole number") from None

@@ -1,0 +1,153 @@
+"""From "send this to these students' parents" to one planned message per recipient:
+who receives it, the text they get, its type and price, or why they are skipped.
+
+Pure planning: nothing here writes to the database, so the preview and the send
+share it exactly.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.models import MessageType
+from billing.pricing import (
+    PriceNotConfigured,
+    TextTooLong,
+    UnsupportedCharacters,
+    alimtalk_length,
+    hold_amount,
+    text_message_type,
+)
+from messaging.models import MessageMode, RecipientKind, SendTo, SkipReason, SuppressionReason
+from messaging.refusals import Refusal, RefusalCode
+from tenants.models import AlimTalkTemplate, Student
+from tenants.phones import InvalidPhone, normalize_phone
+
+VARIABLE = re.compile(r"#\{([^{}]+)\}")
+# The per-student variable every body may use.
+STUDENT_NAME = "이름"
+
+_SUPPRESSION_SKIPS = {
+    SuppressionReason.OPTED_OUT: SkipReason.OPTED_OUT,
+    SuppressionReason.INVALID: SkipReason.INVALID_PHONE,
+    SuppressionReason.BLOCKED: SkipReason.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class Draft:
+    mode: str
+    send_to: str
+    body: str
+    subject: str = ""
+    template: AlimTalkTemplate | None = None
+    replacements: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_alimtalk(self) -> bool:
+        return self.mode in (MessageMode.ALIMTALK, MessageMode.BOTH)
+
+    @property
+    def source_text(self) -> str:
+        """AlimTalk must match its approved template, so the template is the text."""
+        return self.template.content if self.uses_alimtalk and self.template else self.body
+
+
+@dataclass
+class PlannedMessage:
+    student_id: int
+    recipient_kind: str
+    phone: str
+    text: str = ""
+    subject: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    message_type: str = ""
+    fallback_type: str = ""
+    price: Decimal = Decimal("0")
+    bytes: int = 0
+    skip_reason: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.skip_reason)
+
+
+def plan_messages(
+    *,
+    draft: Draft,
+    students: Iterable[Student],
+    prices: Mapping[str, Decimal],
+    suppressed: Mapping[str, str],
+) -> list[PlannedMessage]:
+    """One PlannedMessage per recipient, in student order; raises Refusal for problems
+    of the text itself, which no recipient could receive."""
+    check_variables(draft)
+    planned: list[PlannedMessage] = []
+    seen: set[tuple[str, str]] = set()
+    for student, kind, raw_phone in _recipients(students, draft.send_to):
+        message = PlannedMessage(student_id=student.id, recipient_kind=kind, phone="")
+        planned.append(message)
+        try:
+            message.phone = normalize_phone(raw_phone)
+        except InvalidPhone:
+            message.skip_reason = SkipReason.INVALID_PHONE
+            continue
+        if not message.phone:
+            message.skip_reason = SkipReason.NO_PHONE
+            continue
+        if message.phone in suppressed:
+            message.skip_reason = _SUPPRESSION_SKIPS[suppressed[message.phone]]
+            continue
+        message.variables = {STUDENT_NAME: student.name, **draft.replacements}
+        message.text = render(draft.source_text, message.variables)
+        # Siblings share a parent's phone: one message each only if their texts differ.
+        if (message.phone, message.text) in seen:
+            message.skip_reason = SkipReason.DUPLICATE_PHONE
+            continue
+        seen.add((message.phone, message.text))
+        _size_and_price(message, draft, prices)
+    return planned
+
+
+def check_variables(draft: Draft) -> None:
+    unknown = sorted(set(VARIABLE.findall(draft.source_text)) - {STUDENT_NAME} - set(draft.replacements))
+    if unknown:
+        raise Refusal(RefusalCode.UNKNOWN_VARIABLE, variables=", ".join(f"#{{{v}}}" for v in unknown))
+
+
+def render(text: str, variables: Mapping[str, str]) -> str:
+    return VARIABLE.sub(lambda m: str(variables[m.group(1)]), text)
+
+
+def _recipients(students: Iterable[Student], send_to: str):
+    for student in students:
+        if send_to in (SendTo.STUDENT, SendTo.BOTH):
+            yield student, RecipientKind.STUDENT, student.phone
+        if send_to in (SendTo.PARENT, SendTo.BOTH):
+            yield student, RecipientKind.PARENT, student.parent_phone
+
+
+def _size_and_price(message: PlannedMessage, draft: Draft, prices: Mapping[str, Decimal]) -> None:
+    try:
+        if draft.uses_alimtalk:
+            message.message_type = MessageType.ATA
+            message.bytes = alimtalk_length(message.text)
+            if draft.mode == MessageMode.BOTH:
+                # Solapi sends the same text as SMS/LMS when Kakao cannot deliver it.
+                message.fallback_type = text_message_type(message.text).message_type
+        else:
+            size = text_message_type(message.text, draft.subject)
+            message.message_type, message.bytes = size.message_type, size.body_bytes
+            message.subject = draft.subject
+        message.price = hold_amount(prices, message.message_type, message.fallback_type or None)
+    except UnsupportedCharacters as exc:
+        raise Refusal(RefusalCode.UNSUPPORTED_CHARACTERS, characters=" ".join(exc.characters),
+                      extra={"characters": exc.characters}) from None
+    except TextTooLong as exc:
+        code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
+        raise Refusal(code, length=exc.length, limit=exc.limit, extra={"bytes": exc.length, "limit": exc.limit}) \
+            from None
+    except PriceNotConfigured as exc:
+        raise Refusal(RefusalCode.PRICE_NOT_CONFIGURED, message_type=exc.message_type) from None
+

@@ -1,0 +1,368 @@
+"""The delivery pipeline's steps, as plain services. messaging/tasks.py runs them.
+
+    dispatch:  split a send request's pending messages into chunks
+    reserve:   re-check the academy, hold credit for each message (one transaction)
+    send:      one Solapi group per chunk: create, add messages, send
+    finalize:  capture what Solapi accepted, release the rest, log every outcome
+    roll back: after an unexpected failure, release what was not accepted
+
+Every step is safe to run twice, because SQS delivers at least once: state guards
+under row locks decide what is left to do, credit moves are keyed by message id,
+and a Solapi group is sent at most once (a repeated send answers 409).
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing import ledger
+from billing.ledger import HoldRequest
+from messaging import breaker, settlement
+from messaging.failures import PLATFORM_PAUSE_CLASSES, FailureClass
+from messaging.models import (
+    Chunk,
+    ChunkStatus,
+    DeliveryAttempt,
+    Message,
+    MessageMode,
+    MessageStatus,
+    SendRequest,
+    SolapiOperation,
+)
+from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
+from messaging.solapi.errors import (
+    SolapiAccountBlockedError,
+    SolapiAuthError,
+    SolapiError,
+    SolapiPlatformBalanceError,
+    SolapiPlatformError,
+)
+from tenants.models import SenderStatus, Tenant
+from tenants.services import sender_reject
+
+logger = logging.getLogger(__name__)
+
+
+# --- dispatch -------------------------------------------------------------------------
+
+
+def split_into_chunks(send_request_id: int) -> list[int]:
+    """Put the request's unchunked pending messages into chunks; return every chunk
+    still waiting for its chain (new ones, and ones a crashed dispatch left behind)."""
+    size = settings.MESSAGING_CHUNK_SIZE
+    with transaction.atomic():
+        send_request = SendRequest.objects.select_for_update().get(id=send_request_id)
+        due = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING, chunk__isnull=True)
+        due = due.exclude(not_before__gt=timezone.now())
+        ids = list(due.values_list("id", flat=True))
+        next_index = send_request.chunks.count()
+        for offset in range(0, len(ids), size):
+            chunk = Chunk.objects.create(send_request=send_request, index=next_index + offset // size)
+            Message.objects.filter(id__in=ids[offset : offset + size]).update(chunk=chunk)
+        return list(send_request.chunks.filter(status=ChunkStatus.QUEUED).values_list("id", flat=True))
+
+
+# --- reserve credit ---------------------------------------------------------------------
+
+
+def tenant_refusal(tenant: Tenant) -> FailureClass | None:
+    """Why this academy cannot send right now, checked again at send time: staff may
+    have switched messaging off, or Solapi may have rejected the sender, since the request."""
+    if not tenant.messaging_is_active:
+        return FailureClass.MESSAGING_INACTIVE
+    if not tenant.messaging_sender:
+        return FailureClass.SENDER_MISSING
+    if tenant.messaging_sender_status == SenderStatus.REJECTED:
+        return FailureClass.SENDER_UNREGISTERED
+    return None
+
+
+def reserve_chunk(chunk_id: int) -> None:
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().select_related("send_request__tenant").get(id=chunk_id)
+        if chunk.status != ChunkStatus.QUEUED:
+            return
+        tenant = Tenant.objects.get(id=chunk.send_request.tenant_id)
+        pending = list(chunk.messages.filter(status=MessageStatus.PENDING).values_list("id", "price"))
+        refusal = tenant_refusal(tenant)
+        if refusal:
+            _fail(chunk.messages.filter(status=MessageStatus.PENDING), refusal, str(refusal.label))
+        else:
+            outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in pending])
+            Message.objects.filter(id__in=outcome.held, status=MessageStatus.PENDING).update(
+                status=MessageStatus.HELD
+            )
+            _fail(
+                Message.objects.filter(id__in=outcome.refused, status=MessageStatus.PENDING),
+                FailureClass.INSUFFICIENT_CREDIT,
+                "충전금이 부족합니다 (not enough credit for this message)",
+            )
+        chunk.status = ChunkStatus.HELD
+        chunk.save(update_fields=["status", "updated"])
+
+
+# --- send -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    accepted: int
+    failed: int
+    already_sent: bool = False
+
+
+class ChunkBusy(Exception):
+    """Another task holds the chunk's send lease."""
+
+    def __init__(self, seconds_left: float):
+        self.seconds_left = seconds_left
+        super().__init__(f"chunk is being sent by another task for up to {seconds_left:.0f}s")
+
+
+def send_chunk(chunk_id: int, *, task_id: str) -> SendOutcome:
+    """Send the chunk's held messages as one Solapi group, at most once.
+
+    Raises SolapiError, breaker.PlatformPaused or ChunkBusy for the task's policy to handle.
+    """
+    chunk = _claim_for_sending(chunk_id, task_id)
+    if chunk is None:
+        return SendOutcome(accepted=0, failed=0)
+    try:
+        return _send(chunk, task_id)
+    finally:
+        Chunk.objects.filter(id=chunk_id, lease_owner=task_id).update(lease_owner="", lease_until=None)
+
+
+def _send(chunk: Chunk, task_id: str) -> SendOutcome:
+    breaker.ensure_closed_or_claim_probe()
+    client = get_client()
+    failed = 0
+    if not chunk.messages_added:
+        # A group that never got its messages registered was never sent: start a new one.
+        with _attempt(chunk, SolapiOperation.CREATE_GROUP, task_id):
+            chunk.solapi_group_id = client.create_group()
+        chunk.save(update_fields=["solapi_group_id", "updated"])
+        messages = list(chunk.messages.filter(status=MessageStatus.SENDING).select_related("send_request__template"))
+        with _attempt(chunk, SolapiOperation.ADD_MESSAGES, task_id):
+            results = client.add_messages(chunk.solapi_group_id, [_outgoing(m, chunk) for m in messages])
+        failed = _record_registrations(chunk, results)
+    if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
+        _mark_sent(chunk)
+        return SendOutcome(accepted=0, failed=failed)
+    chunk.send_started = chunk.send_started or timezone.now()
+    chunk.save(update_fields=["send_started", "updated"])
+    with _attempt(chunk, SolapiOperation.SEND_GROUP, task_id):
+        group = client.send_group(chunk.solapi_group_id)
+    breaker.close("a Solapi send succeeded")
+    accepted = _mark_sent(chunk)
+    return SendOutcome(accepted=accepted, failed=failed, already_sent=group.already_sent)
+
+
+def _claim_for_sending(chunk_id: int, task_id: str) -> Chunk | None:
+    """The state guard: only a chunk whose credit is held, or whose send was cut short,
+    goes on, and only in the task holding its lease. A redelivery of the same task (same
+    id, after a crash) takes the lease back at once."""
+    now = timezone.now()
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().select_related("send_request__tenant").get(id=chunk_id)
+        if chunk.status not in (ChunkStatus.HELD, ChunkStatus.SENDING):
+            logger.info("send_skipped chunk=%s status=%s", chunk_id, chunk.status)
+            return None
+        if chunk.lease_until and chunk.lease_until > now and chunk.lease_owner != task_id:
+            raise ChunkBusy((chunk.lease_until - now).total_seconds())
+        chunk.messages.filter(status=MessageStatus.HELD).update(status=MessageStatus.SENDING)
+        chunk.status = ChunkStatus.SENDING
+        chunk.lease_owner = task_id
+        chunk.lease_until = now + timedelta(seconds=settings.MESSAGING_TASK_TIME_LIMIT)
+        chunk.save(update_fields=["status", "lease_owner", "lease_until", "updated"])
+        return chunk
+
+
+def _outgoing(message: Message, chunk: Chunk) -> OutgoingMessage:
+    tenant = chunk.send_request.tenant
+    template = chunk.send_request.template
+    return OutgoingMessage(
+        message_id=message.id,
+        to=message.phone,
+        sender=tenant.messaging_sender,
+        text=message.text,
+        message_type=message.message_type,
+        subject=message.subject,
+        pf_id=tenant.kakao_pf_id,
+        template_id=template.solapi_template_id if template else "",
+        variables=message.variables,
+        disable_sms=chunk.send_request.mode != MessageMode.BOTH,
+    )
+
+
+_PLATFORM_ERRORS = {
+    FailureClass.PLATFORM_BALANCE: SolapiPlatformBalanceError,
+    FailureClass.PLATFORM: SolapiAccountBlockedError,
+    FailureClass.AUTH_FAILED: SolapiAuthError,
+}
+
+
+def _record_registrations(chunk: Chunk, results: list[MessageResult]) -> int:
+    """Keep Solapi's per-message verdicts. Returns how many messages it refused."""
+    platform = next((r for r in results if r.outcome.failure_class in PLATFORM_PAUSE_CLASSES), None)
+    if platform:
+        # Our Solapi account cannot send (balance, blocked): nobody's message is at fault.
+        # The group is abandoned unsent, and the chunk waits like any platform pause.
+        error_type = _PLATFORM_ERRORS.get(platform.outcome.failure_class, SolapiPlatformError)
+        raise error_type(f"{platform.outcome.code} {platform.status_message}", error_code=platform.outcome.code)
+    refused = [r for r in results if r.outcome.failure_class]
+    with transaction.atomic():
+        for result in refused:
+            Message.objects.filter(id=result.message_id, status=MessageStatus.SENDING).update(
+                status=MessageStatus.FAILED,
+                failure_class=result.outcome.failure_class,
+                failure_reason=result.status_message[:300] or str(result.outcome.failure_class.label),
+                solapi_status_code=result.outcome.code,
+                solapi_message_id=result.solapi_message_id,
+                completed_at=timezone.now(),
+            )
+        for result in results:
+            if not result.outcome.failure_class:
+                Message.objects.filter(id=result.message_id).update(solapi_message_id=result.solapi_message_id)
+        chunk.messages_added = timezone.now()
+        chunk.save(update_fields=["messages_added", "updated"])
+    sender_refusal = next((r for r in refused if r.outcome.failure_class == FailureClass.SENDER_UNREGISTERED), None)
+    if sender_refusal and sender_reject(
+        tenant_id=chunk.send_request.tenant_id, reason=f"Solapi {sender_refusal.outcome.code}: "
+        f"{sender_refusal.status_message}"
+    ):
+        logger.warning("sender_rejected tenant=%s code=%s", chunk.send_request.tenant_id, sender_refusal.outcome.code)
+    return len(refused)
+
+
+def _mark_sent(chunk: Chunk) -> int:
+    now = timezone.now()
+    with transaction.atomic():
+        accepted = chunk.messages.filter(status=MessageStatus.SENDING).update(
+            status=MessageStatus.ACCEPTED, accepted_at=now
+        )
+        Chunk.objects.filter(id=chunk.id).update(
+            status=ChunkStatus.SENT, sent=chunk.sent or now, paused_since=None, updated=now
+        )
+    return accepted
+
+
+@contextmanager
+def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[None]:
+    """Record one Solapi call for the chunk's timeline, whatever its outcome."""
+    started = time.monotonic()
+    attempt = DeliveryAttempt(chunk=chunk, operation=operation, task_id=task_id or "",
+                              solapi_group_id=chunk.solapi_group_id)
+    try:
+        yield
+    except SolapiError as error:
+        attempt.http_status = error.http_status
+        attempt.error_code = error.error_code
+        attempt.failure_class = error.failure_class
+        attempt.ambiguous = error.ambiguous
+        attempt.detail = error.detail
+        raise
+    else:
+        attempt.http_status = 200
+    finally:
+        attempt.solapi_group_id = chunk.solapi_group_id
+        attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        attempt.save()
+
+
+# --- when sending cannot go on --------------------------------------------------------
+
+
+def record_transient_failure(chunk_id: int, error: SolapiError) -> int:
+    """Count a transient failure; returns how many the chunk has had."""
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().get(id=chunk_id)
+        chunk.transient_failures += 1
+        chunk.last_error = f"{type(error).__name__}: {error.detail}"[:300]
+        chunk.save(update_fields=["transient_failures", "last_error", "updated"])
+        return chunk.transient_failures
+
+
+def record_pause(chunk_id: int, reason: str) -> timedelta:
+    """Note that the platform breaker holds this chunk back; returns how long it has waited."""
+    now = timezone.now()
+    with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().get(id=chunk_id)
+        chunk.paused_since = chunk.paused_since or now
+        chunk.last_error = reason[:300]
+        chunk.save(update_fields=["paused_since", "last_error", "updated"])
+        return now - chunk.paused_since
+
+
+def give_up_sending(chunk_id: int, failure_class: FailureClass, reason: str) -> None:
+    """Stop trying: messages that provably did not go out fail, and finalize releases their
+    credit. A chunk whose group may have been sent is settled by asking Solapi first."""
+    chunk = Chunk.objects.get(id=chunk_id)
+    if chunk.send_started and _group_went_out(chunk):
+        _mark_sent(chunk)
+        return
+    with transaction.atomic():
+        _fail(chunk.messages.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]), failure_class, reason)
+        Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, paused_since=None, updated=timezone.now())
+
+
+def _group_went_out(chunk: Chunk) -> bool:
+    """Ask Solapi. If it cannot answer, the SolapiError propagates and the chunk stays
+    unsettled for the stale-chunk sweep: better late than refunding a sent message."""
+    with _attempt(chunk, SolapiOperation.GET_GROUP, task_id=""):
+        group = get_client().get_group(chunk.solapi_group_id)
+    return group.status != "PENDING"
+
+
+# --- finalize ---------------------------------------------------------------------------
+
+
+def finalize_chunk(chunk_id: int) -> dict[str, int]:
+    """Settle credit and write the log for every message of the chunk that reached an
+    outcome. Safe to repeat: holds move once, log rows are unique per outcome."""
+    chunk = Chunk.objects.get(id=chunk_id)
+    if chunk.status not in (ChunkStatus.SENT, ChunkStatus.FINALIZED):
+        raise RuntimeError(f"chunk {chunk_id} is {chunk.status}; finalize runs after send")
+    messages = list(chunk.messages.filter(
+        status__in=[MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]))
+    settlement.settle(messages)
+    Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.FINALIZED, updated=timezone.now())
+    return {"accepted": sum(m.status != MessageStatus.FAILED for m in messages),
+            "failed": sum(m.status == MessageStatus.FAILED for m in messages)}
+
+
+# --- roll back --------------------------------------------------------------------------
+
+
+def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
+    """After an unexpected failure in a step: fail and release what provably was not sent.
+
+    Never refunds a message Solapi accepted. A chunk whose send may have reached Solapi
+    is left for the stale-chunk sweep, which re-sends the same group (409 = sent).
+    """
+    chunk = Chunk.objects.get(id=chunk_id)
+    if chunk.send_started or chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED):
+        logger.error("rollback_deferred chunk=%s step=%s status=%s error=%s", chunk_id, failed_step,
+                     chunk.status, error)
+        return
+    reason = f"{failed_step} failed: {error}"[:300]
+    with transaction.atomic():
+        _fail(chunk.messages.filter(status__in=[MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING]),
+              FailureClass.INTERNAL, reason)
+        Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, last_error=reason, updated=timezone.now())
+    finalize_chunk(chunk_id)
+    logger.error("rollback chunk=%s step=%s error=%s", chunk_id, failed_step, error)
+
+
+def _fail(messages, failure_class: FailureClass, reason: str) -> int:
+    return messages.update(
+        status=MessageStatus.FAILED, failure_class=failure_class, failure_reason=reason[:300],
+        completed_at=timezone.now(),
+    )

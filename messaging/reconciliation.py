@@ -1,0 +1,79 @@
+"""The beat-driven sweep for accepted messages whose final outcome is overdue.
+
+- Poll Solapi for groups whose reports are late (a webhook can be lost).
+- Past the longest carrier timeout, fail what is still unreported, and refund it.
+- Settle credit for any final message whose hold is still open (a process died
+  between a status change and its credit move).
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from billing.models import Hold, HoldStatus
+from messaging import settlement
+from messaging.failures import FailureClass
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus
+from messaging.reports import Report, apply_reports
+from messaging.solapi.client import get_client
+from messaging.solapi.errors import SolapiError
+
+logger = logging.getLogger(__name__)
+
+GROUPS_PER_RUN = 50
+
+
+def reconcile() -> dict[str, int]:
+    return {"polled": poll_overdue_groups(), "expired": expire_unreported(), "settled": settle_open_holds()}
+
+
+def poll_overdue_groups() -> int:
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REPORT_POLL_AFTER_SECONDS)
+    chunks = Chunk.objects.filter(
+        messages__status=MessageStatus.ACCEPTED, messages__accepted_at__lte=cutoff
+    ).exclude(solapi_group_id="").distinct()[:GROUPS_PER_RUN]
+    applied = 0
+    for chunk in chunks:
+        try:
+            results = get_client().get_group_messages(chunk.solapi_group_id)
+        except SolapiError as error:
+            logger.warning("report_poll_failed group=%s error=%s", chunk.solapi_group_id, error.detail)
+            continue
+        reports = [
+            Report(event_id=f"poll:{r.solapi_message_id}:{r.outcome.code}", message_id=r.message_id,
+                   solapi_message_id=r.solapi_message_id, status_code=r.outcome.code, message_type=r.message_type,
+                   payload={"source": "poll", "statusCode": r.outcome.code})
+            for r in results if not r.outcome.in_progress
+        ]
+        applied += apply_reports(reports).applied
+    return applied
+
+
+def expire_unreported() -> int:
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REPORT_TIMEOUT_SECONDS)
+    overdue = Message.objects.filter(status=MessageStatus.ACCEPTED, accepted_at__lte=cutoff)
+    ids = list(overdue.values_list("id", flat=True)[:5000])
+    if not ids:
+        return 0
+    Message.objects.filter(id__in=ids, status=MessageStatus.ACCEPTED).update(
+        status=MessageStatus.FAILED, failure_class=FailureClass.REPORT_TIMEOUT,
+        failure_reason="결과 미수신: 기한 내 전달 결과가 오지 않았습니다 (no delivery report in time)",
+        completed_at=timezone.now(),
+    )
+    settlement.settle(list(Message.objects.filter(id__in=ids)))
+    logger.warning("messages_expired count=%s", len(ids))
+    return len(ids)
+
+
+def settle_open_holds() -> int:
+    """Final messages whose credit never moved; accepted AlimTalk-with-fallback messages
+    keep their hold on purpose until their report."""
+    open_ids = Hold.objects.filter(status=HoldStatus.HELD).values_list("message_id", flat=True)
+    stuck = Message.objects.filter(id__in=open_ids, status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED])
+    stuck_accepted = Message.objects.filter(id__in=open_ids, status=MessageStatus.ACCEPTED, fallback_type="",
+                                            chunk__status=ChunkStatus.FINALIZED)
+    messages = list(stuck[:5000]) + list(stuck_accepted[:5000])
+    settlement.settle(messages)
+    return len(messages)

@@ -1,0 +1,162 @@
+"""Every reason the API refuses a request: a machine-readable code, an HTTP status, and a
+message for staff in Korean and English that says how to fix it.
+
+Services raise Refusal(code, **values); messaging/api/errors.py renders it as
+{"code": …, "detail": "<ko> / <en>", "messages": {"ko": …, "en": …}, …extra}.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class RefusalCode(StrEnum):
+    # The request itself.
+    INVALID_REQUEST = "invalid_request"
+    BODY_EMPTY = "body_empty"
+    BODY_TOO_LONG = "body_too_long"
+    SUBJECT_TOO_LONG = "subject_too_long"
+    UNSUPPORTED_CHARACTERS = "unsupported_characters"
+    UNKNOWN_VARIABLE = "unknown_variable"
+    NO_STUDENTS = "no_students"
+    STUDENT_NOT_FOUND = "student_not_found"
+    TEMPLATE_REQUIRED = "template_required"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    # The academy's state.
+    TENANT_REQUIRED = "tenant_required"
+    TENANT_NOT_FOUND = "tenant_not_found"
+    SENDER_MISSING = "sender_missing"
+    SENDER_UNREGISTERED = "sender_unregistered"
+    MESSAGING_INACTIVE = "messaging_inactive"
+    TEMPLATE_NOT_APPROVED = "template_not_approved"
+    KAKAO_CHANNEL_MISSING = "kakao_channel_missing"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    PRICE_NOT_CONFIGURED = "price_not_configured"
+    NO_RECIPIENTS = "no_recipients"
+    # Korean sending rules for advertising.
+    AD_LABEL_MISSING = "ad_label_missing"
+    AD_SENDER_NAME_MISSING = "ad_sender_name_missing"
+    AD_OPT_OUT_MISSING = "ad_opt_out_missing"
+    AD_OPT_OUT_NUMBER_MISSING = "ad_opt_out_number_missing"
+    AD_VIA_ALIMTALK = "ad_via_alimtalk"
+    # Everything else the API answers with.
+    NOT_FOUND = "not_found"
+    NOT_AUTHENTICATED = "not_authenticated"
+    PERMISSION_DENIED = "permission_denied"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class _Text:
+    status: int
+    ko: str
+    en: str
+
+
+_TEXTS: dict[RefusalCode, _Text] = {
+    RefusalCode.INVALID_REQUEST: _Text(400, "요청 형식이 올바르지 않습니다: {errors}", "The request is not valid: {errors}"),
+    RefusalCode.BODY_EMPTY: _Text(400, "메시지 내용을 입력해 주세요.", "The message body is empty; write the text to send."),
+    RefusalCode.BODY_TOO_LONG: _Text(
+        400, "메시지가 {length}바이트로 최대 {limit}바이트를 넘습니다. 내용을 줄여 주세요.",
+        "The message is {length} bytes, over the {limit}-byte limit; shorten it.",
+    ),
+    RefusalCode.SUBJECT_TOO_LONG: _Text(
+        400, "제목이 {length}바이트로 최대 {limit}바이트를 넘습니다.", "The subject is {length} bytes, over the {limit}-byte limit.",
+    ),
+    RefusalCode.UNSUPPORTED_CHARACTERS: _Text(
+        400, "문자로 보낼 수 없는 글자가 있습니다: {characters} (이모지 등). 해당 글자를 지워 주세요.",
+        "These characters cannot be sent by SMS/LMS (outside EUC-KR, e.g. emoji): {characters}. Remove them.",
+    ),
+    RefusalCode.UNKNOWN_VARIABLE: _Text(
+        400, "알 수 없는 변수 {variables}가 있습니다. 사용 가능한 변수: #{{이름}} 또는 alimtalk_replacements의 키.",
+        "Unknown variables {variables}; use #{{이름}} or a key of alimtalk_replacements.",
+    ),
+    RefusalCode.NO_STUDENTS: _Text(400, "받는 학생을 한 명 이상 선택해 주세요.", "Choose at least one student."),
+    RefusalCode.STUDENT_NOT_FOUND: _Text(
+        404, "학생을 찾을 수 없습니다: {student_ids}", "These students were not found: {student_ids}",
+    ),
+    RefusalCode.TEMPLATE_REQUIRED: _Text(
+        400, "알림톡은 template_id가 필요합니다.", "AlimTalk needs a template_id.",
+    ),
+    RefusalCode.IDEMPOTENCY_KEY_REUSED: _Text(
+        422, "같은 Idempotency-Key로 다른 내용의 요청이 이미 있습니다. 새 키를 사용해 주세요.",
+        "This Idempotency-Key was used for a different request; use a new key.",
+    ),
+    RefusalCode.TENANT_REQUIRED: _Text(
+        400, "여러 학원에 소속되어 있습니다. X-Tenant 헤더에 학원을 지정해 주세요.",
+        "You belong to several academies; name one in the X-Tenant header.",
+    ),
+    RefusalCode.TENANT_NOT_FOUND: _Text(404, "학원을 찾을 수 없습니다.", "Academy not found."),
+    RefusalCode.SENDER_MISSING: _Text(
+        422, "발신번호가 등록되지 않았습니다. 설정 > 내 정보에서 발신번호를 등록·인증한 뒤 저장해 주세요.",
+        "No sender number is set. Register and verify one under Settings > My info.",
+    ),
+    RefusalCode.SENDER_UNREGISTERED: _Text(
+        422, "솔라피에 등록되지 않은 발신번호입니다({sender}). 발신번호를 다시 등록·인증해 주세요.",
+        "Solapi rejected the sender number {sender} as unregistered. Register it again and verify it.",
+    ),
+    RefusalCode.MESSAGING_INACTIVE: _Text(
+        422, "이 학원은 메시지 발송이 꺼져 있습니다. 관리자에게 문의해 주세요.",
+        "Messaging is switched off for this academy; ask an administrator.",
+    ),
+    RefusalCode.TEMPLATE_NOT_APPROVED: _Text(
+        422, "알림톡 템플릿이 없거나 승인되지 않았습니다. 승인된 템플릿을 선택해 주세요.",
+        "The AlimTalk template is missing or not approved; choose an approved template.",
+    ),
+    RefusalCode.KAKAO_CHANNEL_MISSING: _Text(
+        422, "카카오 채널(pfId)이 설정되지 않았습니다.", "No Kakao channel (pfId) is configured for this academy.",
+    ),
+    RefusalCode.INSUFFICIENT_CREDIT: _Text(
+        402, "충전금이 부족합니다. 예상 비용 {estimated_cost}원, 사용 가능 {available}원.",
+        "Not enough credit: this send costs {estimated_cost} KRW and {available} KRW is available.",
+    ),
+    RefusalCode.PRICE_NOT_CONFIGURED: _Text(
+        422, "{message_type} 단가가 설정되지 않아 보낼 수 없습니다. 관리자에게 문의해 주세요.",
+        "No price is configured for {message_type}; ask an administrator.",
+    ),
+    RefusalCode.NO_RECIPIENTS: _Text(
+        422, "보낼 수 있는 수신자가 없습니다. skipped 목록의 사유를 확인해 주세요.",
+        "Every recipient was skipped; see the reasons in `skipped`.",
+    ),
+    RefusalCode.AD_LABEL_MISSING: _Text(
+        400, "광고 메시지는 정확히 \"(광고)\"로 시작해야 합니다.", "An ad must start with exactly \"(광고)\".",
+    ),
+    RefusalCode.AD_SENDER_NAME_MISSING: _Text(
+        400, "광고 메시지에 학원 이름 \"{name}\"을(를) 넣어 주세요.", "An ad must carry the academy's name, \"{name}\".",
+    ),
+    RefusalCode.AD_OPT_OUT_MISSING: _Text(
+        400, "광고 메시지는 \"무료수신거부 {number}\" 문구로 끝나야 합니다.",
+        "An ad must end with the free opt-out line \"무료수신거부 {number}\".",
+    ),
+    RefusalCode.AD_OPT_OUT_NUMBER_MISSING: _Text(
+        422, "광고를 보내려면 080 수신거부 번호를 학원 설정에 등록해 주세요.",
+        "Register the academy's free 080 opt-out number before sending ads.",
+    ),
+    RefusalCode.AD_VIA_ALIMTALK: _Text(
+        400, "알림톡으로는 광고를 보낼 수 없습니다. 문자(SMS/LMS)로 보내 주세요.",
+        "Ads cannot be sent by AlimTalk; send them as SMS/LMS.",
+    ),
+    RefusalCode.NOT_FOUND: _Text(404, "찾을 수 없습니다.", "Not found."),
+    RefusalCode.NOT_AUTHENTICATED: _Text(401, "로그인이 필요합니다.", "Authentication required."),
+    RefusalCode.PERMISSION_DENIED: _Text(403, "권한이 없습니다.", "You may not do this."),
+    RefusalCode.METHOD_NOT_ALLOWED: _Text(405, "허용되지 않는 요청 방식입니다.", "Method not allowed."),
+    RefusalCode.THROTTLED: _Text(429, "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.", "Too many requests; try again later."),
+}
+
+
+class Refusal(Exception):
+    """A request the service will not carry out, with everything the API needs to say why."""
+
+    def __init__(self, code: RefusalCode, *, extra: dict[str, Any] | None = None, **values: Any):
+        text = _TEXTS[code]
+        self.code = code
+        self.status = text.status
+        self.ko = text.ko.format(**values)
+        self.en = text.en.format(**values)
+        self.extra = extra or {}
+        super().__init__(f"{code}: {self.en}")
+
+    def as_body(self) -> dict[str, Any]:
+        return {"code": str(self.code), "detail": f"{self.ko} / {self.en}", "messages": {"ko": self.ko, "en": self.en},
+                **self.extra}

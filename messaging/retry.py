@@ -1,0 +1,26 @@
+"""Backoff for deferred chunks, published through SQS DelaySeconds.
+
+A Celery countdown keeps the message in the worker's memory with its visibility
+clock running, and duplicates it past the visibility timeout (celery_sqs.md §2.2).
+kombu 5.7 turns a DelaySeconds message property into a native SQS delay (§1.9), so
+the message waits in SQS instead. SQS caps the delay at 900 s.
+"""
+
+import random
+
+from celery import Task
+from django.conf import settings
+
+SQS_MAX_DELAY_SECONDS = 900
+
+
+def backoff_seconds(attempt: int) -> int:
+    """Exponential backoff with full jitter: attempt 0 → up to base, 1 → up to 2×base, …"""
+    ceiling = min(settings.MESSAGING_RETRY_MAX_SECONDS, settings.MESSAGING_RETRY_BASE_SECONDS * 2**attempt)
+    return max(1, min(SQS_MAX_DELAY_SECONDS, round(random.uniform(ceiling / 2, ceiling))))
+
+
+def retry_later(task: Task, *, delay: int, exc: Exception):
+    """Re-publish the running task (and the rest of its chain) `delay` seconds from now.
+    Use as `raise retry_later(...)`; it does not count against max_retries."""
+    return task.retry(exc=exc, countdown=0, max_retries=None, DelaySeconds=min(delay, SQS_MAX_DELAY_SECONDS))

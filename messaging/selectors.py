@@ -1,0 +1,57 @@
+"""Reads for the API: a send request's progress, an academy's credit."""
+
+from typing import Any
+
+from billing.ledger import account_for
+from messaging.counts import count_messages
+from messaging.models import SendRequest
+from messaging.refusals import Refusal, RefusalCode
+from tenants.models import Tenant
+
+MAX_PAGE_SIZE = 1000
+
+
+def send_request_of(tenant: Tenant, send_request_id: int) -> SendRequest:
+    """The tenant's own request, or NOT_FOUND (also for another academy's id)."""
+    send_request = SendRequest.objects.filter(tenant=tenant, id=send_request_id).first()
+    if send_request is None:
+        raise Refusal(RefusalCode.NOT_FOUND)
+    return send_request
+
+
+def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: int = 100) -> dict[str, Any]:
+    page, page_size = max(page, 1), min(max(page_size, 1), MAX_PAGE_SIZE)
+    messages = send_request.messages.order_by("id").values(
+        "id", "student_id", "recipient_kind", "phone", "message_type", "price", "status", "skip_reason",
+        "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at",
+    )
+    total = send_request.messages.count()
+    rows = list(messages[(page - 1) * page_size : page * page_size])
+    return {
+        "id": send_request.id,
+        "created": send_request.created,
+        "mode": send_request.mode,
+        "purpose": send_request.purpose,
+        "dispatched": send_request.dispatched is not None,
+        "completed": send_request.completed,
+        "estimated_cost": str(send_request.estimated_cost),
+        "counts": count_messages(send_request.id),
+        "messages": [{**row, "price": str(row["price"])} for row in rows],
+        "page": page,
+        "page_size": page_size,
+        "total_messages": total,
+    }
+
+
+def credit_summary(tenant: Tenant, *, recent: int = 50) -> dict[str, Any]:
+    account = account_for(tenant)
+    entries = account.entries.order_by("-id").values(
+        "id", "kind", "balance_delta", "held_delta", "balance_after", "held_after", "message_id", "memo", "created"
+    )[:recent]
+    return {
+        "balance": str(account.balance),
+        "held": str(account.held),
+        "available": str(account.available),
+        "ledger": [{**e, **{k: str(e[k]) for k in ("balance_delta", "held_delta", "balance_after", "held_after")}}
+                   for e in entries],
+    }

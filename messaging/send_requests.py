@@ -1,0 +1,187 @@
+"""Accepting a send: validate, plan, persist every recipient, then publish one task.
+
+This replaces the old SendMessageView's logic. Everything is checked before anything
+is written: the academy's state, the students, the template, the text, the price and
+the credit. Then the request and one row per recipient (skipped ones too, with their
+reason) are written in one transaction, and one dispatch task is published after
+the commit: never one per recipient.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing.ledger import account_for
+from billing.pricing import price_list
+from messaging import outbox, suppression
+from messaging.compose import Draft, PlannedMessage, plan_messages
+from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
+from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.refusals import Refusal, RefusalCode
+from tenants.models import AlimTalkTemplate, SenderStatus, Student, TemplateStatus, Tenant
+
+
+@dataclass(frozen=True)
+class SendInput:
+    student_ids: list[int]
+    send_to: str = SendTo.PARENT
+    message_mode: str = MessageMode.SMS
+    body: str = ""
+    subject: str = ""
+    template_id: str = ""
+    alimtalk_replacements: dict[str, str] = field(default_factory=dict)
+    purpose: str = Purpose.INFO
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class SendPlan:
+    tenant: Tenant
+    data: SendInput
+    draft: Draft
+    messages: list[PlannedMessage]
+    available: Decimal
+
+    @property
+    def sendable(self) -> list[PlannedMessage]:
+        return [m for m in self.messages if not m.skipped]
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        return sum((m.price for m in self.sendable), Decimal("0"))
+
+    def skipped(self) -> list[dict[str, Any]]:
+        return [{"student_id": m.student_id, "recipient": m.recipient_kind, "reason": m.skip_reason}
+                for m in self.messages if m.skipped]
+
+
+def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
+    """Everything a send needs, checked; raises Refusal. Writes nothing."""
+    _check_tenant_can_send(tenant)
+    template = _template_for(tenant, data)
+    if not data.body.strip() and not template:
+        raise Refusal(RefusalCode.BODY_EMPTY)
+    students = _students(tenant, data.student_ids)
+    draft = Draft(mode=data.message_mode, send_to=data.send_to, body=data.body, subject=data.subject,
+                  template=template, replacements=data.alimtalk_replacements)
+    phones = [p for s in students for p in (s.phone, s.parent_phone) if p]
+    planned = plan_messages(draft=draft, students=students, prices=price_list(tenant),
+                            suppressed=suppression.suppressed(tenant.id, phones))
+    return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
+                    available=account_for(tenant).available)
+
+
+def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_key: str | None) -> dict[str, Any]:
+    """Accept a send and return the API's answer. Replays of an idempotency key return
+    the original answer; the same key with a different body is refused."""
+    fingerprint = data.fingerprint()
+    if idempotency_key:
+        replay = _replay(tenant, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+    plan = plan_send(tenant=tenant, data=data)
+    if not plan.sendable:
+        raise Refusal(RefusalCode.NO_RECIPIENTS, extra={"skipped": plan.skipped()})
+    if plan.estimated_cost > plan.available:
+        raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=plan.estimated_cost, available=plan.available,
+                      extra={"estimated_cost": str(plan.estimated_cost), "available": str(plan.available)})
+    try:
+        send_request = _persist(plan, user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    except IntegrityError:
+        # The same key, committed by a concurrent request a moment ago.
+        replay = _replay(tenant, idempotency_key, fingerprint) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay
+    dispatched = outbox.publish_dispatch(send_request)
+    response = {
+        "id": send_request.id,
+        "status_url": f"/api/v1/messages/send-requests/{send_request.id}",
+        "accepted": len(plan.sendable),
+        "estimated_cost": str(plan.estimated_cost),
+        "dispatched": dispatched,
+        "skipped": plan.skipped(),
+    }
+    SendRequest.objects.filter(id=send_request.id).update(response=response)
+    return response
+
+
+def _replay(tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any] | None:
+    existing = SendRequest.objects.filter(tenant=tenant, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.fingerprint != fingerprint:
+        raise Refusal(RefusalCode.IDEMPOTENCY_KEY_REUSED)
+    return existing.response
+
+
+def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str) -> SendRequest:
+    data = plan.data
+    small = len(plan.sendable) <= settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS
+    with transaction.atomic():
+        send_request = SendRequest.objects.create(
+            tenant=plan.tenant, created_by=user if user and user.is_authenticated else None,
+            mode=data.message_mode, send_to=data.send_to, purpose=data.purpose, body=data.body,
+            subject=data.subject, template=plan.draft.template, alimtalk_replacements=data.alimtalk_replacements,
+            idempotency_key=idempotency_key or None, fingerprint=fingerprint,
+            queue=INTERACTIVE_QUEUE if small else BULK_QUEUE, estimated_cost=plan.estimated_cost,
+        )
+        Message.objects.bulk_create(
+            [_message_row(send_request, m) for m in plan.messages], batch_size=1000
+        )
+    return send_request
+
+
+def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
+    return Message(
+        tenant_id=send_request.tenant_id, send_request=send_request, student_id=planned.student_id,
+        recipient_kind=planned.recipient_kind, phone=planned.phone, message_type=planned.message_type,
+        fallback_type=planned.fallback_type, text=planned.text, subject=planned.subject,
+        variables=planned.variables, price=planned.price,
+        status=MessageStatus.SKIPPED if planned.skipped else MessageStatus.PENDING,
+        skip_reason=planned.skip_reason,
+    )
+
+
+def _check_tenant_can_send(tenant: Tenant) -> None:
+    # The old view checked only the sender; the old worker never checked messaging_is_active.
+    if not tenant.messaging_is_active:
+        raise Refusal(RefusalCode.MESSAGING_INACTIVE)
+    if not tenant.messaging_sender:
+        raise Refusal(RefusalCode.SENDER_MISSING)
+    if tenant.messaging_sender_status == SenderStatus.REJECTED:
+        raise Refusal(RefusalCode.SENDER_UNREGISTERED, sender=tenant.messaging_sender)
+
+
+def _template_for(tenant: Tenant, data: SendInput) -> AlimTalkTemplate | None:
+    if data.message_mode not in (MessageMode.ALIMTALK, MessageMode.BOTH):
+        return None
+    if not data.template_id:
+        raise Refusal(RefusalCode.TEMPLATE_REQUIRED)
+    template = AlimTalkTemplate.objects.filter(tenant=tenant, solapi_template_id=data.template_id).first()
+    if template is None or template.status != TemplateStatus.APPROVED:
+        raise Refusal(RefusalCode.TEMPLATE_NOT_APPROVED)
+    if not tenant.kakao_pf_id:
+        raise Refusal(RefusalCode.KAKAO_CHANNEL_MISSING)
+    return template
+
+
+def _students(tenant: Tenant, student_ids: list[int]) -> list[Student]:
+    if not student_ids:
+        raise Refusal(RefusalCode.NO_STUDENTS)
+    wanted = list(dict.fromkeys(student_ids))
+    found = {s.id: s for s in Student.objects.filter(tenant=tenant, id__in=wanted)}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        # Another academy's student looks exactly like one that does not exist.
+        raise Refusal(RefusalCode.STUDENT_NOT_FOUND, student_ids=", ".join(map(str, missing)),
+                      extra={"student_ids": missing})
+    return [found[i] for i in wanted]

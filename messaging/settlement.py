@@ -1,0 +1,93 @@
+"""Make a message's credit and log agree with its status. Used by finalize, by
+delivery reports and by the reconciliation sweep; safe to run any number of times.
+
+| status                           | credit                                              |
+|----------------------------------|-----------------------------------------------------|
+| accepted / delivered             | capture the hold                                    |
+| AlimTalk with fallback, accepted | keep holding the dearer price until the report      |
+| … delivered                      | capture the price of the type Solapi delivered      |
+| failed before Solapi accepted it | release the hold                                    |
+| failed after Solapi accepted it  | refund the capture (Solapi refunds us as well)      |
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from billing import ledger
+from billing.models import Hold
+from billing.pricing import price_list, price_of
+from messaging import suppression
+from messaging.counts import refresh_counts
+from messaging.models import LogEvent, Message, MessageStatus, NotificationLog
+from tenants.models import Tenant
+from tenants.phones import mask_phone
+
+_EVENTS = {
+    MessageStatus.ACCEPTED: LogEvent.ACCEPTED,
+    MessageStatus.DELIVERED: LogEvent.DELIVERED,
+    MessageStatus.FAILED: LogEvent.FAILED,
+}
+
+
+def settle(messages: Sequence[Message]) -> None:
+    """Move credit, learn suppressions, write one log row per outcome, recount."""
+    messages = [m for m in messages if m.status in _EVENTS]
+    if not messages:
+        return
+    _move_credit(messages)
+    suppression.learn_from(messages)
+    _write_logs(messages)
+    for send_request_id in {m.send_request_id for m in messages}:
+        refresh_counts(send_request_id)
+
+
+def _move_credit(messages: Sequence[Message]) -> None:
+    awaiting_report = {m.id for m in messages if m.fallback_type and m.status == MessageStatus.ACCEPTED}
+    charged = [m for m in messages if m.status != MessageStatus.FAILED and m.id not in awaiting_report]
+    ledger.capture_holds(message_ids=[m.id for m in charged], amounts=_billed_amounts(charged))
+    failed = [m.id for m in messages if m.status == MessageStatus.FAILED]
+    ledger.release_holds(message_ids=failed)
+    ledger.refund_captured(message_ids=[m.id for m in messages if m.status == MessageStatus.FAILED and m.accepted_at],
+                           memo="failed after acceptance")
+
+
+def _billed_amounts(messages: Sequence[Message]) -> dict[int, object]:
+    """For AlimTalk with fallback: the price of what Solapi actually delivered."""
+    delivered_with_fallback = [m for m in messages if m.fallback_type and m.delivered_type]
+    by_tenant = defaultdict(list)
+    for message in delivered_with_fallback:
+        by_tenant[message.tenant_id].append(message)
+    amounts = {}
+    for tenant_id, tenant_messages in by_tenant.items():
+        prices = price_list(Tenant.objects.get(id=tenant_id))
+        amounts.update({m.id: price_of(prices, m.delivered_type) for m in tenant_messages})
+    return amounts
+
+
+def _write_logs(messages: Sequence[Message]) -> None:
+    holds = {h.message_id: h for h in Hold.objects.filter(message_id__in=[m.id for m in messages])}
+    rows = []
+    for message in messages:
+        hold = holds.get(message.id)
+        rows.append(NotificationLog(
+            tenant_id=message.tenant_id,
+            message=message,
+            event=_EVENTS[message.status],
+            success=message.status != MessageStatus.FAILED,
+            amount=_amount_moved(message, hold),
+            recipient_summary=mask_phone(message.phone),
+            failure_class=message.failure_class,
+            failure_reason=message.failure_reason,
+        ))
+    NotificationLog.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _amount_moved(message: Message, hold: Hold | None):
+    """The credit this outcome moved: charged on acceptance (or on delivery for AlimTalk
+    with fallback), given back when it failed after acceptance."""
+    if hold is None:
+        return 0
+    if message.status == MessageStatus.FAILED:
+        return -hold.captured_amount if hold.refunded else 0
+    charged_now = (message.status == MessageStatus.DELIVERED) == bool(message.fallback_type)
+    return hold.captured_amount if charged_now else 0

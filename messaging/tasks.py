@@ -1,0 +1,111 @@
+"""Celery tasks: thin entry points into messaging/delivery.py. Each takes ids only.
+
+The API publishes one `dispatch` per send request. It splits the request into
+chunks and starts, per chunk, the chain reserve_credit → send_to_solapi → finalize,
+with `rollback` as the error callback of every step.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import Task, chain, shared_task
+from celery.canvas import Signature
+from django.conf import settings
+from django.utils import timezone
+
+from messaging import delivery, outbox, reconciliation
+from messaging.models import Chunk, ChunkStatus, SendRequest
+from messaging.policies import handle_send_failure
+
+logger = logging.getLogger(__name__)
+
+
+class PipelineTask(Task):
+    """Start, retry and failure logging in one place, so task bodies stay about their step."""
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        logger.info("task_retry task=%s args=%s error=%s", self.name, args, type(exc).__name__)
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        logger.error("task_failed task=%s args=%s error=%s: %s", self.name, args, type(exc).__name__, exc)
+
+
+@shared_task(name="messaging.dispatch", base=PipelineTask)
+def dispatch(send_request_id: int) -> dict[str, int]:
+    send_request = SendRequest.objects.get(id=send_request_id)
+    chunk_ids = delivery.split_into_chunks(send_request_id)
+    for chunk_id in chunk_ids:
+        chunk_pipeline(chunk_id, queue=send_request.queue).apply_async()
+    return {"send_request": send_request_id, "chunks": len(chunk_ids)}
+
+
+def chunk_pipeline(chunk_id: int, *, queue: str, first_step: str = "reserve") -> Signature:
+    """The chain for one chunk, from the given step on. Every step is idempotent, so a
+    chain may be started again from where a chunk stopped."""
+    steps = {"reserve": reserve_credit, "send": send_to_solapi, "finalize": finalize}
+    names = list(steps)[list(steps).index(first_step):]
+    return chain(*(steps[name].si(chunk_id).set(queue=queue) for name in names)).on_error(rollback.s())
+
+
+@shared_task(name="messaging.reserve_credit", base=PipelineTask)
+def reserve_credit(chunk_id: int) -> int:
+    delivery.reserve_chunk(chunk_id)
+    return chunk_id
+
+
+@shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True)
+def send_to_solapi(self, chunk_id: int) -> dict:
+    try:
+        outcome = delivery.send_chunk(chunk_id, task_id=self.request.id)
+    except Exception as error:
+        handle_send_failure(self, chunk_id, error)
+        return {"chunk": chunk_id, "gave_up": True}
+    return {"chunk": chunk_id, "accepted": outcome.accepted, "failed": outcome.failed,
+            "already_sent": outcome.already_sent}
+
+
+@shared_task(name="messaging.finalize", base=PipelineTask)
+def finalize(chunk_id: int) -> dict:
+    return {"chunk": chunk_id, **delivery.finalize_chunk(chunk_id)}
+
+
+@shared_task(name="messaging.rollback")
+def rollback(request, exc, traceback) -> None:
+    """Error callback of every chain step. Unbound with three arguments, so Celery calls
+    it inline in the failing worker with the failed task's request (celery_sqs.md §3.2)."""
+    chunk_id = request.args[0]
+    delivery.roll_back_chunk(chunk_id, failed_step=request.task, error=f"{type(exc).__name__}: {exc}")
+
+
+# --- beat ---------------------------------------------------------------------------------
+
+
+@shared_task(name="messaging.redispatch_undispatched")
+def redispatch_undispatched() -> int:
+    """The outbox relay: publish requests whose dispatch never reached SQS."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
+    published = 0
+    for send_request in SendRequest.objects.filter(dispatched__isnull=True, created__lte=cutoff)[:500]:
+        published += outbox.publish_dispatch(send_request)
+    return published
+
+
+@shared_task(name="messaging.resume_stale_chunks")
+def resume_stale_chunks() -> int:
+    """Start the chain again for chunks that stopped moving (a lost message, a crash the
+    errback could not settle). Paused chunks touch `updated` on every deferral."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
+    first_step = {ChunkStatus.QUEUED: "reserve", ChunkStatus.HELD: "send", ChunkStatus.SENDING: "send",
+                  ChunkStatus.SENT: "finalize"}
+    stale = Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
+    resumed = 0
+    for chunk in stale.select_related("send_request")[:500]:
+        logger.warning("chunk_resumed chunk=%s status=%s", chunk.id, chunk.status)
+        chunk_pipeline(chunk.id, queue=chunk.send_request.queue, first_step=first_step[chunk.status]).apply_async()
+        resumed += 1
+    return resumed
+
+
+@shared_task(name="messaging.reconcile_reports")
+def reconcile_reports() -> dict[str, int]:
+    return reconciliation.reconcile()

@@ -1,0 +1,27 @@
+"""Changes to an academy's state that other apps trigger."""
+
+from django.utils import timezone
+
+from tenants.models import SenderStatus, Tenant
+
+
+def sender_reject(*, tenant_id: int, reason: str) -> bool:
+    """Solapi says the 발신번호 is not registered: refuse further sends until staff fix it.
+    Returns whether the status changed."""
+    changed = Tenant.objects.filter(id=tenant_id).exclude(messaging_sender_status=SenderStatus.REJECTED).update(
+        messaging_sender_status=SenderStatus.REJECTED,
+        messaging_sender_status_reason=reason[:200],
+        messaging_sender_status_changed=timezone.now(),
+    )
+    return bool(changed)
+
+
+def sender_register(*, tenant: Tenant, number: str) -> Tenant:
+    """Staff registered (or re-registered) the number with Solapi; sends may resume."""
+    tenant.messaging_sender = number
+    tenant.messaging_sender_status = SenderStatus.VERIFIED
+    tenant.messaging_sender_status_reason = ""
+    tenant.messaging_sender_status_changed = timezone.now()
+    tenant.full_clean()
+    tenant.save()
+    return tenant
