@@ -8,6 +8,7 @@ environment; everything else is fixed here on purpose.
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from kombu import Queue
 
 from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
@@ -32,8 +33,11 @@ broker_transport_options = {
     # arrives during the poll is returned at once (§1.4, §1.10). Also the delay before
     # a message requeued by a lost worker is visible again.
     "wait_time_seconds": settings.MESSAGING_SQS_WAIT_SECONDS,
-    # Never 0: with a full prefetch window kombu would spin at 100 % CPU (§1.4).
-    "polling_interval": 1,
+    # The client-side pause after an empty poll or while the prefetch window is full. Empty
+    # polls are 20 s long polls anyway, so this mostly bounds how soon a freed slot takes the
+    # next chain step (1 s made every hop of a chain wait ~1 s). Never 0: kombu would then
+    # spin at 100 % CPU with a full prefetch window (§1.4).
+    "polling_interval": 0.1,
     # botocore's own timeouts for publish/ack calls; the defaults are 60 s.
     "client-config": {"connect_timeout": 5, "read_timeout": 30},
 }
@@ -51,7 +55,8 @@ broker_connection_retry_on_startup = True
 # Bulk work (broadcast chunks) and interactive work (small sends) are separate queues,
 # so one academy's 10,000-parent broadcast does not delay another's attendance alert.
 task_default_queue = BULK_QUEUE
-task_create_missing_queues = True
+# A worker consumes both unless told otherwise (-Q); kombu polls them in turn.
+task_queues = [Queue(INTERACTIVE_QUEUE), Queue(BULK_QUEUE)]
 
 # --- Redelivery (§2) --------------------------------------------------------------
 # Ack after the task ran: a worker that dies mid-task loses nothing.

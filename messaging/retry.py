@@ -22,5 +22,6 @@ def backoff_seconds(attempt: int) -> int:
 
 def retry_later(task: Task, *, delay: int, exc: Exception):
     """Re-publish the running task (and the rest of its chain) `delay` seconds from now.
-    Use as `raise retry_later(...)`; it does not count against max_retries."""
-    return task.retry(exc=exc, countdown=0, max_retries=None, DelaySeconds=min(delay, SQS_MAX_DELAY_SECONDS))
+    Use as `raise retry_later(...)`. The task should have max_retries=None: the policy
+    bounds retries by its own counters in the database, which survive redelivery."""
+    return task.retry(exc=exc, countdown=0, DelaySeconds=min(delay, SQS_MAX_DELAY_SECONDS))

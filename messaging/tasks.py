@@ -53,7 +53,8 @@ def reserve_credit(chunk_id: int) -> int:
     return chunk_id
 
 
-@shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True)
+# max_retries=None: messaging/policies.py bounds retries with counters kept on the chunk.
+@shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True, max_retries=None)
 def send_to_solapi(self, chunk_id: int) -> dict:
     try:
         outcome = delivery.send_chunk(chunk_id, task_id=self.request.id)

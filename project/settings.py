@@ -189,5 +189,6 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["mask_phones"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request at INFO; our DeliveryAttempt rows already record each Solapi call.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

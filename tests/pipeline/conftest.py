@@ -1,0 +1,115 @@
+"""Academies, sends and waiting, for tests that run the whole pipeline in a real worker."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Sum
+
+from billing.audit import audit_accounts
+from billing.ledger import account_for, top_up
+from billing.models import Hold, HoldStatus, MessageType, Price
+from messaging import outbox
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
+from messaging.send_requests import SendInput, send_request_create
+from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
+from tests.conftest import DEMO_SENDER
+
+PRICES = {MessageType.SMS: Decimal("13"), MessageType.LMS: Decimal("29"), MessageType.ATA: Decimal("9")}
+TEMPLATE_ID = "TPL_NOTICE"
+
+
+@dataclass
+class Academy:
+    tenant: Tenant
+    students: list[Student]
+    user: object
+
+    def parent_phones(self) -> list[str]:
+        return [s.parent_phone for s in self.students]
+
+
+def make_academy(*, slug: str = "alpha", students: int = 3, credit: str = "10000",
+                 sender: str = DEMO_SENDER, phone_base: int = 1000) -> Academy:
+    for message_type, amount in PRICES.items():
+        Price.objects.get_or_create(message_type=message_type, defaults={"amount": amount})
+    tenant = Tenant.objects.create(name=f"{slug} 학원", slug=slug, messaging_sender=sender,
+                                   messaging_sender_status=SenderStatus.VERIFIED, kakao_pf_id="KA01PF0000TEST")
+    user = get_user_model().objects.create(username=f"{slug}-staff")
+    Membership.objects.create(user=user, tenant=tenant)
+    people = [Student.objects.create(tenant=tenant, name=f"학생{i}", parent_phone=f"010{phone_base + i:04d}{i:04d}")
+              for i in range(1, students + 1)]
+    AlimTalkTemplate.objects.create(tenant=tenant, solapi_template_id=TEMPLATE_ID, name="안내",
+                                    content="#{이름} 학생 안내입니다.", status=TemplateStatus.APPROVED)
+    top_up(tenant=tenant, amount=Decimal(credit))
+    return Academy(tenant=tenant, students=people, user=user)
+
+
+@pytest.fixture
+def academy(transactional_db, sandbox) -> Academy:
+    return make_academy()
+
+
+def send(academy: Academy, *, mode: str = "sms", body: str = "#{이름} 학생 안내입니다.", publish: bool = True,
+         queue: str | None = None, **fields) -> SendRequest:
+    """Accept a send through the service the API uses. With `queue`, its tasks go to that
+    queue instead (a test's own worker consumes it). With publish=False nothing is published."""
+    data = SendInput(student_ids=[s.id for s in academy.students], message_mode=mode, body=body,
+                     template_id=TEMPLATE_ID if mode != "sms" else "", **fields)
+    real_publish = outbox.publish_dispatch
+    outbox.publish_dispatch = lambda send_request: False
+    try:
+        response = send_request_create(tenant=academy.tenant, user=academy.user, data=data, idempotency_key=None)
+    finally:
+        outbox.publish_dispatch = real_publish
+    send_request = SendRequest.objects.get(id=response["id"])
+    if queue:
+        SendRequest.objects.filter(id=send_request.id).update(queue=queue)
+        send_request.refresh_from_db()
+    if publish:
+        assert outbox.publish_dispatch(send_request)
+    return send_request
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 45.0, what: str = "a condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def settled(send_request: SendRequest) -> bool:
+    """Every chunk finalized and no message left in flight."""
+    chunks = Chunk.objects.filter(send_request=send_request)
+    in_flight = Message.objects.filter(
+        send_request=send_request, status__in=[MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING])
+    return chunks.exists() and not chunks.exclude(status=ChunkStatus.FINALIZED).exists() and not in_flight.exists()
+
+
+def wait_settled(send_request: SendRequest, timeout: float = 45.0) -> list[Message]:
+    wait_until(lambda: settled(send_request), timeout=timeout, what=f"send request {send_request.id} to settle")
+    return list(Message.objects.filter(send_request=send_request).order_by("id"))
+
+
+def statuses(messages: list[Message]) -> list[str]:
+    return [m.status for m in messages]
+
+
+def captured(messages: list[Message]) -> Decimal:
+    ids = [m.id for m in messages]
+    return Hold.objects.filter(message_id__in=ids, status=HoldStatus.CAPTURED).aggregate(
+        total=Sum("captured_amount"))["total"] or Decimal("0")
+
+
+def assert_books_balance(academy: Academy, *, spent: Decimal, credit: Decimal = Decimal("10000")) -> None:
+    """The academy paid exactly `spent`, nothing is left held, and the ledger agrees."""
+    account = account_for(academy.tenant)
+    account.refresh_from_db()
+    assert account.balance == credit - spent
+    assert account.held == 0
+    assert audit_accounts() == []

@@ -1,0 +1,146 @@
+"""Each row of the retry-policy table (messaging/policies.py), driven by the sandbox.
+
+Every test asserts the final message states, the ledger, the NotificationLog rows and
+the sandbox's own count of what it accepted.
+"""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.ledger import adjust
+from messaging import outbox
+from messaging.failures import FailureClass
+from messaging.models import Chunk, DeliveryAttempt, LogEvent, MessageStatus, NotificationLog, SuppressedRecipient
+from messaging.refusals import Refusal, RefusalCode
+from tenants.models import SenderStatus
+from tests.pipeline.conftest import assert_books_balance, make_academy, send, statuses, wait_settled
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _failed_logs(messages) -> set[tuple[str, bool]]:
+    return {(log.event, log.success) for log in NotificationLog.objects.filter(message__in=messages)}
+
+
+# --- transient: retry with backoff ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["5xx", "429", "drop"])
+def test_transient_failures_are_retried_and_the_messages_go_out_once(worker, sandbox, academy, action):
+    sandbox.fail_next("send_group", times=2, action=action)
+
+    messages = wait_settled(send(academy))
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
+    assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
+    chunk = Chunk.objects.get(send_request=messages[0].send_request)
+    assert chunk.transient_failures == 2
+    assert DeliveryAttempt.objects.filter(chunk=chunk, operation="send_group").count() == 3
+    assert_books_balance(academy, spent=Decimal("39"))
+
+
+def test_a_read_timeout_after_solapi_accepted_is_not_a_second_send(worker, sandbox, academy):
+    # Solapi registers the send, the client sees a read timeout; the retry re-sends the
+    # same group and Solapi answers 409: already sent.
+    sandbox.fail_next("send_group", action="accept_then_timeout", hang_seconds=6)
+
+    messages = wait_settled(send(academy))
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
+    assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
+    attempts = DeliveryAttempt.objects.filter(operation="send_group").order_by("id")
+    assert [(a.ambiguous, a.http_status) for a in attempts] == [(True, None), (False, 200)]
+    assert_books_balance(academy, spent=Decimal("39"))
+
+
+def test_transient_failures_past_the_limit_fail_the_messages_and_release_the_credit(worker, sandbox, academy,
+                                                                                     settings):
+    sandbox.fail_next("send_group", times=100, action="5xx")
+
+    messages = wait_settled(send(academy), timeout=90)
+
+    assert statuses(messages) == [MessageStatus.FAILED] * 3
+    assert {m.failure_class for m in messages} == {FailureClass.TRANSIENT_EXHAUSTED}
+    assert Chunk.objects.get(send_request=messages[0].send_request).transient_failures == 6
+    assert sandbox.accepted_total == 0
+    assert _failed_logs(messages) == {(LogEvent.FAILED, False)}
+    assert_books_balance(academy, spent=Decimal("0"))
+
+
+# --- the academy's problems: fail now, release, tell them ---------------------------------
+
+
+def test_an_unregistered_sender_fails_now_releases_and_blocks_further_sends(worker, sandbox, transactional_db):
+    academy = make_academy(sender="0311112222")  # not registered in the sandbox
+
+    messages = wait_settled(send(academy))
+
+    assert statuses(messages) == [MessageStatus.FAILED] * 3
+    assert {(m.failure_class, m.solapi_status_code) for m in messages} == {(FailureClass.SENDER_UNREGISTERED, "1062")}
+    assert sandbox.accepted_total == 0
+    assert_books_balance(academy, spent=Decimal("0"))
+    academy.tenant.refresh_from_db()
+    assert academy.tenant.messaging_sender_status == SenderStatus.REJECTED
+    with pytest.raises(Refusal) as refused:
+        send(academy)
+    assert refused.value.code == RefusalCode.SENDER_UNREGISTERED
+
+
+@pytest.mark.parametrize(
+    ("code", "failure_class", "suppressed"),
+    [
+        ("1061", FailureClass.RECIPIENT_OPTED_OUT, "opted_out"),
+        ("3010", FailureClass.RECIPIENT_INVALID, "invalid"),
+        ("1031", FailureClass.CONTENT, None),
+        ("1043", FailureClass.KAKAO_CONFIG, None),
+    ],
+)
+def test_a_refused_recipient_fails_alone_and_is_remembered_when_the_number_is_at_fault(
+        worker, sandbox, academy, code, failure_class, suppressed):
+    refused_phone = academy.parent_phones()[0]
+    sandbox.set_recipient_outcome(refused_phone, stage="register", code=code)
+
+    messages = wait_settled(send(academy))
+
+    assert statuses(messages) == [MessageStatus.FAILED, MessageStatus.ACCEPTED, MessageStatus.ACCEPTED]
+    assert (messages[0].failure_class, messages[0].solapi_status_code) == (failure_class, code)
+    assert sandbox.accepted_total == 2
+    assert_books_balance(academy, spent=Decimal("26"))
+    entry = SuppressedRecipient.objects.filter(tenant=academy.tenant, phone=refused_phone).first()
+    assert (entry.reason if entry else None) == suppressed
+    if suppressed:
+        # The next send skips the number, with the reason.
+        again = send(academy, publish=False)
+        assert again.response["skipped"] == [
+            {"student_id": academy.students[0].id, "recipient": "parent",
+             "reason": "opted_out" if suppressed == "opted_out" else "invalid_phone"}]
+
+
+# --- credit and the academy's state, checked again at send time ----------------------------
+
+
+def test_credit_spent_after_the_request_fails_the_messages_that_no_longer_fit(worker, sandbox, academy):
+    send_request = send(academy, publish=False)
+    adjust(tenant=academy.tenant, amount=Decimal("-9974"), memo="leave room for two SMS")
+
+    assert outbox.publish_dispatch(send_request)
+    messages = wait_settled(send_request)
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED, MessageStatus.ACCEPTED, MessageStatus.FAILED]
+    assert messages[2].failure_class == FailureClass.INSUFFICIENT_CREDIT
+    assert sandbox.accepted_total == 2
+    assert_books_balance(academy, credit=Decimal("26"), spent=Decimal("26"))
+
+
+def test_messaging_switched_off_after_the_request_sends_nothing(worker, sandbox, academy):
+    send_request = send(academy, publish=False)
+    academy.tenant.messaging_is_active = False
+    academy.tenant.save()
+
+    assert outbox.publish_dispatch(send_request)
+    messages = wait_settled(send_request)
+
+    assert {m.failure_class for m in messages} == {FailureClass.MESSAGING_INACTIVE}
+    assert sandbox.accepted_total == 0
+    assert_books_balance(academy, spent=Decimal("0"))
