@@ -158,8 +158,11 @@ def _send(chunk: Chunk, task_id: str) -> SendOutcome:
         return SendOutcome(accepted=0, failed=failed)
     chunk.send_started = chunk.send_started or timezone.now()
     chunk.save(update_fields=["send_started", "updated"])
-    with _attempt(chunk, SolapiOperation.SEND_GROUP, task_id):
+    with _attempt(chunk, SolapiOperation.SEND_GROUP, task_id) as attempt:
         group = client.send_group(chunk.solapi_group_id)
+        if group.already_sent:
+            attempt.http_status, attempt.error_code = 409, "AlreadySent"
+            attempt.detail = "the group had already gone out: an earlier try was accepted"
     breaker.close("a Solapi send succeeded")
     accepted = _mark_sent(chunk)
     return SendOutcome(accepted=accepted, failed=failed, already_sent=group.already_sent)
@@ -255,13 +258,13 @@ def _mark_sent(chunk: Chunk) -> int:
 
 
 @contextmanager
-def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[None]:
+def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAttempt]:
     """Record one Solapi call for the chunk's timeline, whatever its outcome."""
     started = time.monotonic()
     attempt = DeliveryAttempt(chunk=chunk, operation=operation, task_id=task_id or "",
                               solapi_group_id=chunk.solapi_group_id)
     try:
-        yield
+        yield attempt
     except SolapiError as error:
         attempt.http_status = error.http_status
         attempt.error_code = error.error_code
@@ -270,7 +273,7 @@ def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[None]:
         attempt.detail = error.detail
         raise
     else:
-        attempt.http_status = 200
+        attempt.http_status = attempt.http_status or 200
     finally:
         attempt.solapi_group_id = chunk.solapi_group_id
         attempt.duration_ms = int((time.monotonic() - started) * 1000)

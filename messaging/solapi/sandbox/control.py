@@ -29,6 +29,7 @@ class ControlPlane:
             ("POST", "senders", self.change_senders),
             ("GET", "credentials", self.credentials),
             ("POST", "credentials", self.change_credentials),
+            ("POST", "clock", self.change_clock),
             ("GET", "recipients", self.recipients),
             ("POST", "recipients", self.change_recipients),
             ("GET", "platform-balance", self.platform_balance),
@@ -94,6 +95,12 @@ class ControlPlane:
         """{"api_key", "api_secret", "auth_status"}, each optional."""
         self.sandbox.set_credentials(**call.json_object())
         return self.credentials(call)
+
+    def change_clock(self, call: Call) -> Reply:
+        """{"offset_seconds": N}: the sandbox's clock runs N seconds off (over 900 = skewed)."""
+        offset = float(call.json_object().get("offset_seconds", 0))
+        self.sandbox.set_clock_offset(offset)
+        return Reply.ok({"offset_seconds": offset})
 
     def recipients(self, call: Call) -> Reply:
         outcomes = self.sandbox.recipient_outcomes

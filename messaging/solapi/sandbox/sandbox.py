@@ -4,6 +4,7 @@ Python API that tests, benchmarks and drills use to steer it."""
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -109,6 +110,7 @@ class SolapiSandbox:
         self.faults.clear()
         self.reports.clear()
         self.authenticator.forget_signatures()
+        self.authenticator.clock_offset = timedelta(0)
 
     # --- account settings -------------------------------------------------------------------
 
@@ -124,6 +126,10 @@ class SolapiSandbox:
         self.authenticator.set_credentials(
             dataclasses.replace(current, **{name: value for name, value in changes.items() if value is not None})
         )
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Run the sandbox's clock `seconds` off real time; beyond 15 min every request is skewed."""
+        self.authenticator.clock_offset = timedelta(seconds=seconds)
 
     @property
     def senders(self) -> list[str]:

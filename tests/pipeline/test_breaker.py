@@ -1,0 +1,104 @@
+"""Platform faults pause everyone without charging anyone, and cost O(1) Solapi calls.
+
+A bad key, a skewed clock or our empty Solapi balance would fail every message the
+same way. The breaker opens on the first such error; while it is open the chunks wait
+in SQS, and one probe per interval is all that reaches Solapi. Once the cause is fixed
+the next probe succeeds and everything goes out, charged once.
+"""
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+
+from billing.ledger import account_for
+from messaging.failures import FailureClass
+from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus
+from messaging.queues import INTERACTIVE_QUEUE
+from tests.pipeline.conftest import (
+    assert_books_balance,
+    make_academy,
+    send,
+    statuses,
+    wait_settled,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHUNKS = 12
+PAUSE_SECONDS = 5
+QUEUE = f"{INTERACTIVE_QUEUE}-breaker"
+
+
+@pytest.fixture
+def one_message_chunks(start_worker):
+    """A worker of this test's own, sending each message as its own chunk (so N chunks
+    would mean N failing calls without the breaker)."""
+    return start_worker("breaker", env={"MESSAGING_CHUNK_SIZE": "1"}, extra_args=("-Q", QUEUE))
+
+
+def _rejected_calls(sandbox, status: int) -> int:
+    return sum(by_status.get(str(status), 0) for by_status in sandbox.request_counts().values())
+
+
+def _breaker() -> CircuitBreaker:
+    return CircuitBreaker.objects.get(name="solapi")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "fix_it", "failure_class", "status"),
+    [
+        (lambda sb: sb.set_credentials(api_key="ROTATED-KEY"),
+         lambda sb: sb.set_credentials(api_key=settings.SOLAPI_API_KEY), FailureClass.AUTH_FAILED, 403),
+        (lambda sb: sb.set_credentials(api_key="ROTATED-KEY", auth_status=401),
+         lambda sb: sb.set_credentials(api_key=settings.SOLAPI_API_KEY), FailureClass.AUTH_FAILED, 401),
+        (lambda sb: sb.set_clock_offset(20 * 60), lambda sb: sb.set_clock_offset(0), FailureClass.CLOCK_SKEW, 403),
+        (lambda sb: sb.set_platform_balance_exhausted(True), lambda sb: sb.set_platform_balance_exhausted(False),
+         FailureClass.PLATFORM_BALANCE, 402),
+    ],
+    ids=["bad-key-403", "bad-key-401", "clock-skew", "platform-balance"],
+)
+def test_a_platform_fault_pauses_sending_with_o1_calls_and_resumes_when_fixed(
+        sandbox, transactional_db, one_message_chunks, break_it, fix_it, failure_class, status):
+    academy = make_academy(students=CHUNKS)
+    break_it(sandbox)
+
+    send_request = send(academy, queue=QUEUE)
+    wait_until(lambda: CircuitBreaker.objects.filter(state=BreakerState.OPEN).exists(), what="the breaker to open")
+    time.sleep(PAUSE_SECONDS)
+
+    # Paused: nothing failed, nothing sent, nothing charged; the credit is only held.
+    paused = Message.objects.filter(send_request=send_request)
+    assert set(paused.values_list("status", flat=True)) <= {MessageStatus.HELD, MessageStatus.SENDING}
+    assert sandbox.accepted_total == 0
+    account = account_for(academy.tenant)
+    assert (account.balance, account.held) == (Decimal("10000"), Decimal("13") * CHUNKS)
+    assert _breaker().failure_class == failure_class
+    # O(1): the first calls made before the breaker opened (one per pool process), then one
+    # probe per interval; not one call per chunk per retry.
+    probes = (PAUSE_SECONDS + 6) // settings.MESSAGING_BREAKER_PROBE_SECONDS + 1
+    assert 1 <= _rejected_calls(sandbox, status) <= 2 + probes < CHUNKS
+
+    fix_it(sandbox)
+    messages = wait_settled(send_request, timeout=60)
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * CHUNKS
+    assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
+    assert _breaker().state == BreakerState.CLOSED
+    assert_books_balance(academy, spent=Decimal("13") * CHUNKS)
+
+
+def test_past_the_maximum_pause_the_messages_fail_and_the_credit_is_released(sandbox, transactional_db,
+                                                                            start_worker):
+    start_worker("short-pause", env={"MESSAGING_PLATFORM_PAUSE_MAX_AGE": "4"}, extra_args=("-Q", QUEUE))
+    academy = make_academy()
+    sandbox.set_credentials(api_key="ROTATED-KEY")
+
+    messages = wait_settled(send(academy, queue=QUEUE), timeout=60)
+
+    assert statuses(messages) == [MessageStatus.FAILED] * 3
+    assert {m.failure_class for m in messages} == {FailureClass.AUTH_FAILED}
+    assert sandbox.accepted_total == 0
+    assert_books_balance(academy, spent=Decimal("0"))
