@@ -1,0 +1,82 @@
+"""What puts things right when a step dies or a report never comes: the error callback,
+and the beat tasks (resume stale chunks, poll overdue reports, expire, settle)."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.ledger import HoldRequest, hold_credit
+from messaging import delivery, outbox
+from messaging.failures import FailureClass
+from messaging.models import Chunk, ChunkStatus, LogEvent, Message, MessageStatus, NotificationLog
+from messaging.reconciliation import expire_unreported, poll_overdue_groups, settle_open_holds
+from messaging.tasks import resume_stale_chunks
+from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_unexpected_error_mid_send_fails_the_chunk_and_releases_its_credit(worker, sandbox, academy):
+    send_request = send(academy, publish=False)
+    # A row the Solapi models refuse: the send step raises something no policy knows.
+    Message.objects.filter(send_request=send_request).filter(id=send_request.messages.first().id).update(
+        message_type="XXX")
+
+    assert outbox.publish_dispatch(send_request)
+    messages = wait_settled(send_request)
+
+    assert statuses(messages) == [MessageStatus.FAILED] * 3
+    assert {m.failure_class for m in messages} == {FailureClass.INTERNAL}
+    assert all(m.failure_reason.startswith("messaging.send_to_solapi failed") for m in messages)
+    assert sandbox.accepted_total == 0
+    assert NotificationLog.objects.filter(message__in=messages, event=LogEvent.FAILED).count() == 3
+    assert_books_balance(academy, spent=Decimal("0"))
+
+
+def test_a_chunk_whose_chain_was_lost_is_resumed_by_beat(worker, sandbox, academy, settings):
+    send_request = send(academy, publish=False)
+    delivery.split_into_chunks(send_request.id)  # chunks exist, but no chain was ever published
+    settings.MESSAGING_STALE_CHUNK_SECONDS = 0
+
+    assert resume_stale_chunks() == 1
+    messages = wait_settled(send_request)
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
+    assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
+    assert_books_balance(academy, spent=Decimal("39"))
+
+
+def test_overdue_reports_are_polled_from_solapi(worker, sandbox, academy, settings):
+    messages = wait_settled(send(academy))  # no webhook: the reports never arrive by themselves
+    wait_until(lambda: sandbox.report_status().get("pending", 1) == 0, what="the sandbox to settle its reports")
+    settings.MESSAGING_REPORT_POLL_AFTER_SECONDS = 0
+
+    assert poll_overdue_groups() == 3
+
+    assert set(Message.objects.filter(id__in=[m.id for m in messages]).values_list("status", flat=True)) == {
+        MessageStatus.DELIVERED}
+    assert_books_balance(academy, spent=Decimal("39"))
+
+
+def test_messages_without_a_report_past_the_timeout_fail_and_are_refunded(worker, sandbox, academy, settings):
+    messages = wait_settled(send(academy))
+    settings.MESSAGING_REPORT_TIMEOUT_SECONDS = 0
+
+    assert expire_unreported() == 3
+
+    expired = Message.objects.filter(id__in=[m.id for m in messages])
+    assert set(expired.values_list("failure_class", flat=True)) == {FailureClass.REPORT_TIMEOUT}
+    assert_books_balance(academy, spent=Decimal("0"))
+
+
+def test_a_final_message_whose_hold_never_moved_is_settled(sandbox, academy):
+    send_request = send(academy, publish=False)
+    (chunk_id,) = delivery.split_into_chunks(send_request.id)
+    message = Message.objects.filter(chunk_id=chunk_id).first()
+    hold_credit(tenant=academy.tenant, requests=[HoldRequest(message.id, message.price)])
+    # As if the process died between failing the message and releasing its credit.
+    Message.objects.filter(id=message.id).update(status=MessageStatus.FAILED, failure_class=FailureClass.INTERNAL)
+    Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.FINALIZED)
+
+    assert settle_open_holds() == 1
+    assert_books_balance(academy, spent=Decimal("0"))
