@@ -1,5 +1,7 @@
 """The ledger invariants, checked against what is stored."""
 
+from decimal import Decimal
+
 from django.db.models import Count, Q, Sum
 
 from billing.models import ZERO, CreditAccount, HoldStatus
@@ -24,12 +26,16 @@ def audit_accounts() -> list[str]:
     )
     for account in accounts:
         name = f"{account.tenant.slug} (account {account.id})"
-        if account.ledger_balance != account.balance:
-            problems.append(f"{name}: balance {account.balance} but the ledger sums to {account.ledger_balance}")
-        if account.ledger_held != account.held:
-            problems.append(f"{name}: held {account.held} but the ledger sums to {account.ledger_held}")
-        if open_holds[account.id] != account.held:
-            problems.append(f"{name}: held {account.held} but open holds sum to {open_holds[account.id]}")
+        # Money has two decimal places. SQLite sums in floating point (8.4 − 8.4 + … can
+        # come to −1.8E-15), so sums are compared in whole cents, not to the last bit.
+        ledger_balance, ledger_held = _cents(account.ledger_balance), _cents(account.ledger_held)
+        held_open = _cents(open_holds[account.id])
+        if ledger_balance != account.balance:
+            problems.append(f"{name}: balance {account.balance} but the ledger sums to {ledger_balance}")
+        if ledger_held != account.held:
+            problems.append(f"{name}: held {account.held} but the ledger sums to {ledger_held}")
+        if held_open != account.held:
+            problems.append(f"{name}: held {account.held} but open holds sum to {held_open}")
         if account.balance < 0:
             problems.append(f"{name}: negative balance {account.balance}")
         if account.held > account.balance:
@@ -37,3 +43,7 @@ def audit_accounts() -> list[str]:
         if over_captured[account.id]:
             problems.append(f"{name}: {over_captured[account.id]} refunded holds were never captured")
     return problems
+
+
+def _cents(amount: Decimal) -> Decimal:
+    return Decimal(amount).quantize(Decimal("0.01"))

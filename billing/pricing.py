@@ -42,19 +42,20 @@ class PriceNotConfigured(PricingError):
 
 def euckr_bytes(text: str) -> int:
     """Length in EUC-KR bytes (Hangul 2, ASCII 1). Raises UnsupportedCharacters."""
-    try:
-        return len(text.encode("euc_kr"))
-    except UnicodeEncodeError:
-        bad = sorted({c for c in text if not _encodable(c)}, key=text.index)
-        raise UnsupportedCharacters(bad) from None
+    if not text.isascii():
+        bad = [c for c in dict.fromkeys(text) if not _encodable(c)]
+        if bad:
+            raise UnsupportedCharacters(bad)
+    return len(text.encode("euc_kr"))
 
 
 def _encodable(char: str) -> bool:
+    # Python writes a Hangul syllable outside KS X 1001 (e.g. '똠') as an 8-byte jamo
+    # sequence instead of failing; phones do not show it, so it counts as unsupported.
     try:
-        char.encode("euc_kr")
+        return len(char.encode("euc_kr")) <= 2
     except UnicodeEncodeError:
         return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
     message.accepted_at = message.accepted_at or now
     message.completed_at = now
     message.solapi_status_code = outcome.code
+    message.solapi_message_id = report.solapi_message_id or message.solapi_message_id
     message.delivered_type = report.message_type if report.message_type in ("SMS", "LMS", "MMS", "ATA") else ""
     if outcome.delivered:
         message.status = MessageStatus.DELIVERED
@@ -132,6 +133,7 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
         message.status = MessageStatus.FAILED
         message.failure_class = outcome.failure_class
         message.failure_reason = str(report.payload.get("statusMessage") or outcome.failure_class.label)[:300]
-    message.save(update_fields=["status", "accepted_at", "completed_at", "solapi_status_code", "delivered_type",
+    message.save(update_fields=["status", "accepted_at", "completed_at", "solapi_status_code", "solapi_message_id",
+                                "delivered_type",
                                 "failure_class", "failure_reason", "updated"])
     return message

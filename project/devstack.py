@@ -7,6 +7,7 @@ Redis answers on 127.0.0.1:6379, and the stack runs without it otherwise.
 import os
 import socket
 import sys
+from pathlib import Path
 
 from honcho.command import main as honcho
 
@@ -24,6 +25,8 @@ def _redis_is_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
 
 
 def main() -> None:
+    # The Procfile's `python`, `celery` and `gunicorn` are the ones of this virtualenv.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     processes = list(BASE_PROCESSES)
     if os.environ.get("CELERY_EVENTS_BROKER_URL") or _redis_is_up():
         os.environ.setdefault("CELERY_EVENTS_BROKER_URL", REDIS_URL)

@@ -1,5 +1,7 @@
 """Academies (tenants), their staff, students and AlimTalk templates."""
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -42,8 +44,11 @@ class Tenant(models.Model):
         if self.messaging_sender and not is_valid_sender(self.messaging_sender):
             raise ValidationError({"messaging_sender": "발신번호 형식이 아닙니다 (not a valid sender number)."})
         self.ad_opt_out_number = "".join(c for c in self.ad_opt_out_number if c.isdigit())
-        if self.ad_opt_out_number and not self.ad_opt_out_number.startswith("080"):
-            raise ValidationError({"ad_opt_out_number": "080으로 시작해야 합니다 (must be an 080 number)."})
+        # 080-XXX-XXXX or 080-XXXX-XXXX: an ad footer with a cut-off number is no opt-out.
+        if self.ad_opt_out_number and not re.fullmatch(r"080[0-9]{7,8}", self.ad_opt_out_number):
+            raise ValidationError(
+                {"ad_opt_out_number": "080 수신거부 번호(10~11자리)가 아닙니다 (not an 080 number of 10-11 digits)."}
+            )
 
 
 class StaffRole(models.TextChoices):

@@ -3,14 +3,15 @@
 import re
 
 # Mobile numbers (010, 011, 016-019) and landlines (02, 0xx), 9-11 digits, and the
-# 8-digit representative numbers (15xx, 16xx, 18xx) that can only send.
-_MOBILE = re.compile(r"^01[016789]\d{7,8}$")
-_LANDLINE = re.compile(r"^0(2|[3-6][1-5]|70)\d{7,8}$")
-_REPRESENTATIVE = re.compile(r"^1[5689]\d{6}$")
+# 8-digit representative numbers (15xx, 16xx, 18xx) that can only send. ASCII digits
+# only: a Unicode \d would let '010１２３４５６７８' through as a different string.
+_MOBILE = re.compile(r"^01[016789]\d{7,8}$", re.ASCII)
+_LANDLINE = re.compile(r"^0(2|[3-6][1-5]|70)\d{7,8}$", re.ASCII)
+_REPRESENTATIVE = re.compile(r"^1[5689]\d{6}$", re.ASCII)
 
 # Anything that looks like a Korean phone number inside free text, with or without
-# separators. Used to mask logs and task results.
-PHONE_IN_TEXT = re.compile(r"(?<!\d)(0\d{1,2})[-. ]?(\d{3,4})[-. ]?(\d{4})(?!\d)")
+# separators, domestic (010…) or international (+82 10…). Used to mask logs and task results.
+PHONE_IN_TEXT = re.compile(r"(?<!\d)(\+82[-. ]?0?|0)(\d{1,2})[-. ]?(\d{3,4})[-. ]?(\d{4})(?!\d)")
 
 
 class InvalidPhone(ValueError):

@@ -50,7 +50,8 @@ def test_a_read_timeout_after_solapi_accepted_is_not_a_second_send(worker, sandb
     assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
     assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
     attempts = DeliveryAttempt.objects.filter(operation="send_group").order_by("id")
-    assert [(a.ambiguous, a.http_status) for a in attempts] == [(True, None), (False, 200)]
+    assert [(a.ambiguous, a.http_status, a.error_code) for a in attempts] == [
+        (True, None, ""), (False, 409, "AlreadySent")]
     assert_books_balance(academy, spent=Decimal("39"))
 
 

@@ -1,0 +1,205 @@
+"""Many workers holding against one small balance at once, each on its own database
+connection, on PostgreSQL where SELECT … FOR UPDATE really locks.
+
+Every test starts its threads at a barrier so their transactions overlap. What makes
+these tests able to fail is `ledger_chain_breaks`: it finds any entry written from a
+stale read. The last two tests take the row lock away and show that check (and the
+clean `insufficient_credit` refusal) breaking, deterministically.
+"""
+
+import threading
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection
+
+from billing import ledger
+from billing.audit import audit_accounts
+from billing.ledger import HoldRequest, InsufficientCredit
+from billing.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from tests.billing.conftest import ledger_chain_breaks, make_tenant
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+PRICE = Decimal("8.40")
+BALANCE = Decimal("100.00")
+FITS = int(BALANCE // PRICE)  # 11 holds: 92.40; a twelfth would need 100.80
+
+
+def run_at_once(count: int, work) -> list:
+    """Run work(i) in `count` threads released together; return each result or exception."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait(timeout=20)
+            results[i] = work(i)
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            # Each thread opened its own connection; leave none behind for the flush.
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return results
+
+
+def outcome_counts(results: list) -> Counter:
+    return Counter("ok" if r is True else type(r).__name__ for r in results)
+
+
+def funded_account():
+    tenant = make_tenant()
+    ledger.top_up(tenant=tenant, amount=BALANCE)
+    return tenant, CreditAccount.objects.get(tenant=tenant)
+
+
+def assert_consistent(account: CreditAccount) -> None:
+    account.refresh_from_db()
+    assert account.balance >= 0
+    assert 0 <= account.held <= account.balance
+    assert ledger_chain_breaks(account) == []
+    assert audit_accounts() == []
+
+
+def test_threads_holding_at_once_never_hold_more_than_the_balance():
+    tenant, account = funded_account()
+
+    def hold(i: int) -> bool:
+        ledger.hold_one(tenant=tenant, message_id=1000 + i, amount=PRICE)
+        return True
+
+    results = run_at_once(32, hold)
+
+    # Exactly as many as fit; every other one a clean refusal, nothing else.
+    assert outcome_counts(results) == {"ok": FITS, "InsufficientCredit": 32 - FITS}
+    account.refresh_from_db()
+    assert (account.balance, account.held) == (BALANCE, PRICE * FITS)
+    assert Hold.objects.filter(account=account, status=HoldStatus.HELD).count() == FITS
+    assert LedgerEntry.objects.filter(account=account, kind=EntryKind.HOLD).count() == FITS
+    assert_consistent(account)
+
+
+def test_chunks_held_at_once_fill_the_balance_and_no_more():
+    tenant, account = funded_account()
+
+    def hold_chunk(i: int) -> bool:
+        requests = [HoldRequest(10_000 + 10 * i + k, PRICE) for k in range(5)]
+        outcome = ledger.hold_credit(tenant=tenant, requests=requests)
+        assert len(outcome.held) + len(outcome.refused) == 5
+        return True
+
+    results = run_at_once(16, hold_chunk)
+
+    assert outcome_counts(results) == {"ok": 16}
+    account.refresh_from_db()
+    assert (account.balance, account.held) == (BALANCE, PRICE * FITS)
+    assert Hold.objects.filter(account=account).count() == FITS
+    assert_consistent(account)
+
+
+def test_holds_captures_and_releases_at_once_keep_the_ledger_whole():
+    tenant, account = funded_account()
+
+    def hold_then_settle(i: int) -> str:
+        message_id = 20_000 + i
+        try:
+            ledger.hold_one(tenant=tenant, message_id=message_id, amount=PRICE)
+        except InsufficientCredit:
+            return "refused"
+        # Half the messages are sent and charged, half never go out.
+        if i % 2:
+            assert ledger.capture_holds(message_ids=[message_id]) == 1
+            return "captured"
+        assert ledger.release_holds(message_ids=[message_id]) == 1
+        return "released"
+
+    results = run_at_once(24, hold_then_settle)
+
+    counts = Counter(results)
+    assert set(counts) <= {"captured", "released", "refused"}, results
+    # A refusal means at least FITS holds were open or charged at that moment.
+    assert counts["captured"] + counts["released"] >= FITS
+    assert counts["captured"] <= FITS  # charges are never given back, so at most what fits
+    account.refresh_from_db()
+    assert (account.balance, account.held) == (BALANCE - PRICE * counts["captured"], Decimal("0.00"))
+    assert_consistent(account)
+
+
+def test_redelivered_work_for_one_message_moves_credit_once():
+    tenant, account = funded_account()
+
+    holds = run_at_once(16, lambda i: ledger.hold_one(tenant=tenant, message_id=1, amount=PRICE) or True)
+    assert outcome_counts(holds) == {"ok": 16}
+    captures = run_at_once(16, lambda i: ledger.capture_holds(message_ids=[1]))
+    assert sorted(captures) == [0] * 15 + [1]
+    refunds = run_at_once(16, lambda i: ledger.refund_captured(message_ids=[1]))
+    assert sorted(refunds) == [0] * 15 + [1]
+
+    account.refresh_from_db()
+    assert (account.balance, account.held) == (BALANCE, Decimal("0.00"))
+    kinds = list(LedgerEntry.objects.filter(account=account).order_by("id").values_list("kind", flat=True))
+    assert kinds == [EntryKind.TOP_UP, EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.REFUND]
+    assert_consistent(account)
+
+
+# --- without the row lock -------------------------------------------------------------
+
+
+@pytest.fixture
+def unlocked_reads(monkeypatch):
+    """Replace the locked read with a plain one, and hold every worker at a barrier
+    right after it: all of them then decide on the same, soon stale, account state."""
+
+    def install(workers: int) -> None:
+        barrier = threading.Barrier(workers)
+
+        def read_without_lock(**lookup) -> CreditAccount:
+            account = CreditAccount.objects.get(**lookup)
+            barrier.wait(timeout=20)
+            return account
+
+        monkeypatch.setattr(ledger, "_lock_account", read_without_lock)
+
+    return install
+
+
+def test_without_the_lock_the_ledger_is_written_from_stale_reads(unlocked_reads):
+    tenant, account = funded_account()
+    unlocked_reads(4)
+
+    results = run_at_once(4, lambda i: ledger.hold_one(tenant=tenant, message_id=30_000 + i, amount=PRICE) or True)
+
+    # All four fit, and the stored column adds up (the UPDATE is held = held + 8.40)…
+    assert outcome_counts(results) == {"ok": 4}
+    account.refresh_from_db()
+    assert account.held == PRICE * 4
+    # …but every entry says held_after = 8.40: each worker computed it from the same read.
+    # This is the check the locked tests above pass.
+    assert len(ledger_chain_breaks(account)) == 3
+
+
+def test_without_the_lock_only_the_check_constraint_stops_overspending(unlocked_reads):
+    tenant = make_tenant()
+    ledger.top_up(tenant=tenant, amount=Decimal("10.00"))
+    account = CreditAccount.objects.get(tenant=tenant)
+    unlocked_reads(4)
+
+    results = run_at_once(4, lambda i: ledger.hold_one(tenant=tenant, message_id=40_000 + i, amount=PRICE) or True)
+
+    # Every worker saw 10.00 available and believed 8.40 fitted. The service's own
+    # insufficient_credit check never fired; three holds reached the database and
+    # were stopped by CHECK (held <= balance) as errors. With the lock (first test)
+    # these are clean refusals.
+    assert outcome_counts(results) == {"ok": 1, "IntegrityError": 3}
+    assert all(isinstance(r, IntegrityError) and "held_within_balance" in str(r) for r in results if r is not True)
+    account.refresh_from_db()
+    assert (account.balance, account.held) == (Decimal("10.00"), PRICE)
+    assert audit_accounts() == []
