@@ -93,6 +93,10 @@ worker_send_task_events = bool(events_broker_url)
 if events_broker_url:
     worker_consumer = "project.events_bridge:EventsBridgeConsumer"
 
+# Logs go through Django's LOGGING (project/logging.py): key=value lines with phone
+# numbers masked, from the worker as from the web.
+worker_hijack_root_logger = False
+
 # --- Results (§5) -----------------------------------------------------------------
 result_backend = "django-db"
 # Store task name, args, kwargs and worker on each row, for the admin.

@@ -22,14 +22,18 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
+
 from harness.ports import free_port, wait_for_port
 
 
 class LocalSQS:
     """Controls a `python -m harness.sqs` subprocess."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None):
+    def __init__(self, port: int | None = None, log_path: Path | None = None, region: str | None = None):
         self.port = port or free_port()
+        # moto keeps queues per region; kombu creates ours in AWS_REGION.
+        self.region = region or os.environ.get("AWS_REGION", "ap-northeast-2")
         self.control_port = free_port()
         self.log_path = log_path
         self._process: subprocess.Popen | None = None
@@ -65,6 +69,26 @@ class LocalSQS:
     def up(self) -> None:
         self._control("POST", "/up")
         wait_for_port(self.port)
+
+    def drain(self, *queue_names: str) -> int:
+        """Receive and delete every visible message of these queues (those that exist).
+        PurgeQueue would do it in one call, but SQS (and moto) allow it once a minute."""
+        client, drained = self.client(), 0
+        for name in queue_names:
+            try:
+                url = client.get_queue_url(QueueName=name)["QueueUrl"]
+            except client.exceptions.QueueDoesNotExist:
+                continue
+            while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+                client.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+                drained += len(messages)
+        return drained
+
+    def client(self):
+        """A boto3 SQS client for this server, in the region the project's queues live in."""
+        return boto3.client("sqs", endpoint_url=f"http://{self.endpoint}", region_name=self.region,
+                            aws_access_key_id="test", aws_secret_access_key="test")
 
     def request_counts(self) -> Counter:
         return Counter(self._control("GET", "/stats"))

@@ -168,6 +168,9 @@ class Message(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True)
     solapi_status_code = models.CharField(max_length=8, blank=True)
     solapi_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # A staff-triggered retry of a failed message is a new message (new hold, new group);
+    # one-to-one, so the same failure cannot be retried twice.
+    retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry")
     # Night-window deferral for ads (Korean sending rules): not sent before this time.
     not_before = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
@@ -306,3 +309,20 @@ class CircuitBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.state}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Proof of life from each worker, written by a bootstep on a timer: on SQS,
+    `celery inspect ping` gets no answer (no fanout), so liveness lives here."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    pid = models.PositiveIntegerField()
+    started = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    stopped = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (seen {self.last_seen:%H:%M:%S})"

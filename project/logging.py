@@ -5,7 +5,8 @@ import logging
 from tenants.phones import mask_phones_in_text
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is printed.
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Celery adds `data`, a dict repeating its message.
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "data"}
 
 
 class PhoneMaskingFilter(logging.Filter):

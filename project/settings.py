@@ -175,6 +175,8 @@ MESSAGING_BREAKER_PROBE_SECONDS = env.int("MESSAGING_BREAKER_PROBE_SECONDS", def
 MESSAGING_REDISPATCH_AFTER_SECONDS = env.int("MESSAGING_REDISPATCH_AFTER_SECONDS", default=60)
 # A chunk that has not moved for this long is driven again by beat (its tasks are idempotent).
 MESSAGING_STALE_CHUNK_SECONDS = env.int("MESSAGING_STALE_CHUNK_SECONDS", default=1200)
+# How often each worker writes its heartbeat row (/healthz reads them).
+MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECONDS", default=15.0)
 # Accepted messages without a delivery report: poll Solapi after this long, and give
 # up (fail and refund) after the longest carrier timeout (LMS/MMS: 80 hours).
 MESSAGING_REPORT_POLL_AFTER_SECONDS = env.int("MESSAGING_REPORT_POLL_AFTER_SECONDS", default=3600)

@@ -15,6 +15,7 @@ from django.db import connection
 
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
+from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
 LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
 DEMO_SENDER = "0212345678"
@@ -77,11 +78,19 @@ def worker_env(django_db_setup, local_sqs) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def worker(worker_env):
-    """One worker for the session; tests that kill workers start their own."""
+def session_worker(worker_env):
     process = WorkerProcess(env=worker_env, log_path=LOG_DIR / "worker.log", name="session").start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def worker(session_worker, local_sqs):
+    """The session's worker, with the queues emptied first: a task left by an earlier test
+    (whose rows are gone) must not run against this test's rows. Tests that kill workers
+    start their own (start_worker)."""
+    local_sqs.drain(BULK_QUEUE, INTERACTIVE_QUEUE)
+    return session_worker
 
 
 @pytest.fixture

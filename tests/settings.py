@@ -30,6 +30,7 @@ os.environ.update(
         # and the task time limit under it (the start-up check insists).
         "MESSAGING_SQS_VISIBILITY_TIMEOUT": "25",
         "MESSAGING_TASK_TIME_LIMIT": "20",
+        "MESSAGING_WORKER_HEARTBEAT_SECONDS": "1",
         "LOG_LEVEL": "INFO",
     }
 )

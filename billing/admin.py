@@ -1,0 +1,81 @@
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+
+from billing.ledger import top_up
+from billing.models import CreditAccount, Hold, LedgerEntry, Price, TenantPrice
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Money history is written by the ledger services only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ["message_type", "amount"]
+
+
+@admin.register(TenantPrice)
+class TenantPriceAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "message_type", "amount"]
+    list_filter = ["message_type"]
+
+
+class TopUpForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    memo = forms.CharField(max_length=200, required=False)
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "balance", "held", "available", "updated"]
+    search_fields = ["tenant__name", "tenant__slug"]
+    actions = ["top_up_selected"]
+
+    @admin.display(description="available")
+    def available(self, account: CreditAccount) -> Decimal:
+        return account.available
+
+    @admin.action(description="Top up the selected accounts (충전)")
+    def top_up_selected(self, request, queryset):
+        form = TopUpForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                for account in queryset.select_related("tenant"):
+                    top_up(tenant=account.tenant, amount=form.cleaned_data["amount"],
+                           memo=form.cleaned_data["memo"] or "admin top-up", user=request.user)
+            except (ValueError, InvalidOperation) as exc:
+                self.message_user(request, f"Top-up refused: {exc}", messages.ERROR)
+                return None
+            self.message_user(request, f"Topped up {queryset.count()} account(s) by {form.cleaned_data['amount']}.")
+            return None
+        return render(request, "admin/billing/top_up.html", {
+            "form": form, "accounts": queryset, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": "Top up credit",
+        })
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "account", "kind", "balance_delta", "held_delta", "balance_after", "held_after",
+                    "message_id", "memo", "created"]
+    list_filter = ["kind"]
+    search_fields = ["account__tenant__slug", "=message_id"]
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    list_display = ["message_id", "account", "amount", "status", "captured_amount", "refunded", "created", "closed"]
+    list_filter = ["status", "refunded"]
+    search_fields = ["=message_id"]

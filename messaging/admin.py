@@ -1,0 +1,179 @@
+"""The operations console: what was sent, what failed and why, what is paused.
+
+Operators are not the academy, so phone numbers are masked everywhere here.
+"""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils.html import format_html, format_html_join
+
+from messaging import breaker
+from messaging.models import (
+    BreakerState,
+    Chunk,
+    CircuitBreaker,
+    DeliveryAttempt,
+    DeliveryReport,
+    Message,
+    NotificationLog,
+    SendRequest,
+    SuppressedRecipient,
+)
+from messaging.retries import RETRYABLE, retry_failed_messages
+from messaging.timeline import message_timeline
+from tenants.phones import mask_phone
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the pipeline writes; the console shows them and changes nothing by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ChunkInline(admin.TabularInline):
+    model = Chunk
+    extra = 0
+    fields = ["index", "status", "solapi_group_id", "transient_failures", "paused_since", "last_error", "updated"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SendRequest)
+class SendRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "mode", "purpose", "total", "accepted", "delivered", "failed", "skipped",
+                    "dispatched", "completed", "created"]
+    list_filter = ["mode", "purpose", "tenant", ("dispatched", admin.EmptyFieldListFilter)]
+    readonly_fields = ["tenant", "created_by", "mode", "send_to", "purpose", "body", "subject", "template",
+                       "estimated_cost", "queue", "dispatched", "dispatch_attempts", "dispatch_error", "counts",
+                       "completed", "created"]
+    exclude = ["alimtalk_replacements", "idempotency_key", "fingerprint", "response"]
+    inlines = [ChunkInline]
+
+    def _count(self, send_request: SendRequest, status: str) -> int:
+        return send_request.counts.get(status, 0)
+
+    @admin.display(description="total")
+    def total(self, obj):
+        return self._count(obj, "total")
+
+    @admin.display(description="accepted")
+    def accepted(self, obj):
+        return self._count(obj, "accepted")
+
+    @admin.display(description="delivered")
+    def delivered(self, obj):
+        return self._count(obj, "delivered")
+
+    @admin.display(description="failed")
+    def failed(self, obj):
+        return self._count(obj, "failed")
+
+    @admin.display(description="skipped")
+    def skipped(self, obj):
+        return self._count(obj, "skipped")
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "send_request", "recipient", "message_type", "price", "status", "failure_class",
+                    "skip_reason", "updated"]
+    list_filter = ["status", "failure_class", "skip_reason", "message_type", "tenant"]
+    search_fields = ["=id", "=send_request__id", "solapi_message_id"]
+    list_select_related = ["tenant", "send_request"]
+    fields = ["tenant", "send_request", "chunk", "recipient", "recipient_kind", "message_type", "fallback_type",
+              "delivered_type", "price", "status", "skip_reason", "failure_class", "failure_reason",
+              "solapi_status_code", "solapi_message_id", "retry_of", "not_before", "text", "timeline"]
+    readonly_fields = fields
+    actions = ["retry_failed_transient"]
+
+    @admin.display(description="recipient")
+    def recipient(self, message: Message) -> str:
+        return mask_phone(message.phone)
+
+    @admin.display(description="timeline")
+    def timeline(self, message: Message) -> str:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f"{e.at:%Y-%m-%d %H:%M:%S}", e.what, e.detail) for e in message_timeline(message)),
+        )
+        return format_html("<table><tr><th>at</th><th>what</th><th>detail</th></tr>{}</table>", rows)
+
+    @admin.action(description="Retry failed messages whose failure may have passed (transient, platform)")
+    def retry_failed_transient(self, request, queryset: QuerySet[Message]):
+        retries = retry_failed_messages(queryset.values_list("id", flat=True), user=request.user)
+        retried = sum(r.messages.count() for r in retries)
+        skipped = queryset.count() - retried
+        self.message_user(
+            request,
+            f"Retrying {retried} message(s) in {len(retries)} new send request(s). "
+            f"{skipped} not retried: not failed, already retried, or failed for a lasting reason "
+            f"(retryable: {', '.join(sorted(RETRYABLE))}).",
+            messages.SUCCESS if retried else messages.WARNING,
+        )
+
+
+@admin.register(Chunk)
+class ChunkAdmin(ReadOnlyAdmin):
+    list_display = ["id", "send_request", "index", "status", "solapi_group_id", "transient_failures", "paused_since",
+                    "updated"]
+    list_filter = ["status"]
+    search_fields = ["solapi_group_id", "=send_request__id"]
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["id", "chunk", "operation", "http_status", "error_code", "failure_class", "ambiguous",
+                    "duration_ms", "created"]
+    list_filter = ["operation", "failure_class", "ambiguous", "http_status"]
+    search_fields = ["solapi_group_id", "task_id"]
+
+
+@admin.register(NotificationLog)
+class NotificationLogAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "recipient_summary", "event", "success", "amount", "failure_class",
+                    "failure_reason", "created"]
+    list_filter = ["event", "success", "failure_class", "tenant"]
+
+
+@admin.register(DeliveryReport)
+class DeliveryReportAdmin(ReadOnlyAdmin):
+    list_display = ["event_data_id", "message", "status_code", "message_type", "received"]
+    list_filter = ["status_code"]
+    search_fields = ["event_data_id", "solapi_message_id"]
+    exclude = ["payload"]  # it carries the full phone number
+
+
+@admin.register(SuppressedRecipient)
+class SuppressedRecipientAdmin(admin.ModelAdmin):
+    list_display = ["masked_phone", "tenant", "reason", "source", "created"]
+    list_filter = ["reason", "tenant"]
+    search_fields = ["=phone"]
+
+    @admin.display(description="phone")
+    def masked_phone(self, entry: SuppressedRecipient) -> str:
+        return mask_phone(entry.phone)
+
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(ReadOnlyAdmin):
+    list_display = ["name", "state", "failure_class", "error_code", "detail", "opened_at", "next_probe_at",
+                    "closed_at"]
+    actions = ["close_breaker"]
+
+    @admin.action(description="Close: resume sending now (the cause was fixed)")
+    def close_breaker(self, request, queryset):
+        if queryset.filter(state=BreakerState.OPEN).exists() and breaker.close(f"closed by {request.user} in admin"):
+            self.message_user(request, "Breaker closed: paused chunks go out at their next attempt.")
+        else:
+            self.message_user(request, "The breaker was not open.", messages.WARNING)

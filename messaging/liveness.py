@@ -1,0 +1,53 @@
+"""Worker liveness that works on SQS: a worker bootstep that writes a heartbeat row.
+
+`celery inspect ping` needs a fanout exchange, which SQS does not have
+(celery_sqs.md §4), so /healthz and the admin read these rows instead.
+"""
+
+import logging
+import os
+
+from celery import bootsteps
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from messaging.models import WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = settings.MESSAGING_WORKER_HEARTBEAT_SECONDS
+# A worker whose last heartbeat is older than this is reported as not alive.
+ALIVE_WITHIN_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+class WorkerLiveness(bootsteps.StartStopStep):
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.tref = None
+        self.started = timezone.now()
+
+    def start(self, worker):
+        self._beat(worker)
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, self._beat, (worker,), priority=10)
+
+    def stop(self, worker):
+        if self.tref:
+            self.tref.cancel()
+        self._write(worker, stopped=timezone.now())
+
+    def _beat(self, worker) -> None:
+        self._write(worker, stopped=None)
+
+    def _write(self, worker, *, stopped) -> None:
+        try:
+            close_old_connections()
+            WorkerHeartbeat.objects.update_or_create(
+                hostname=worker.hostname,
+                defaults={"pid": os.getpid(), "started": self.started, "last_seen": timezone.now(), "stopped": stopped},
+            )
+        except Exception:
+            # A missed heartbeat must never take the worker down; /healthz will notice.
+            logger.warning("worker_heartbeat_failed hostname=%s", worker.hostname, exc_info=True)

@@ -1,0 +1,106 @@
+"""The admin is the operations console: every page renders, and its actions act safely."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.test import RequestFactory
+from django.urls import reverse
+
+from billing.ledger import account_for, release_holds
+from billing.models import CreditAccount, LedgerEntry
+from messaging import breaker
+from messaging.failures import FailureClass
+from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus, SendRequest
+from messaging.solapi.errors import SolapiAuthError
+from tests.pipeline.conftest import make_academy, send
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def academy():
+    academy = make_academy()
+    send(academy, publish=False)  # rows in every messaging table worth showing
+    return academy
+
+
+def _models():
+    return [model for model in admin.site._registry if model._meta.app_label in
+            ("tenants", "billing", "messaging", "django_celery_results")]
+
+
+@pytest.mark.parametrize("page", ["changelist", "add"])
+def test_every_admin_page_renders(admin_client, admin_user, academy, page):
+    request = RequestFactory().get("/")
+    request.user = admin_user
+    for model in _models():
+        opts = model._meta
+        if page == "add" and not admin.site._registry[model].has_add_permission(request):
+            continue
+        response = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_{page}"))
+        assert response.status_code == 200, f"{opts.label} {page}: {response.status_code}"
+
+
+def test_every_change_page_renders_and_hides_full_phone_numbers(admin_client, academy):
+    for model in _models():
+        obj = model.objects.first()
+        if obj is None:
+            continue
+        opts = model._meta
+        response = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+        assert response.status_code == 200, opts.label
+        if opts.app_label in ("messaging", "billing"):
+            for phone in academy.parent_phones():
+                assert phone not in response.content.decode(), f"{opts.label} shows {phone}"
+
+
+def test_the_message_page_shows_its_timeline(admin_client, academy):
+    message = Message.objects.first()
+
+    page = admin_client.get(reverse("admin:messaging_message_change", args=[message.pk])).content.decode()
+
+    assert "created" in page and "timeline" in page
+
+
+def test_retry_action_retries_transient_failures_once_and_nothing_else(admin_client, academy):
+    first, second, third = Message.objects.order_by("id")
+    Message.objects.filter(id=first.id).update(status=MessageStatus.FAILED,
+                                               failure_class=FailureClass.TRANSIENT_EXHAUSTED)
+    Message.objects.filter(id=second.id).update(status=MessageStatus.FAILED,
+                                                failure_class=FailureClass.RECIPIENT_INVALID)
+    changelist = reverse("admin:messaging_message_changelist")
+    action = {"action": "retry_failed_transient", "_selected_action": [first.id, second.id, third.id]}
+
+    admin_client.post(changelist, action)
+    admin_client.post(changelist, action)  # twice: the second click retries nothing
+
+    retries = SendRequest.objects.exclude(id=first.send_request_id)
+    assert retries.count() == 1
+    assert list(retries.get().messages.values_list("retry_of", "status")) == [(first.id, MessageStatus.PENDING)]
+
+
+def test_the_breaker_can_be_closed_from_the_admin(admin_client, transactional_db):
+    breaker.trip(SolapiAuthError("bad key", http_status=403, error_code="InvalidApiKey"))
+    row = CircuitBreaker.objects.get()
+
+    admin_client.post(reverse("admin:messaging_circuitbreaker_changelist"),
+                      {"action": "close_breaker", "_selected_action": [row.id]})
+
+    row.refresh_from_db()
+    assert row.state == BreakerState.CLOSED
+
+
+def test_top_up_action_credits_the_account_through_the_ledger(admin_client, academy):
+    account = account_for(academy.tenant)
+    release_holds(message_ids=Message.objects.values_list("id", flat=True))
+    before = account.balance
+
+    admin_client.post(reverse("admin:billing_creditaccount_changelist"), {
+        "action": "top_up_selected", "_selected_action": [account.id], "apply": "1", "amount": "500",
+        "memo": "bank transfer"})
+
+    account = CreditAccount.objects.get(id=account.id)
+    assert account.balance == before + Decimal("500")
+    assert LedgerEntry.objects.filter(account=account, kind="top_up", memo="bank transfer").exists()
+

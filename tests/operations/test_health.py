@@ -1,0 +1,54 @@
+"""/healthz answers what an operator asks first: can we send, and if not, why."""
+
+import pytest
+
+from messaging import breaker
+from messaging.models import WorkerHeartbeat
+from messaging.queues import INTERACTIVE_QUEUE
+from messaging.solapi.errors import SolapiAuthError
+from project.celery import ping
+from tests.pipeline.conftest import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _health(client):
+    response = client.get("/healthz")
+    return response.status_code, response.json()
+
+
+def test_healthy_with_a_live_worker_the_database_and_the_queues(client, worker):
+    ping.apply_async(queue=INTERACTIVE_QUEUE).get(timeout=30)  # both queues exist by now
+    wait_until(lambda: WorkerHeartbeat.objects.filter(hostname__startswith="session@").exists(),
+               what="the worker's heartbeat")
+
+    status, report = _health(client)
+
+    assert (status, report["status"]) == (200, "ok")
+    assert report["database"]["ok"] and report["broker"]["ok"]
+    assert {"visible", "in_flight", "delayed"} <= set(report["broker"]["queues"][INTERACTIVE_QUEUE])
+    assert [w["alive"] for w in report["workers"] if w["hostname"].startswith("session@")] == [True]
+    assert report["breaker"]["state"] == "closed"
+
+
+def test_an_open_breaker_is_reported_as_degraded_with_its_reason(client, worker):
+    breaker.trip(SolapiAuthError("유효하지 않은 API Key 입니다.", http_status=403, error_code="InvalidApiKey"))
+
+    status, report = _health(client)
+
+    assert (status, report["status"]) == (200, "degraded")
+    assert (report["breaker"]["state"], report["breaker"]["failure_class"], report["breaker"]["error_code"]) == (
+        "open", "auth_failed", "InvalidApiKey")
+    assert report["breaker"]["since"]
+
+
+def test_an_unreachable_broker_is_a_503_that_names_it(client, local_sqs):
+    local_sqs.down()
+    try:
+        status, report = _health(client)
+    finally:
+        local_sqs.up()
+
+    assert (status, report["status"]) == (503, "down")
+    assert report["database"]["ok"] and not report["broker"]["ok"]
+    assert "EndpointConnectionError" in report["broker"]["error"] or "Connect" in report["broker"]["error"]
