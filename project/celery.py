@@ -10,9 +10,12 @@ from project import kombu_fixes
 
 kombu_fixes.apply()
 
-app = Celery("project")
+# events=: the worker's event dispatcher survives a Redis outage (project/events_bridge.py).
+app = Celery("project", events="project.events_bridge:BridgeAwareEvents")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks()
+# Heartbeat rows for /healthz: `celery inspect ping` cannot work on SQS.
+app.steps["worker"].add("messaging.liveness:WorkerLiveness")
 
 
 @app.on_after_finalize.connect
