@@ -38,8 +38,10 @@ broker_transport_options = {
     # next chain step (1 s made every hop of a chain wait ~1 s). Never 0: kombu would then
     # spin at 100 % CPU with a full prefetch window (§1.4).
     "polling_interval": 0.1,
-    # botocore's own timeouts for publish/ack calls; the defaults are 60 s.
-    "client-config": {"connect_timeout": 5, "read_timeout": 30},
+    # botocore's timeouts for publish and ack calls (defaults: 60 s, tried 5 times). A web
+    # request that publishes must answer well inside gunicorn's 30 s even when SQS hangs:
+    # at most 2 tries × 5 s; the outbox publishes again later if that was not enough.
+    "client-config": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}},
 }
 if settings.SQS_QUEUE_URL:
     # Production: queues (and their DLQ and VisibilityTimeout) come from infrastructure

@@ -20,7 +20,8 @@ def publish_dispatch(send_request: SendRequest) -> bool:
     from messaging.tasks import dispatch
 
     try:
-        dispatch.apply_async((send_request.id,), queue=send_request.queue)
+        # No publish retries in the request: beat's redispatch_undispatched is the retry.
+        dispatch.apply_async((send_request.id,), queue=send_request.queue, retry=False)
     except Exception as exc:  # kombu and botocore raise many types for "broker unreachable"
         SendRequest.objects.filter(id=send_request.id).update(
             dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error=f"{type(exc).__name__}: {exc}"[:300]

@@ -26,7 +26,9 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at",
     )
     total = send_request.messages.count()
-    rows = list(messages[(page - 1) * page_size : page * page_size])
+    offset = (page - 1) * page_size
+    # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
+    rows = list(messages[offset : offset + page_size]) if offset < total else []
     return {
         "id": send_request.id,
         "created": send_request.created,

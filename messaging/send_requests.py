@@ -102,14 +102,7 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
             raise
         return replay
     dispatched = outbox.publish_dispatch(send_request)
-    response = {
-        "id": send_request.id,
-        "status_url": f"/api/v1/messages/send-requests/{send_request.id}",
-        "accepted": len(plan.sendable),
-        "estimated_cost": str(plan.estimated_cost),
-        "dispatched": dispatched,
-        "skipped": plan.skipped(),
-    }
+    response = {**send_request.response, "dispatched": dispatched}
     SendRequest.objects.filter(id=send_request.id).update(response=response)
     return response
 
@@ -137,6 +130,17 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
         Message.objects.bulk_create(
             [_message_row(send_request, m) for m in plan.messages], batch_size=1000
         )
+        # Stored with the rows, not after publishing: a replay of the key that arrives
+        # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
+        send_request.response = {
+            "id": send_request.id,
+            "status_url": f"/api/v1/messages/send-requests/{send_request.id}",
+            "accepted": len(plan.sendable),
+            "estimated_cost": str(plan.estimated_cost),
+            "dispatched": False,
+            "skipped": plan.skipped(),
+        }
+        send_request.save(update_fields=["response"])
     return send_request
 
 

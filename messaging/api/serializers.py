@@ -1,11 +1,28 @@
 """Request and response shapes of the messaging API (also the OpenAPI schema)."""
 
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from messaging.models import MessageMode, Purpose, SendTo
 from messaging.send_requests import SendInput
 
 MAX_RECIPIENT_STUDENTS = 10_000
+
+
+class ReplacementsField(serializers.DictField):
+    """DictField validates the values only, but the keys are stored and fingerprinted too.
+    Checked before the values, whose errors are keyed by them."""
+
+    # Also refuses NUL and lone surrogates: valid JSON escapes that neither UTF-8 nor PostgreSQL can hold.
+    key_field = serializers.CharField(max_length=100, allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        if html.is_html_input(data):
+            data = html.parse_html_dict(data)
+        if isinstance(data, dict):
+            for key in data:
+                self.key_field.run_validation(str(key))
+        return super().to_internal_value(data)
 
 
 class SendInputSerializer(serializers.Serializer):
@@ -18,7 +35,7 @@ class SendInputSerializer(serializers.Serializer):
     body = serializers.CharField(allow_blank=True, default="", max_length=4000, trim_whitespace=False)
     subject = serializers.CharField(allow_blank=True, default="", max_length=100)
     template_id = serializers.CharField(allow_blank=True, default="", max_length=64)
-    alimtalk_replacements = serializers.DictField(
+    alimtalk_replacements = ReplacementsField(
         child=serializers.CharField(max_length=200, allow_blank=True), default=dict
     )
 

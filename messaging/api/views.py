@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from messaging import reports
 from messaging.api.serializers import ErrorSerializer, PreviewSerializer, SendAcceptedSerializer, SendInputSerializer
 from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
+from messaging.models import SendRequest
 from messaging.previews import preview_send
 from messaging.refusals import Refusal, RefusalCode
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
@@ -23,9 +24,11 @@ TENANT_PARAMETER = OpenApiParameter(
 )
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
-    description="Replaying a key returns the first answer; the same key with a different body is 422.",
+    description="At most 100 characters. Replaying a key returns the first answer; the same key with a different "
+                "body is 422.",
 )
 ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 422)}
+MAX_IDEMPOTENCY_KEY_LENGTH = SendRequest._meta.get_field("idempotency_key").max_length
 
 
 class SendMessageApi(TenantAPIView):
@@ -35,7 +38,7 @@ class SendMessageApi(TenantAPIView):
     def post(self, request):
         serializer = SendInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key", "").strip()[:100] or None
+        key = _idempotency_key(request)
         result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
                                      idempotency_key=key)
         return Response(result, status=status.HTTP_202_ACCEPTED)
@@ -84,6 +87,16 @@ class SolapiReportWebhook(APIView):
         summary = reports.apply_reports(parsed)
         return Response({"applied": summary.applied, "duplicates": summary.duplicates,
                          "unmatched": summary.unmatched})
+
+
+def _idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        # Cutting it would make two different keys one, and the second send a "replay".
+        message = f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+        raise Refusal(RefusalCode.INVALID_REQUEST, errors=f"Idempotency-Key: {message}",
+                      extra={"errors": {"Idempotency-Key": [message]}})
+    return key or None
 
 
 def _int_param(request, name: str, default: int) -> int:
