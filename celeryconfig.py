@@ -125,6 +125,8 @@ beat_schedule = {
     "redispatch-undispatched": {"task": "messaging.redispatch_undispatched", "schedule": 30.0},
     # Chunks that stopped moving (a lost chain) are driven again; all steps are idempotent.
     "resume-stale-chunks": {"task": "messaging.resume_stale_chunks", "schedule": 60.0},
+    # Ads deferred by the night window (21:00-08:00 KST) go out from 08:00, in waves.
+    "release-deferred": {"task": "messaging.release_deferred", "schedule": 60.0},
     # Accepted messages without a report: poll Solapi, and expire them past the timeout.
     "reconcile-reports": {"task": "messaging.reconcile_reports", "schedule": 300.0},
 }

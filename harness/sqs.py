@@ -70,10 +70,10 @@ class LocalSQS:
         self._control("POST", "/up")
         wait_for_port(self.port)
 
-    def drain(self, *queue_names: str) -> int:
-        """Receive and delete every visible message of these queues (those that exist).
-        PurgeQueue would do it in one call, but SQS (and moto) allow it once a minute."""
-        client, drained = self.client(), 0
+    def drain(self, *queue_names: str) -> list[dict]:
+        """Receive and delete every visible message of these queues (those that exist), and
+        return them. PurgeQueue would do it in one call, but SQS (and moto) allow it once a minute."""
+        client, drained = self.client(), []
         for name in queue_names:
             try:
                 url = client.get_queue_url(QueueName=name)["QueueUrl"]
@@ -82,7 +82,7 @@ class LocalSQS:
             while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
                 client.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-                drained += len(messages)
+                drained += messages
         return drained
 
     def client(self):

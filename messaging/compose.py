@@ -8,6 +8,7 @@ share it exactly.
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from billing.models import MessageType
@@ -19,14 +20,17 @@ from billing.pricing import (
     hold_amount,
     text_message_type,
 )
-from messaging.models import MessageMode, RecipientKind, SendTo, SkipReason, SuppressionReason
+from messaging import rules
+from messaging.models import MessageMode, Purpose, SendTo, SkipReason, SuppressionReason
 from messaging.refusals import Refusal, RefusalCode
-from tenants.models import AlimTalkTemplate, Student
+from tenants.models import AlimTalkTemplate, RecipientKind, Student
 from tenants.phones import InvalidPhone, normalize_phone
 
 VARIABLE = re.compile(r"#\{([^{}]+)\}")
 # The per-student variable every body may use.
 STUDENT_NAME = "이름"
+
+NO_CONSENT = rules.Consent(ads=False, night_ads=False)
 
 _SUPPRESSION_SKIPS = {
     SuppressionReason.OPTED_OUT: SkipReason.OPTED_OUT,
@@ -43,6 +47,7 @@ class Draft:
     subject: str = ""
     template: AlimTalkTemplate | None = None
     replacements: Mapping[str, str] = field(default_factory=dict)
+    purpose: str = Purpose.INFO
 
     @property
     def uses_alimtalk(self) -> bool:
@@ -67,6 +72,8 @@ class PlannedMessage:
     price: Decimal = Decimal("0")
     bytes: int = 0
     skip_reason: str = ""
+    # An ad at night to someone without night consent waits until 08:00 KST.
+    not_before: datetime | None = None
 
     @property
     def skipped(self) -> bool:
@@ -79,11 +86,17 @@ def plan_messages(
     students: Iterable[Student],
     prices: Mapping[str, Decimal],
     suppressed: Mapping[str, str],
+    consents: Mapping[tuple[int, str], rules.Consent] | None = None,
+    now: datetime | None = None,
 ) -> list[PlannedMessage]:
     """One PlannedMessage per recipient, in student order; raises Refusal for problems
-    of the text itself, which no recipient could receive."""
+    of the text itself, which no recipient could receive. An ad reaches only recipients
+    with marketing consent, and at night only those with night consent right away."""
     check_variables(draft)
+    now = now or rules.kst_now()
+    night = draft.purpose == Purpose.AD and rules.in_night_window(now)
     planned: list[PlannedMessage] = []
+    deferred = 0
     seen: set[tuple[str, str]] = set()
     for student, kind, raw_phone in _recipients(students, draft.send_to):
         message = PlannedMessage(student_id=student.id, recipient_kind=kind, phone="")
@@ -99,6 +112,10 @@ def plan_messages(
         if message.phone in suppressed:
             message.skip_reason = _SUPPRESSION_SKIPS[suppressed[message.phone]]
             continue
+        consent = (consents or {}).get((student.id, kind), NO_CONSENT)
+        if draft.purpose == Purpose.AD and not consent.ads:
+            message.skip_reason = SkipReason.NO_MARKETING_CONSENT
+            continue
         message.variables = {STUDENT_NAME: student.name, **draft.replacements}
         message.text = render(draft.source_text, message.variables)
         # Siblings share a parent's phone: one message each only if their texts differ.
@@ -107,6 +124,9 @@ def plan_messages(
             continue
         seen.add((message.phone, message.text))
         _size_and_price(message, draft, prices)
+        if night and not consent.night_ads:
+            message.not_before = rules.release_time(rules.next_morning(now), deferred)
+            deferred += 1
     return planned
 
 

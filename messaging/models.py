@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from billing.models import MONEY, MessageType
 from messaging.failures import FailureClass
-from tenants.models import AlimTalkTemplate, Student, Tenant
+from tenants.models import AlimTalkTemplate, RecipientKind, Student, Tenant
 from tenants.phones import mask_phone
 
 
@@ -34,11 +34,6 @@ class SendTo(models.TextChoices):
 class Purpose(models.TextChoices):
     INFO = "info", "정보성 (informational)"
     AD = "ad", "광고성 (advertising)"
-
-
-class RecipientKind(models.TextChoices):
-    STUDENT = "student", "학생"
-    PARENT = "parent", "학부모"
 
 
 class SendRequest(models.Model):

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from messaging import rules
 from messaging.send_requests import SendInput, plan_send
 from tenants.models import Tenant
 
@@ -12,7 +13,7 @@ def preview_send(*, tenant: Tenant, data: SendInput) -> dict[str, Any]:
         "recipients": [
             {"student_id": m.student_id, "recipient": m.recipient_kind, "phone": m.phone, "text": m.text,
              "type": m.message_type, "fallback_type": m.fallback_type, "bytes": m.bytes, "price": str(m.price),
-             "skip_reason": m.skip_reason}
+             "skip_reason": m.skip_reason, "not_before": m.not_before}
             for m in plan.messages
         ],
         "sendable": len(plan.sendable),
@@ -20,5 +21,5 @@ def preview_send(*, tenant: Tenant, data: SendInput) -> dict[str, Any]:
         "total_cost": str(plan.estimated_cost),
         "available": str(plan.available),
         "sufficient_credit": plan.estimated_cost <= plan.available,
-        "warnings": [],
+        "warnings": rules.likely_ad_warnings(purpose=data.purpose, text=plan.draft.source_text),
     }

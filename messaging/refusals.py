@@ -145,6 +145,14 @@ _TEXTS: dict[RefusalCode, _Text] = {
 }
 
 
+@dataclass(frozen=True)
+class Bilingual:
+    """A value that reads differently in each language (e.g. field errors)."""
+
+    ko: str
+    en: str
+
+
 class Refusal(Exception):
     """A request the service will not carry out, with everything the API needs to say why."""
 
@@ -152,8 +160,8 @@ class Refusal(Exception):
         text = _TEXTS[code]
         self.code = code
         self.status = text.status
-        self.ko = text.ko.format(**values)
-        self.en = text.en.format(**values)
+        self.ko = text.ko.format(**{k: v.ko if isinstance(v, Bilingual) else v for k, v in values.items()})
+        self.en = text.en.format(**{k: v.en if isinstance(v, Bilingual) else v for k, v in values.items()})
         self.extra = extra or {}
         super().__init__(f"{code}: {self.en}")
 

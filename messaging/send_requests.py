@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 
 from billing.ledger import account_for
 from billing.pricing import price_list
-from messaging import outbox, suppression
+from messaging import outbox, rules, suppression
 from messaging.compose import Draft, PlannedMessage, plan_messages
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
 from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
@@ -62,19 +62,28 @@ class SendPlan:
         return [{"student_id": m.student_id, "recipient": m.recipient_kind, "reason": m.skip_reason}
                 for m in self.messages if m.skipped]
 
+    @property
+    def deferred(self) -> list[PlannedMessage]:
+        """Ads written at night for recipients without night consent: sent from 08:00 KST."""
+        return [m for m in self.sendable if m.not_before]
+
 
 def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     """Everything a send needs, checked; raises Refusal. Writes nothing."""
     _check_tenant_can_send(tenant)
+    rules.check_ad_channel(purpose=data.purpose, mode=data.message_mode)
     template = _template_for(tenant, data)
     if not data.body.strip() and not template:
         raise Refusal(RefusalCode.BODY_EMPTY)
     students = _students(tenant, data.student_ids)
     draft = Draft(mode=data.message_mode, send_to=data.send_to, body=data.body, subject=data.subject,
-                  template=template, replacements=data.alimtalk_replacements)
+                  template=template, replacements=data.alimtalk_replacements, purpose=data.purpose)
+    rules.check_ad_text(tenant=tenant, purpose=data.purpose, text=draft.source_text)
     phones = [p for s in students for p in (s.phone, s.parent_phone) if p]
     planned = plan_messages(draft=draft, students=students, prices=price_list(tenant),
-                            suppressed=suppression.suppressed(tenant.id, phones))
+                            suppressed=suppression.suppressed(tenant.id, phones),
+                            consents=rules.consents_for([s.id for s in students]) if data.purpose == Purpose.AD
+                            else None)
     return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
                     available=account_for(tenant).available)
 
@@ -139,6 +148,8 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             "estimated_cost": str(plan.estimated_cost),
             "dispatched": False,
             "skipped": plan.skipped(),
+            "deferred": len(plan.deferred),
+            "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
         }
         send_request.save(update_fields=["response"])
     return send_request
@@ -151,7 +162,7 @@ def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
         fallback_type=planned.fallback_type, text=planned.text, subject=planned.subject,
         variables=planned.variables, price=planned.price,
         status=MessageStatus.SKIPPED if planned.skipped else MessageStatus.PENDING,
-        skip_reason=planned.skip_reason,
+        skip_reason=planned.skip_reason, not_before=planned.not_before,
     )
 
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from messaging import delivery, outbox, reconciliation
-from messaging.models import Chunk, ChunkStatus, SendRequest
+from messaging.models import Chunk, ChunkStatus, MessageStatus, SendRequest
 from messaging.policies import handle_send_failure
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,16 @@ def resume_stale_chunks() -> int:
         chunk_pipeline(chunk.id, queue=chunk.send_request.queue, first_step=first_step[chunk.status]).apply_async()
         resumed += 1
     return resumed
+
+
+@shared_task(name="messaging.release_deferred")
+def release_deferred() -> int:
+    """Dispatch again the send requests whose night-deferred ads are now due (from 08:00
+    KST, in waves); dispatch only chunks the messages that are due."""
+    due = SendRequest.objects.filter(
+        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=timezone.now()
+    ).distinct()
+    return sum(outbox.publish_dispatch(send_request) for send_request in due[:500])
 
 
 @shared_task(name="messaging.reconcile_reports")

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.utils import timezone
 
-from tenants.models import AlimTalkTemplate, Membership, Student, Tenant
+from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
 from tenants.phones import mask_phone
 
 
@@ -40,3 +41,25 @@ class AlimTalkTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "solapi_template_id", "status", "created"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "solapi_template_id"]
+
+
+class DueForReconfirmation(admin.SimpleListFilter):
+    title = "re-confirmation (2 years)"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "due (2 years or older)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(withdrawn_at__isnull=True,
+                                   marketing_consented_at__lte=timezone.now() - CONSENT_VALID_FOR)
+        return queryset
+
+
+@admin.register(MarketingConsent)
+class MarketingConsentAdmin(admin.ModelAdmin):
+    list_display = ["student", "recipient", "marketing_consented_at", "night_consented_at", "withdrawn_at"]
+    list_filter = [DueForReconfirmation, "recipient"]
+    search_fields = ["student__name"]
+    autocomplete_fields = ["student"]

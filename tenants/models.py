@@ -1,6 +1,7 @@
 """Academies (tenants), their staff, students and AlimTalk templates."""
 
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -93,6 +94,42 @@ class Student(models.Model):
                 errors[field] = str(exc)
         if errors:
             raise ValidationError(errors)
+
+
+class RecipientKind(models.TextChoices):
+    STUDENT = "student", "학생"
+    PARENT = "parent", "학부모"
+
+
+# Consent must be re-confirmed every two years (정보통신망법 §50⑧).
+CONSENT_VALID_FOR = timedelta(days=730)
+
+
+class MarketingConsent(models.Model):
+    """A recipient's consent to advertising (정보통신망법 §50): recorded with its time,
+    per student or parent. Night-time ads (21:00–08:00) need a separate consent, and
+    every consent must be re-confirmed every two years."""
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="consents")
+    recipient = models.CharField(max_length=8, choices=RecipientKind.choices)
+    marketing_consented_at = models.DateTimeField(null=True, blank=True)
+    night_consented_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["student", "recipient"], name="one_consent_per_recipient")]
+
+    def __str__(self) -> str:
+        return f"{self.student} ({self.recipient})"
+
+    @property
+    def allows_ads(self) -> bool:
+        return self.marketing_consented_at is not None and self.withdrawn_at is None
+
+    @property
+    def allows_night_ads(self) -> bool:
+        return self.allows_ads and self.night_consented_at is not None
 
 
 class TemplateStatus(models.TextChoices):

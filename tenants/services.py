@@ -1,8 +1,10 @@
 """Changes to an academy's state that other apps trigger."""
 
+from datetime import datetime
+
 from django.utils import timezone
 
-from tenants.models import SenderStatus, Tenant
+from tenants.models import MarketingConsent, SenderStatus, Student, Tenant
 
 
 def sender_reject(*, tenant_id: int, reason: str) -> bool:
@@ -25,3 +27,18 @@ def sender_register(*, tenant: Tenant, number: str) -> Tenant:
     tenant.full_clean()
     tenant.save()
     return tenant
+
+
+def consent_record(*, student: Student, recipient: str, marketing: bool, night: bool,
+                   now: datetime | None = None) -> MarketingConsent:
+    """Record a recipient's answer to the advertising consent (a renewal re-dates it, which
+    is what re-confirmation every two years means). Night consent needs marketing consent."""
+    now = now or timezone.now()
+    consent, _ = MarketingConsent.objects.get_or_create(student=student, recipient=recipient)
+    if marketing:
+        consent.marketing_consented_at, consent.withdrawn_at = now, None
+        consent.night_consented_at = now if night else None
+    else:
+        consent.withdrawn_at, consent.night_consented_at = now, None
+    consent.save()
+    return consent

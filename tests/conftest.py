@@ -15,7 +15,7 @@ from django.db import connection
 
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.queues import ALL_QUEUES
 
 LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
 DEMO_SENDER = "0212345678"
@@ -35,6 +35,15 @@ def local_sqs():
     sqs = LocalSQS(port=int(os.environ["TEST_SQS_PORT"]), log_path=LOG_DIR / "sqs.log").start()
     yield sqs
     sqs.stop()
+
+
+@pytest.fixture
+def broker(local_sqs):
+    """The local SQS, its request counts reset, and the tasks this test published drained
+    afterwards: a worker later in the session must not run a dispatch for rows that are gone."""
+    local_sqs.reset_counts()
+    yield local_sqs
+    local_sqs.drain(*ALL_QUEUES)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +98,7 @@ def worker(session_worker, local_sqs):
     """The session's worker, with the queues emptied first: a task left by an earlier test
     (whose rows are gone) must not run against this test's rows. Tests that kill workers
     start their own (start_worker)."""
-    local_sqs.drain(BULK_QUEUE, INTERACTIVE_QUEUE)
+    local_sqs.drain(*ALL_QUEUES)
     return session_worker
 
 

@@ -22,8 +22,8 @@ def exception_handler(exc, context):
     if isinstance(exc, Refusal):
         return Response(exc.as_body(), status=exc.status)
     if isinstance(exc, exceptions.ValidationError | exceptions.ParseError | exceptions.UnsupportedMediaType):
-        errors = _encodable(exc.detail if isinstance(exc, exceptions.ValidationError) else {"body": [str(exc.detail)]})
-        refusal = Refusal(RefusalCode.INVALID_REQUEST, errors=_summary(errors), extra={"errors": errors})
+        errors = encodable(exc.detail if isinstance(exc, exceptions.ValidationError) else {"body": [str(exc.detail)]})
+        refusal = Refusal(RefusalCode.INVALID_REQUEST, errors=summary(errors), extra={"errors": errors})
         return Response(refusal.as_body(), status=refusal.status)
     for exc_type, code in _DRF_CODES:
         if isinstance(exc, exc_type):
@@ -35,21 +35,21 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
-def _encodable(errors):
+def encodable(errors):
     """DRF quotes the rejected input in some messages ('"x" is not a valid choice'); a lone
     surrogate sent as a JSON escape would then make the error itself unrenderable (a 500)."""
     if isinstance(errors, dict):
-        return {_encodable(key): _encodable(value) for key, value in errors.items()}
+        return {encodable(key): encodable(value) for key, value in errors.items()}
     if isinstance(errors, list):
-        return [_encodable(e) for e in errors]
+        return [encodable(e) for e in errors]
     if isinstance(errors, str):
         return errors.encode("utf-8", "backslashreplace").decode("utf-8")
     return errors
 
 
-def _summary(errors) -> str:
+def summary(errors) -> str:
     if isinstance(errors, dict):
-        return "; ".join(f"{field}: {_summary(value)}" for field, value in errors.items())
+        return "; ".join(f"{field}: {summary(value)}" for field, value in errors.items())
     if isinstance(errors, list):
-        return ", ".join(_summary(e) for e in errors)
+        return ", ".join(summary(e) for e in errors)
     return str(errors)

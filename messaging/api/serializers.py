@@ -5,6 +5,7 @@ from rest_framework.utils import html
 
 from messaging.models import MessageMode, Purpose, SendTo
 from messaging.send_requests import SendInput
+from tenants.models import RecipientKind
 
 MAX_RECIPIENT_STUDENTS = 10_000
 
@@ -31,7 +32,8 @@ class SendInputSerializer(serializers.Serializer):
     )
     send_to = serializers.ChoiceField(choices=SendTo.choices, default=SendTo.PARENT)
     message_mode = serializers.ChoiceField(choices=MessageMode.choices, default=MessageMode.SMS)
-    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.INFO)
+    # Required: staff declare whether a message is an ad, which decides the rules it must meet.
+    purpose = serializers.ChoiceField(choices=Purpose.choices)
     body = serializers.CharField(allow_blank=True, default="", max_length=4000, trim_whitespace=False)
     subject = serializers.CharField(allow_blank=True, default="", max_length=100)
     template_id = serializers.CharField(allow_blank=True, default="", max_length=64)
@@ -56,6 +58,8 @@ class SendAcceptedSerializer(serializers.Serializer):
     estimated_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
     dispatched = serializers.BooleanField(help_text="False when the broker was unreachable; beat publishes it later.")
     skipped = SkippedSerializer(many=True)
+    deferred = serializers.IntegerField(help_text="Ads written at night for recipients without night consent.")
+    deferred_until = serializers.DateTimeField(allow_null=True, help_text="When the first deferred one goes out.")
 
 
 class PreviewRecipientSerializer(serializers.Serializer):
@@ -68,6 +72,7 @@ class PreviewRecipientSerializer(serializers.Serializer):
     bytes = serializers.IntegerField()
     price = serializers.DecimalField(max_digits=14, decimal_places=2)
     skip_reason = serializers.CharField()
+    not_before = serializers.DateTimeField(allow_null=True)
 
 
 class PreviewSerializer(serializers.Serializer):
@@ -84,3 +89,22 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
     messages = serializers.DictField(child=serializers.CharField())
+
+
+class ConsentInputSerializer(serializers.Serializer):
+    student_id = serializers.IntegerField(min_value=1, max_value=2**62)
+    recipient = serializers.ChoiceField(choices=RecipientKind.choices)
+    marketing = serializers.BooleanField(help_text="Agreed to advertising (정보통신망법 §50).")
+    night = serializers.BooleanField(default=False, help_text="Also agreed to ads between 21:00 and 08:00.")
+
+
+class ConsentSerializer(serializers.Serializer):
+    student_id = serializers.IntegerField()
+    recipient = serializers.CharField()
+    marketing_consented_at = serializers.DateTimeField(allow_null=True)
+    night_consented_at = serializers.DateTimeField(allow_null=True)
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+
+
+class OptOutInputSerializer(serializers.Serializer):
+    phone = serializers.CharField(max_length=20)

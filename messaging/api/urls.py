@@ -8,5 +8,8 @@ urlpatterns = [
     path("messages/send-requests/<int:send_request_id>", views.SendRequestDetailApi.as_view(),
          name="send-request-detail"),
     path("credits", views.CreditsApi.as_view(), name="credits"),
+    path("consents", views.ConsentApi.as_view(), name="consents"),
+    path("consents/due-for-reconfirmation", views.ConsentsDueApi.as_view(), name="consents-due"),
+    path("opt-outs", views.OptOutApi.as_view(), name="opt-outs"),
     path("solapi/reports/<str:secret>/", views.SolapiReportWebhook.as_view(), name="solapi-reports"),
 ]

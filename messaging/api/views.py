@@ -9,14 +9,26 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from messaging import reports
-from messaging.api.serializers import ErrorSerializer, PreviewSerializer, SendAcceptedSerializer, SendInputSerializer
+from messaging import reports, rules, suppression
+from messaging.api.serializers import (
+    ConsentInputSerializer,
+    ConsentSerializer,
+    ErrorSerializer,
+    OptOutInputSerializer,
+    PreviewSerializer,
+    SendAcceptedSerializer,
+    SendInputSerializer,
+)
 from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
-from messaging.models import SendRequest
+from messaging.api.validation import validated
+from messaging.models import SendRequest, SuppressionReason
 from messaging.previews import preview_send
 from messaging.refusals import Refusal, RefusalCode
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
 from messaging.send_requests import send_request_create
+from tenants.models import Student
+from tenants.phones import InvalidPhone, normalize_phone
+from tenants.services import consent_record
 
 TENANT_PARAMETER = OpenApiParameter(
     TENANT_HEADER, location=OpenApiParameter.HEADER, required=False,
@@ -36,8 +48,7 @@ class SendMessageApi(TenantAPIView):
                    parameters=[TENANT_PARAMETER, IDEMPOTENCY_PARAMETER],
                    summary="Send a message to students or parents")
     def post(self, request):
-        serializer = SendInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        serializer = validated(SendInputSerializer, request.data)
         key = _idempotency_key(request)
         result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
                                      idempotency_key=key)
@@ -48,8 +59,7 @@ class PreviewMessageApi(TenantAPIView):
     @extend_schema(request=SendInputSerializer, responses={200: PreviewSerializer, **ERRORS},
                    parameters=[TENANT_PARAMETER], summary="Preview a send: texts, types, prices; no side effects")
     def post(self, request):
-        serializer = SendInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        serializer = validated(SendInputSerializer, request.data)
         return Response(preview_send(tenant=self.tenant, data=serializer.to_send_input()))
 
 
@@ -104,3 +114,46 @@ def _int_param(request, name: str, default: int) -> int:
         return int(request.query_params.get(name, default))
     except ValueError:
         raise Refusal(RefusalCode.INVALID_REQUEST, errors=f"{name} must be a whole number") from None
+
+
+class ConsentApi(TenantAPIView):
+    """Record a student's or parent's answer to the advertising consent."""
+
+    @extend_schema(request=ConsentInputSerializer, responses={200: ConsentSerializer, **ERRORS},
+                   parameters=[TENANT_PARAMETER], summary="Record marketing (and night) consent")
+    def post(self, request):
+        serializer = validated(ConsentInputSerializer, request.data)
+        data = serializer.validated_data
+        student = Student.objects.filter(tenant=self.tenant, id=data["student_id"]).first()
+        if student is None:
+            raise Refusal(RefusalCode.STUDENT_NOT_FOUND, student_ids=data["student_id"],
+                          extra={"student_ids": [data["student_id"]]})
+        consent = consent_record(student=student, recipient=data["recipient"], marketing=data["marketing"],
+                                 night=data["night"])
+        return Response(ConsentSerializer(consent).data)
+
+
+class ConsentsDueApi(TenantAPIView):
+    @extend_schema(responses={200: ConsentSerializer(many=True)}, parameters=[TENANT_PARAMETER],
+                   summary="Consents two years old or older, to re-confirm (§50⑧)")
+    def get(self, request):
+        return Response(ConsentSerializer(rules.consents_due_for_reconfirmation(self.tenant), many=True).data)
+
+
+class OptOutApi(TenantAPIView):
+    """A recipient asked staff to stop messages (e.g. by phone): the number is suppressed."""
+
+    @extend_schema(request=OptOutInputSerializer, responses={201: dict, **ERRORS}, parameters=[TENANT_PARAMETER],
+                   summary="Add a number to the academy's suppression list")
+    def post(self, request):
+        serializer = validated(OptOutInputSerializer, request.data)
+        try:
+            phone = normalize_phone(serializer.validated_data["phone"])
+        except InvalidPhone:
+            phone = ""
+        if not phone:
+            raise Refusal(RefusalCode.INVALID_REQUEST, errors="phone: not a Korean phone number",
+                          extra={"errors": {"phone": ["not a Korean phone number"]}})
+        entry = suppression.suppress(tenant_id=self.tenant.id, phone=phone, reason=SuppressionReason.OPTED_OUT)
+        return Response({"phone": entry.phone, "reason": entry.reason, "source": entry.source},
+                        status=status.HTTP_201_CREATED)

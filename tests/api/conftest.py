@@ -5,21 +5,17 @@ an academy made without a price for a type really cannot send that type.
 """
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from billing.ledger import top_up
 from billing.models import MessageType, TenantPrice
-from messaging.queues import ALL_QUEUES
 from tenants.models import AlimTalkTemplate, Membership, SenderStatus, StaffRole, Student, TemplateStatus, Tenant
 from tests.conftest import DEMO_SENDER
 
@@ -114,41 +110,8 @@ def api(academy: Academy) -> APIClient:
     return client_for(academy.user)
 
 
-@pytest.fixture
-def sqs_client(local_sqs):
-    """boto3 on the local SQS, in the region kombu publishes to (moto keeps regions apart)."""
-    return boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{local_sqs.port}", region_name=settings.AWS_REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test")
-
-
-@pytest.fixture
-def broker(local_sqs, sqs_client) -> Iterator:
-    """The local SQS, with the dispatch tasks this test published purged afterwards: a worker
-    started later in the session must not pick up a dispatch for an id another test reuses."""
-    local_sqs.reset_counts()
-    yield local_sqs
-    for name in ALL_QUEUES:
-        drain(sqs_client, name)
-
-
-def drain(sqs_client, queue_name: str) -> list[dict]:
-    """Receive and delete every message in the queue; returns them. (PurgeQueue is allowed
-    once a minute per queue, too seldom for one test after another.)"""
-    try:
-        url = sqs_client.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    except ClientError:
-        return []  # nothing was ever published to it
-    drained = []
-    while batch := sqs_client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                              VisibilityTimeout=30).get("Messages", []):
-        drained += batch
-        sqs_client.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
-    return drained
-
-
 def send_body(student_ids: list[int], **fields) -> dict:
-    return {"student_ids": student_ids, "body": "#{이름} 학생 안내입니다.", **fields}
+    return {"student_ids": student_ids, "purpose": "info", "body": "#{이름} 학생 안내입니다.", **fields}
 
 
 @pytest.fixture

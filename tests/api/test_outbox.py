@@ -10,7 +10,7 @@ import pytest
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.queues import INTERACTIVE_QUEUE
 from messaging.tasks import redispatch_undispatched
-from tests.api.conftest import client_for, drain, make_academy, send_body
+from tests.api.conftest import client_for, make_academy, send_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +45,7 @@ def sqs_down(broker):
 
 
 def test_a_send_while_sqs_is_down_is_accepted_and_published_by_the_relay_when_it_is_back(
-    sqs_down, sqs_client, settings
+    sqs_down, settings
 ):
     academy = make_academy("outage")
     api = client_for(academy.user)
@@ -82,7 +82,7 @@ def test_a_send_while_sqs_is_down_is_accepted_and_published_by_the_relay_when_it
     assert send_request.dispatch_error == ""
     assert sqs_down.request_counts()["SendMessage"] == 1
     # The dispatch task really is in the queue, for this request.
-    tasks = [task_of(m) for m in drain(sqs_client, INTERACTIVE_QUEUE)]
+    tasks = [task_of(m) for m in sqs_down.drain(INTERACTIVE_QUEUE)]
     assert tasks == [("messaging.dispatch", [send_request.id])]
     assert api.get(response.json()["status_url"]).json()["dispatched"] is True
     # Once published, the relay leaves it alone.

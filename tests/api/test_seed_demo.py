@@ -75,7 +75,8 @@ def test_the_printed_token_can_preview_and_send_to_the_printed_students(broker):
     demo = json.loads(seed("--json"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {demo['token']}", HTTP_X_TENANT=demo["tenant"])
-    body = {"student_ids": demo["student_ids"], "message_mode": "both", "template_id": "TPL_ATTENDANCE"}
+    body = {"student_ids": demo["student_ids"], "purpose": "info", "message_mode": "both",
+            "template_id": "TPL_ATTENDANCE"}
 
     preview = client.post("/api/v1/messages/preview", body, format="json")
     sent = client.post("/api/v1/messages/send", body, format="json")

@@ -14,7 +14,7 @@ from messaging import suppression
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SuppressionReason
 from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
-from tests.api.conftest import TEMPLATE_ID, make_students, make_template, new_phone
+from tests.api.conftest import TEMPLATE_ID, make_students, make_template, new_phone, send_body
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,8 @@ def test_an_accepted_send_answers_202_with_id_status_url_count_cost_and_dispatch
         "estimated_cost": body["estimated_cost"],
         "dispatched": True,
         "skipped": [],
+        "deferred": 0,
+        "deferred_until": None,
     }
     assert Decimal(body["estimated_cost"]) == 3 * Decimal("13")
     assert send_request.dispatched is not None
@@ -242,8 +244,7 @@ def test_preview_shows_text_type_bytes_and_price_per_recipient_and_writes_nothin
     student = academy.students[0]
     [no_phone] = make_students(academy.tenant, 1, parent_phone="")
 
-    response = api.post(PREVIEW_URL, {"student_ids": [student.id, no_phone.id], "body": "#{이름} 학생 안내"},
-                        format="json")
+    response = api.post(PREVIEW_URL, send_body([student.id, no_phone.id], body="#{이름} 학생 안내"), format="json")
 
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -251,7 +252,7 @@ def test_preview_shows_text_type_bytes_and_price_per_recipient_and_writes_nothin
     text = f"{student.name} 학생 안내"
     assert first == {"student_id": student.id, "recipient": "parent", "phone": student.parent_phone, "text": text,
                      "type": "SMS", "fallback_type": "", "bytes": len(text.encode("euc_kr")),
-                     "price": first["price"], "skip_reason": ""}
+                     "price": first["price"], "skip_reason": "", "not_before": None}
     assert Decimal(first["price"]) == Decimal("13")
     assert (second["student_id"], second["skip_reason"]) == (no_phone.id, "no_phone")
     assert (body["sendable"], body["skipped"]) == (1, 1)
@@ -265,7 +266,7 @@ def test_preview_shows_text_type_bytes_and_price_per_recipient_and_writes_nothin
 def test_preview_reports_insufficient_credit_instead_of_refusing(academy, api):
     students = make_students(academy.tenant, 800)  # 800 × 13 KRW > 10,000 KRW
 
-    response = api.post(PREVIEW_URL, {"student_ids": [s.id for s in students], "body": "안내"}, format="json")
+    response = api.post(PREVIEW_URL, send_body([s.id for s in students], body="안내"), format="json")
 
     assert response.status_code == 200, response.json()
     assert Decimal(response.json()["total_cost"]) == Decimal("10400")
