@@ -37,6 +37,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _count_column(status: str):
+    """A changelist column showing the send request's stored count for one status."""
+
+    @admin.display(description=status)
+    def column(self, send_request: SendRequest) -> int:
+        return send_request.counts.get(status, 0)
+
+    return column
+
+
 class ChunkInline(admin.TabularInline):
     model = Chunk
     extra = 0
@@ -60,28 +70,11 @@ class SendRequestAdmin(ReadOnlyAdmin):
     exclude = ["alimtalk_replacements", "idempotency_key", "fingerprint", "response"]
     inlines = [ChunkInline]
 
-    def _count(self, send_request: SendRequest, status: str) -> int:
-        return send_request.counts.get(status, 0)
-
-    @admin.display(description="total")
-    def total(self, obj):
-        return self._count(obj, "total")
-
-    @admin.display(description="accepted")
-    def accepted(self, obj):
-        return self._count(obj, "accepted")
-
-    @admin.display(description="delivered")
-    def delivered(self, obj):
-        return self._count(obj, "delivered")
-
-    @admin.display(description="failed")
-    def failed(self, obj):
-        return self._count(obj, "failed")
-
-    @admin.display(description="skipped")
-    def skipped(self, obj):
-        return self._count(obj, "skipped")
+    total = _count_column("total")
+    accepted = _count_column("accepted")
+    delivered = _count_column("delivered")
+    failed = _count_column("failed")
+    skipped = _count_column("skipped")
 
 
 @admin.register(Message)

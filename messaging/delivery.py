@@ -141,6 +141,10 @@ def send_chunk(chunk_id: int, *, task_id: str) -> SendOutcome:
 
 
 def _send(chunk: Chunk, task_id: str) -> SendOutcome:
+    if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
+        # Every message was refused before sending (credit, academy state): nothing to call.
+        _mark_sent(chunk)
+        return SendOutcome(accepted=0, failed=0)
     breaker.ensure_closed_or_claim_probe()
     client = get_client()
     failed = 0
@@ -156,8 +160,6 @@ def _send(chunk: Chunk, task_id: str) -> SendOutcome:
     if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
         _mark_sent(chunk)
         return SendOutcome(accepted=0, failed=failed)
-    chunk.send_started = chunk.send_started or timezone.now()
-    chunk.save(update_fields=["send_started", "updated"])
     with _attempt(chunk, SolapiOperation.SEND_GROUP, task_id) as attempt:
         group = client.send_group(chunk.solapi_group_id)
         if group.already_sent:
@@ -260,8 +262,12 @@ def _mark_sent(chunk: Chunk) -> int:
 def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAttempt]:
     """Record one Solapi call for the chunk's timeline, whatever its outcome."""
     started = time.monotonic()
-    attempt = DeliveryAttempt(chunk=chunk, operation=operation, task_id=task_id or "",
-                              solapi_group_id=chunk.solapi_group_id)
+    # Written before the call, as "no clear answer": if the process dies during the call,
+    # the row says the request may have reached Solapi.
+    attempt = DeliveryAttempt.objects.create(chunk=chunk, operation=operation, task_id=task_id or "",
+                                             solapi_group_id=chunk.solapi_group_id, ambiguous=True,
+                                             detail="in progress")
+    attempt.ambiguous, attempt.detail = False, ""
     try:
         yield attempt
     except SolapiError as error:
@@ -270,6 +276,10 @@ def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAtt
         attempt.failure_class = error.failure_class
         attempt.ambiguous = error.ambiguous
         attempt.detail = error.detail
+        raise
+    except Exception as error:
+        # Our own failure mid-call (a time limit, a bug): what became of the request is unknown.
+        attempt.ambiguous, attempt.detail = True, f"{type(error).__name__}: {error}"[:300]
         raise
     else:
         attempt.http_status = attempt.http_status or 200
@@ -307,7 +317,7 @@ def give_up_sending(chunk_id: int, failure_class: FailureClass, reason: str) -> 
     """Stop trying: messages that provably did not go out fail, and finalize releases their
     credit. A chunk whose group may have been sent is settled by asking Solapi first."""
     chunk = Chunk.objects.get(id=chunk_id)
-    if chunk.send_started and _group_went_out(chunk):
+    if chunk.may_have_been_sent() and _group_went_out(chunk):
         _mark_sent(chunk)
         return
     with transaction.atomic():
@@ -350,7 +360,7 @@ def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
     is left for the stale-chunk sweep, which re-sends the same group (409 = sent).
     """
     chunk = Chunk.objects.get(id=chunk_id)
-    if chunk.send_started or chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED):
+    if chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED) or chunk.may_have_been_sent():
         logger.error("rollback_deferred chunk=%s step=%s status=%s error=%s", chunk_id, failed_step,
                      chunk.status, error)
         return

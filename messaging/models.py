@@ -84,8 +84,8 @@ class SendRequest(models.Model):
 class ChunkStatus(models.TextChoices):
     QUEUED = "queued", "대기 (chain published)"
     HELD = "held", "충전금 예약 (credit held)"
-    # The group exists at Solapi. From send_started on, only Solapi knows whether it
-    # went out, so the chunk is resolved by re-sending the same group (409 = sent).
+    # The group exists at Solapi. Once a send of it may have reached Solapi, only Solapi
+    # knows whether it went out: the chunk is settled by re-sending the same group (409 = sent).
     SENDING = "sending", "발송 중 (sending)"
     SENT = "sent", "접수 완료 (accepted by Solapi)"
     FINALIZED = "finalized", "정산 완료 (finalized)"
@@ -97,7 +97,6 @@ class Chunk(models.Model):
     status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
     solapi_group_id = models.CharField(max_length=64, blank=True)
     messages_added = models.DateTimeField(null=True, blank=True)
-    send_started = models.DateTimeField(null=True, blank=True)
     sent = models.DateTimeField(null=True, blank=True)
     # Only one task sends a chunk at a time: a duplicate chain (a redelivered dispatch)
     # waits for the lease instead of registering the messages in a second group.
@@ -116,6 +115,13 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.send_request_id}/{self.index} ({self.status})"
+
+    def may_have_been_sent(self) -> bool:
+        """Whether any send of its group may have reached Solapi: one that succeeded, was
+        answered 409, or ended without a clear answer (including a process that died
+        mid-call, whose attempt row was written before the call and never completed)."""
+        return self.attempts.filter(operation=SolapiOperation.SEND_GROUP).filter(
+            Q(ambiguous=True) | Q(http_status__in=[200, 409])).exists()
 
 
 class MessageStatus(models.TextChoices):
