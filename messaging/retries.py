@@ -24,10 +24,12 @@ RETRYABLE = frozenset({
 
 
 def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[SendRequest]:
-    """Retry the retryable failures among these messages; each at most once. Returns the
-    new send requests (one per original request)."""
+    """Retry the retryable failures among these messages, once: a message that was retried,
+    or is itself a retry, is not retried again (a temporary failure gets one more chance, as
+    Solapi's unknown carrier codes deserve). Returns the new send requests (one per original)."""
     eligible = Message.objects.filter(
-        id__in=list(message_ids), status=MessageStatus.FAILED, failure_class__in=RETRYABLE, retry__isnull=True
+        id__in=list(message_ids), status=MessageStatus.FAILED, failure_class__in=RETRYABLE, retry__isnull=True,
+        retry_of__isnull=True,
     ).select_related("send_request")
     by_request: dict[SendRequest, list[Message]] = defaultdict(list)
     for message in eligible:

@@ -78,6 +78,11 @@ def test_retry_action_retries_transient_failures_once_and_nothing_else(admin_cli
     retries = SendRequest.objects.exclude(id=first.send_request_id)
     assert retries.count() == 1
     assert list(retries.get().messages.values_list("retry_of", "status")) == [(first.id, MessageStatus.PENDING)]
+    # A retry that fails again is not retried: a temporary failure gets one more chance.
+    retry = retries.get().messages.get()
+    Message.objects.filter(id=retry.id).update(status=MessageStatus.FAILED, failure_class=FailureClass.TRANSIENT)
+    admin_client.post(changelist, {"action": "retry_failed_transient", "_selected_action": [retry.id]})
+    assert SendRequest.objects.count() == 2
 
 
 def test_the_breaker_can_be_closed_from_the_admin(admin_client, transactional_db):
