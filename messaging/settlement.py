@@ -65,29 +65,44 @@ def _billed_amounts(messages: Sequence[Message]) -> dict[int, object]:
 
 
 def _write_logs(messages: Sequence[Message]) -> None:
+    """One row per outcome a message has reached, including acceptance when a delivery
+    report overtook the send step's own bookkeeping. Rows are unique per (message, event),
+    so whoever writes one first (finalize or a report) writes it once."""
     holds = {h.message_id: h for h in Hold.objects.filter(message_id__in=[m.id for m in messages])}
     rows = []
     for message in messages:
         hold = holds.get(message.id)
-        rows.append(NotificationLog(
-            tenant_id=message.tenant_id,
-            message=message,
-            event=_EVENTS[message.status],
-            success=message.status != MessageStatus.FAILED,
-            amount=_amount_moved(message, hold),
-            recipient_summary=mask_phone(message.phone),
-            failure_class=message.failure_class,
-            failure_reason=message.failure_reason,
-        ))
+        for event in _events(message):
+            rows.append(NotificationLog(
+                tenant_id=message.tenant_id,
+                message=message,
+                event=event,
+                success=event != LogEvent.FAILED,
+                amount=_amount_moved(message, hold, event),
+                recipient_summary=mask_phone(message.phone),
+                failure_class=message.failure_class if event == LogEvent.FAILED else "",
+                failure_reason=message.failure_reason if event == LogEvent.FAILED else "",
+            ))
     NotificationLog.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def _amount_moved(message: Message, hold: Hold | None):
-    """The credit this outcome moved: charged on acceptance (or on delivery for AlimTalk
-    with fallback), given back when it failed after acceptance."""
+def _events(message: Message) -> list[str]:
+    events = []
+    if message.accepted_at or message.status != MessageStatus.FAILED:
+        events.append(LogEvent.ACCEPTED)
+    if message.status != MessageStatus.ACCEPTED:
+        events.append(_EVENTS[message.status])
+    return events
+
+
+def _amount_moved(message: Message, hold: Hold | None, event: str):
+    """The credit an outcome moved: charged on acceptance (on delivery for AlimTalk with
+    fallback), given back when the message failed after acceptance. Per message, the rows
+    add up to what the academy finally paid."""
     if hold is None:
         return 0
-    if message.status == MessageStatus.FAILED:
+    if event == LogEvent.FAILED:
         return -hold.captured_amount if hold.refunded else 0
-    charged_now = (message.status == MessageStatus.DELIVERED) == bool(message.fallback_type)
+    charged_on_delivery = bool(message.fallback_type)
+    charged_now = (event == LogEvent.DELIVERED) == charged_on_delivery
     return hold.captured_amount if charged_now else 0
