@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from celery import Task, chain, shared_task
 from celery.canvas import Signature
+from celery.exceptions import Reject
 from django.conf import settings
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from messaging import delivery, outbox, reconciliation
 from messaging.models import Chunk, ChunkStatus, MessageStatus, SendRequest
@@ -75,7 +77,21 @@ def rollback(request, exc, traceback) -> None:
     """Error callback of every chain step. Unbound with three arguments, so Celery calls
     it inline in the failing worker with the failed task's request (celery_sqs.md §3.2)."""
     chunk_id = request.args[0]
+    if _broker_unreachable(exc):
+        # The step did its work (or deferred it); publishing what comes next failed because
+        # SQS is unreachable. Nothing is wrong with the messages: the step's own message could
+        # not be acked either and comes back, and beat resumes a chunk left behind anyway.
+        logger.warning("rollback_skipped_broker_unreachable chunk=%s step=%s error=%s", chunk_id, request.task, exc)
+        return
     delivery.roll_back_chunk(chunk_id, failed_step=request.task, error=f"{type(exc).__name__}: {exc}")
+
+
+def _broker_unreachable(exc: BaseException) -> bool:
+    """kombu's OperationalError, or the Reject that Task.retry raises when publishing the
+    retry failed."""
+    if isinstance(exc, Reject):
+        exc = exc.reason
+    return isinstance(exc, BrokerUnreachable)
 
 
 # --- beat ---------------------------------------------------------------------------------

@@ -1,0 +1,434 @@
+"""The stack every benchmark and drill runs on, set up once per run (one process):
+
+- a fresh PostgreSQL database (`bench_<name>_<run>`, dropped at the end), or a temporary
+  SQLite file when PostgreSQL is unreachable (said in the output and the JSON);
+- the migrations, applied to it;
+- the local SQS (harness.sqs.LocalSQS: moto in a subprocess, stoppable, counting requests
+  by SQS operation at the server) and the Solapi sandbox on loopback;
+- `celery -A project worker` subprocesses (harness.worker.WorkerProcess) on a queue name
+  of this run's own;
+- helpers to seed academies quickly, send through the real service
+  (messaging.send_requests.send_request_create) and wait for settlement.
+
+Django is configured from the environment, so `Stack.start()` sets the environment first and
+then calls django.setup(): one Stack per process. Model imports therefore live inside the
+functions here, not at the top of the module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from harness.ports import free_port
+from harness.sqs import LocalSQS
+from harness.worker import WorkerProcess
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT_DIR / "benchmarks" / "results"
+LOG_ROOT = PROJECT_DIR / "var" / "bench-logs"
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+SENDER = "0212345678"
+PRICES = {"SMS": Decimal("13"), "LMS": Decimal("29"), "ATA": Decimal("9")}
+# 9 bytes in EUC-KR plus the name: an SMS (13 credits).
+BODY = "#{이름} 학생 학부모님, 내일 휴원입니다."
+
+# Worker settings for benchmarks (the drills override some). Each is read by project/settings.py.
+WORKER_ENV = {
+    "LOG_LEVEL": "INFO",
+    # Short long-polls: an idle queue answers every 2 s instead of every 20 s. A message that
+    # arrives during a poll is returned at once either way.
+    "MESSAGING_SQS_WAIT_SECONDS": "2",
+}
+
+_started: Stack | None = None
+
+
+class Stack:
+    def __init__(self, name: str, *, sandbox_latency_ms: float = 50.0, keep_db: bool = False,
+                 env: dict[str, str] | None = None):
+        self.name = name
+        self.run_id = f"{time.strftime('%m%d%H%M%S')}{uuid.uuid4().hex[:4]}"
+        self.sandbox_latency_ms = sandbox_latency_ms
+        self.keep_db = keep_db
+        self.extra_env = env or {}
+        self.log_dir = LOG_ROOT / f"{name}-{self.run_id}"
+        self.queue_name = f"bench-{self.run_id}"
+        self.sqs: LocalSQS | None = None
+        self.sandbox = None
+        self.database_url = ""
+        self.database_note = ""
+        self.vendor = ""
+        self._db_name = ""
+        self._sqlite_dir: str | None = None
+        self._workers: list[WorkerProcess] = []
+        self._worker_count = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        global _started
+        if _started is not None:
+            raise RuntimeError("one Stack per process: Django reads its settings once")
+        _started = self
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._create_database()
+        sqs_port, sandbox_port = free_port(), free_port()
+        os.environ.update({
+            "DEBUG": "1",
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DATABASE_URL": self.database_url,
+            "CELERY_BROKER_URL": f"sqs://bench:bench@127.0.0.1:{sqs_port}",
+            "SOLAPI_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
+            "MESSAGING_SQS_QUEUE_NAME": self.queue_name,
+            # Infrastructure-made queues and Flower events belong to real deployments.
+            "SQS_QUEUE_URL": "", "SQS_INTERACTIVE_QUEUE_URL": "", "CELERY_EVENTS_BROKER_URL": "",
+            **WORKER_ENV,
+            **self.extra_env,
+            # This process (the "web" side, the drill's bookkeeping) logs warnings only;
+            # workers get LOG_LEVEL from worker_env().
+            "LOG_LEVEL": "WARNING",
+        })
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        self.sqs = LocalSQS(port=sqs_port, log_path=self.log_dir / "sqs.log").start()
+        from messaging.solapi.sandbox import SolapiSandbox
+
+        self.sandbox = SolapiSandbox(api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET,
+                                     senders=[SENDER], port=sandbox_port, latency_ms=self.sandbox_latency_ms)
+        self.sandbox.start()
+        from billing.models import Price
+
+        for message_type, amount in PRICES.items():
+            Price.objects.get_or_create(message_type=message_type, defaults={"amount": amount})
+        return self
+
+    def close(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(Exception):
+                worker.stop(timeout=15)
+        if self.sandbox is not None:
+            with contextlib.suppress(Exception):
+                self.sandbox.stop()
+        if self.sqs is not None:
+            with contextlib.suppress(Exception):
+                self.sqs.up()
+            self.sqs.stop()
+        from django.db import connections
+
+        connections.close_all()
+        if self._db_name and not self.keep_db:
+            with contextlib.suppress(Exception), _pg_admin() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)')
+        if self._sqlite_dir and not self.keep_db:
+            shutil.rmtree(self._sqlite_dir, ignore_errors=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return (f"database: {self.database_note}; local SQS 127.0.0.1:{self.sqs.port} (moto {_version('moto')}); "
+                f"Solapi sandbox {self.sandbox.url} with {self.sandbox_latency_ms:.0f} ms per HTTP call; "
+                f"queues {self.queue_name}[-interactive]; logs {self.log_dir.relative_to(PROJECT_DIR)}")
+
+    def _create_database(self) -> None:
+        try:
+            with _pg_admin() as admin:
+                self._db_name = f"bench_{self.name}_{self.run_id}".lower()
+                admin.execute(f'CREATE DATABASE "{self._db_name}"')
+                version = admin.execute("SHOW server_version").fetchone()[0]
+        except Exception as error:  # unreachable, refused, no psycopg: fall back, and say so
+            self._db_name = ""
+            self._sqlite_dir = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
+            self.database_url = f"sqlite:///{self._sqlite_dir}/bench.sqlite3"
+            self.vendor = "sqlite"
+            self.database_note = (f"SQLITE FALLBACK ({self.database_url}): PostgreSQL at {PG['host']}:{PG['port']} "
+                                  f"unreachable ({type(error).__name__}); numbers are not comparable")
+            print(f"!! {self.database_note}", flush=True)
+            return
+        self.database_url = f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{self._db_name}"
+        self.vendor = "postgresql"
+        self.database_note = f"PostgreSQL {version}, fresh database {self._db_name}"
+
+    # --- workers ------------------------------------------------------------------------------
+
+    def worker_env(self, **overrides: Any) -> dict[str, str]:
+        """The environment of a worker subprocess: this run's settings plus `overrides`."""
+        return {**WORKER_ENV, **self.extra_env, **{k: str(v) for k, v in overrides.items()}}
+
+    def start_worker(self, name: str = "worker", *, concurrency: int = 2, env: dict[str, Any] | None = None,
+                     queues: Sequence[str] = (), timeout: float = 90.0) -> WorkerProcess:
+        """Start `celery -A project worker` and wait for it to be ready."""
+        self._worker_count += 1
+        extra = ("-Q", ",".join(queues)) if queues else ()
+        worker = WorkerProcess(env=self.worker_env(**(env or {})), log_path=self.log_dir / f"{name}.log",
+                               concurrency=concurrency, name=f"{name}{self._worker_count}", extra_args=extra)
+        self._workers.append(worker)
+        return worker.start(timeout=timeout)
+
+    def stop_workers(self) -> None:
+        for worker in self._workers:
+            worker.stop(timeout=20)
+        self._workers = [w for w in self._workers if w.alive]
+
+    # --- SQS ------------------------------------------------------------------------------------
+
+    def boto3_sqs(self):
+        return self.sqs.client()
+
+    def purge_queues(self) -> None:
+        """Drop every message on this run's Celery queues (tasks nobody is meant to run)."""
+        from messaging.queues import ALL_QUEUES
+
+        self.sqs.drain(*ALL_QUEUES)
+
+    @contextlib.contextmanager
+    def sqs_window(self):
+        """Count the SQS requests (by operation) made inside the block, by every client."""
+        counts: Counter = Counter()
+        self.sqs.reset_counts()
+        try:
+            yield counts
+        finally:
+            counts.update(self.sqs.request_counts())
+
+
+# --- academies, sends, settlement ---------------------------------------------------------------
+
+
+@dataclass
+class Academy:
+    tenant: Any
+    user: Any
+    student_ids: list[int]
+    token: str = ""
+
+
+def seed_academy(slug: str, students: int, *, credit: str | Decimal = "100000000", phone_offset: int = 0,
+                 token: bool = False) -> Academy:
+    """An academy with a verified sender, `students` students (parent phones 010 + 8 digits,
+    bulk-inserted) and credit."""
+    from django.contrib.auth import get_user_model
+
+    from billing.ledger import top_up
+    from tenants.models import Membership, SenderStatus, Student, Tenant
+
+    tenant = Tenant.objects.create(name=f"{slug} 학원", slug=slug, messaging_sender=SENDER,
+                                   messaging_sender_status=SenderStatus.VERIFIED)
+    user = get_user_model().objects.create(username=f"{slug}-staff")
+    Membership.objects.create(user=user, tenant=tenant)
+    Student.objects.bulk_create(
+        [Student(tenant=tenant, name=f"학생{i}", parent_phone=f"010{phone_offset + i:08d}")
+         for i in range(1, students + 1)],
+        batch_size=2000,
+    )
+    ids = list(Student.objects.filter(tenant=tenant).order_by("id").values_list("id", flat=True))
+    top_up(tenant=tenant, amount=Decimal(credit))
+    key = ""
+    if token:
+        from rest_framework.authtoken.models import Token
+
+        key = Token.objects.create(user=user).key
+    return Academy(tenant=tenant, user=user, student_ids=ids, token=key)
+
+
+@dataclass
+class Sent:
+    id: int
+    seconds: float
+    response: dict = field(default_factory=dict)
+
+    @property
+    def dispatched(self) -> bool:
+        return bool(self.response.get("dispatched"))
+
+
+def send(academy: Academy, recipients: int | None = None, *, body: str = BODY) -> Sent:
+    """Accept a plain SMS send to the first `recipients` students' parents through the service the
+    API calls (validate, persist, publish one task). Returns its id and how long the call took."""
+    from messaging.send_requests import SendInput, send_request_create
+
+    ids = academy.student_ids if recipients is None else academy.student_ids[:recipients]
+    data = SendInput(student_ids=ids, send_to="parent", message_mode="sms", body=body)
+    started = time.perf_counter()
+    response = send_request_create(tenant=academy.tenant, user=academy.user, data=data, idempotency_key=None)
+    return Sent(id=response["id"], seconds=time.perf_counter() - started, response=response)
+
+
+IN_FLIGHT = ("pending", "held", "sending")
+
+
+def is_settled(send_request_ids: Iterable[int]) -> bool:
+    """Every chunk finalized and no message in flight (what tests/pipeline/conftest.settled checks)."""
+    from messaging.models import Chunk, ChunkStatus, Message
+
+    ids = list(send_request_ids)
+    if Message.objects.filter(send_request_id__in=ids, status__in=IN_FLIGHT).exists():
+        return False
+    chunks = Chunk.objects.filter(send_request_id__in=ids)
+    chunked = set(chunks.values_list("send_request_id", flat=True).distinct())
+    return chunked == set(ids) and not chunks.exclude(status=ChunkStatus.FINALIZED).exists()
+
+
+def wait_settled(send_request_ids: Iterable[int], *, timeout: float, poll: float = 0.1,
+                 tick: Callable[[], None] | None = None, tick_every: float = 5.0) -> float:
+    """Wait until settled; returns the seconds waited. `tick` runs every `tick_every` seconds
+    (drills call beat's recovery tasks there)."""
+    ids = list(send_request_ids)
+    started = last_tick = time.monotonic()
+    while not is_settled(ids):
+        now = time.monotonic()
+        if now - started > timeout:
+            raise TimeoutError(f"send requests {ids} not settled after {timeout:.0f}s: {status_counts(ids)}")
+        if tick and now - last_tick >= tick_every:
+            tick()
+            last_tick = now
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+def status_counts(send_request_ids: Iterable[int]) -> dict[str, int]:
+    from django.db.models import Count
+
+    from messaging.models import Message
+
+    rows = (Message.objects.filter(send_request_id__in=list(send_request_ids)).values("status")
+            .annotate(n=Count("id")).order_by("status"))
+    return {row["status"]: row["n"] for row in rows}
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, poll: float = 0.05, what: str = "") -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or 'a condition'}")
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+# --- numbers, tables, results ---------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table (readable in a terminal, pasteable into docs)."""
+    rows = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    lines = [f"### {title}", "",
+             "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3f}" if abs(value) < 0.1 else f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """The machine, for the JSON and docs/benchmarks.md."""
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()}
+    with contextlib.suppress(OSError):
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+        info["cpu_model"] = model.group(1).strip() if model else ""
+    with contextlib.suppress(OSError):
+        meminfo = Path("/proc/meminfo").read_text()
+        total = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
+        info["memory_gib"] = round(int(total.group(1)) / 1024 / 1024, 1) if total else None
+    with contextlib.suppress(OSError):
+        info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    with contextlib.suppress(Exception):
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW server_version")
+                info["postgresql"] = cursor.fetchone()[0]
+    for package in ("django", "celery", "kombu", "moto", "boto3", "solapi", "httpx"):
+        info[package] = _version(package)
+    return info
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+@contextlib.contextmanager
+def _pg_admin():
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
+        yield conn
+
+
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def banner(text: str) -> None:
+    print(f"\n== {text}", flush=True)

@@ -1,0 +1,255 @@
+"""End-to-end throughput: 10,000 messages through one worker, against the old loop, in one run.
+
+Both sides use the same local SQS and the same Solapi sandbox (50 ms per HTTP call):
+
+- pipeline: one send of 10,000 parents through the real service (validate, persist, publish one
+  task); one `celery -A project worker` with --concurrency 2 (= nproc) runs dispatch and the
+  chunk chains. Timed from the API call to the last chunk finalized (every message accepted by
+  the sandbox, credit captured, logs written), and from the API's answer on ("worker only").
+  Run once per MESSAGING_CHUNK_SIZE in CHUNK_SIZES (the chunk size is tuned here), the default
+  size REPEATS times in all (the headline is their median: the machine is noisy), and once more
+  with DEBUG=0 as in production (DEBUG=1, needed for the dev secrets, makes Django record every
+  SQL query).
+- baseline: the old loop as the seed describes it: boto3 receives one message, the solapi SDK
+  (`SolapiMessageService.send()`, a new service per message as the old worker built it) sends
+  it, then the message is deleted; one at a time, in this process. Its SQS messages are
+  enqueued first, one SendMessage per recipient as the old API did, outside the timing. It is
+  run on a smaller sample (BASELINE_MESSAGES) and reported in msg/s. It leaves out the old
+  worker's per-message database reads and writes (tenant lookup, deduction, log row), so it is
+  faster than the old worker was: the ratio is conservative.
+
+SQS requests are counted at the local SQS server for every client, over the measured window only.
+
+    python -m benchmarks.throughput [--messages 10000] [--baseline 400] [--chunk-sizes 500,1000,2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from benchmarks.stack import (
+    SENDER,
+    Stack,
+    banner,
+    loadavg,
+    machine,
+    median,
+    seed_academy,
+    send,
+    status_counts,
+    table,
+    wait_settled,
+    write_json,
+)
+
+MESSAGES = 10_000
+BASELINE_MESSAGES = 400
+CHUNK_SIZES = (500, 1000, 2000, 5000)
+# The default chunk size runs this many times (noisy machine): the headline is their median.
+REPEATS = 3
+DEFAULT_CHUNK_SIZE = 1000
+TARGET_RATIO = 100
+TARGET_SQS_PER_MESSAGE = 0.05
+
+
+def sandbox_calls(stack: Stack) -> int:
+    return sum(sum(by_status.values()) for by_status in stack.sandbox.request_counts().values())
+
+
+def pipeline_run(stack: Stack, academy, *, messages: int, label: str, concurrency: int = 2, workers: int = 1,
+                 env: dict[str, Any] | None = None, timeout: float = 300.0) -> dict[str, Any]:
+    """Send `messages` through `workers` worker processes of `concurrency` each; time it to settlement."""
+    started = [stack.start_worker(label, concurrency=concurrency, env=env) for _ in range(workers)]
+    time.sleep(1.0)  # into their first long poll
+    accepted_before, calls_before = stack.sandbox.accepted_total, sandbox_calls(stack)
+    with stack.sqs_window() as sqs:
+        began = time.perf_counter()
+        sent = send(academy, messages)
+        waited = wait_settled([sent.id], timeout=timeout)
+        total = time.perf_counter() - began
+    for worker in started:
+        worker.stop()
+    counts = status_counts([sent.id])
+    sqs_requests = sum(sqs.values())
+    return {
+        "label": label, "messages": messages, "workers": workers, "concurrency": concurrency, "env": env or {},
+        "send_request": sent.id, "api_seconds": sent.seconds, "worker_seconds": waited, "total_seconds": total,
+        "msg_per_s": messages / total, "worker_msg_per_s": messages / waited,
+        "statuses": counts, "sandbox_accepted": stack.sandbox.accepted_total - accepted_before,
+        "solapi_calls": sandbox_calls(stack) - calls_before,
+        "sqs_requests": sqs_requests, "sqs_per_message": sqs_requests / messages, "sqs_by_operation": dict(sqs),
+    }
+
+
+def baseline_run(stack: Stack, *, messages: int) -> dict[str, Any]:
+    """The old loop: receive one, SDK send, delete; one message at a time."""
+    from django.conf import settings
+    from solapi import SolapiMessageService
+    from solapi.model import RequestMessage
+
+    client = stack.boto3_sqs()
+    url = client.create_queue(QueueName=f"{stack.queue_name}-baseline")["QueueUrl"]
+    with stack.sqs_window() as enqueue:
+        enqueue_began = time.perf_counter()
+        for i in range(messages):  # the old API: one SendMessage per recipient
+            body = {"tenant_id": 1, "to": f"0109{i:07d}", "text": "학생 학부모님, 내일 휴원입니다.", "sender": None}
+            client.send_message(QueueUrl=url, MessageBody=json.dumps(body, ensure_ascii=False))
+        enqueue_seconds = time.perf_counter() - enqueue_began
+    accepted_before, calls_before = stack.sandbox.accepted_total, sandbox_calls(stack)
+    errors = 0
+    with stack.sqs_window() as loop:
+        began = time.perf_counter()
+        done = 0
+        while done < messages:
+            raw = client.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=20).get("Messages", [])
+            if not raw:
+                continue
+            data = json.loads(raw[0]["Body"])
+            service = SolapiMessageService(api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET)
+            service.base_url = stack.sandbox.url
+            try:
+                service.send(RequestMessage(from_=data["sender"] or SENDER, to=data["to"], text=data["text"]))
+            except Exception:  # the old worker logged and moved on
+                errors += 1
+            client.delete_message(QueueUrl=url, ReceiptHandle=raw[0]["ReceiptHandle"])
+            done += 1
+        seconds = time.perf_counter() - began
+    requests = sum(loop.values())
+    return {
+        "messages": messages, "seconds": seconds, "msg_per_s": messages / seconds, "errors": errors,
+        "sandbox_accepted": stack.sandbox.accepted_total - accepted_before,
+        "solapi_calls": sandbox_calls(stack) - calls_before,
+        "sqs_requests": requests, "sqs_per_message": requests / messages, "sqs_by_operation": dict(loop),
+        "enqueue_sqs_requests": sum(enqueue.values()), "enqueue_seconds": enqueue_seconds,
+        "msg_per_s_with_enqueue": messages / (seconds + enqueue_seconds),
+        "sqs_per_message_with_enqueue": (requests + sum(enqueue.values())) / messages,
+    }
+
+
+def production_env() -> dict[str, str]:
+    """DEBUG off, as in production: Django then stops recording every SQL query. DEBUG off needs
+    every secret set; these are the dev values the sandbox expects."""
+    from django.conf import settings
+
+    return {"DEBUG": "0", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghij",
+            "SOLAPI_API_KEY": settings.SOLAPI_API_KEY, "SOLAPI_API_SECRET": settings.SOLAPI_API_SECRET,
+            "SOLAPI_WEBHOOK_SECRET": "benchmark-webhook-secret"}
+
+
+def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASELINE_MESSAGES,
+        chunk_sizes: tuple[int, ...] = CHUNK_SIZES, repeats: int = REPEATS,
+        debug_off_run: bool = True) -> dict[str, Any]:
+    banner(f"throughput: baseline ({baseline_messages} messages), then the pipeline ({messages:,} messages, "
+           f"chunk sizes {', '.join(map(str, chunk_sizes))}; chunk {DEFAULT_CHUNK_SIZE} × {repeats})")
+    academy = seed_academy("throughput", messages, phone_offset=10_000_000)
+    baseline = baseline_run(stack, messages=baseline_messages)
+    print(f"  baseline: {baseline['msg_per_s']:.1f} msg/s, {baseline['sqs_per_message']:.2f} SQS req/msg", flush=True)
+    plan = [(size, {}) for size in chunk_sizes]
+    plan += [(DEFAULT_CHUNK_SIZE, {})] * (repeats - 1 if DEFAULT_CHUNK_SIZE in chunk_sizes else repeats)
+    if debug_off_run:
+        plan.append((DEFAULT_CHUNK_SIZE, production_env()))
+    runs = []
+    for size, extra in plan:
+        load = loadavg()
+        debug = extra.get("DEBUG", "1")
+        result = pipeline_run(stack, academy, messages=messages, label=f"chunk{size}",
+                              env={"MESSAGING_CHUNK_SIZE": size, **extra})
+        result.update({"chunk_size": size, "debug": debug, "loadavg_before": load})
+        result["env"] = {"MESSAGING_CHUNK_SIZE": size, "DEBUG": debug}  # no secrets in the JSON
+        runs.append(result)
+        print(f"  chunk {size}{'' if debug == '1' else ', DEBUG=0'}: {result['msg_per_s']:.0f} msg/s end to end "
+              f"({result['worker_msg_per_s']:.0f} after the API answered), {result['sqs_per_message']:.4f} SQS req/msg"
+              f", {sum(v for k, v in result['statuses'].items() if k != 'accepted')} not accepted; load {load}",
+              flush=True)
+    headline_runs = [r for r in runs if r["chunk_size"] == DEFAULT_CHUNK_SIZE and r["debug"] == "1"]
+    headline = {
+        "chunk_size": DEFAULT_CHUNK_SIZE, "runs": len(headline_runs),
+        "msg_per_s": median([r["msg_per_s"] for r in headline_runs]),
+        "msg_per_s_min": min(r["msg_per_s"] for r in headline_runs),
+        "msg_per_s_max": max(r["msg_per_s"] for r in headline_runs),
+        "worker_msg_per_s": median([r["worker_msg_per_s"] for r in headline_runs]),
+        "sqs_per_message": median([r["sqs_per_message"] for r in headline_runs]),
+        "api_seconds": median([r["api_seconds"] for r in headline_runs]),
+    }
+    by_size = {}
+    for size in sorted({r["chunk_size"] for r in runs}):
+        same = [r for r in runs if r["chunk_size"] == size and r["debug"] == "1"]
+        if same:
+            by_size[str(size)] = {"runs": len(same), "msg_per_s": median([r["msg_per_s"] for r in same]),
+                                  "worker_msg_per_s": median([r["worker_msg_per_s"] for r in same]),
+                                  "sqs_per_message": median([r["sqs_per_message"] for r in same])}
+    best = max(by_size, key=lambda size: by_size[size]["msg_per_s"])
+    ratio = headline["msg_per_s"] / baseline["msg_per_s"]
+    return {
+        "name": "throughput",
+        "sandbox_latency_ms": stack.sandbox_latency_ms,
+        "database": stack.database_note,
+        "baseline": baseline,
+        "pipeline_runs": runs,
+        "headline": headline,
+        "by_chunk_size": by_size,
+        "best_chunk_size": int(best),
+        "ratio": ratio,
+        "ratio_from_queued": headline["worker_msg_per_s"] / baseline["msg_per_s"],
+        "targets": {
+            "ratio_at_least": TARGET_RATIO, "ratio_met": ratio >= TARGET_RATIO,
+            "sqs_per_message_at_most": TARGET_SQS_PER_MESSAGE,
+            "sqs_per_message_met": headline["sqs_per_message"] <= TARGET_SQS_PER_MESSAGE,
+        },
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    base = result["baseline"]
+    rows = [["baseline (old loop)", f"{base['messages']:,}", "–", base["seconds"], "–", base["msg_per_s"],
+             "1×", base["solapi_calls"], base["sqs_requests"], base["sqs_per_message"]]]
+    for run in result["pipeline_runs"]:
+        label = f"pipeline, chunk {run['chunk_size']}" + ("" if run["debug"] == "1" else ", DEBUG=0")
+        rows.append([label, f"{run['messages']:,}", run["api_seconds"], run["total_seconds"],
+                     run["worker_msg_per_s"], run["msg_per_s"], f"{run['msg_per_s'] / base['msg_per_s']:.0f}×",
+                     run["solapi_calls"], run["sqs_requests"], run["sqs_per_message"]])
+    head, targets = result["headline"], result["targets"]
+    verdict = (
+        f"headline (chunk {head['chunk_size']}, median of {head['runs']}): {head['msg_per_s']:.0f} msg/s end to end "
+        f"(range {head['msg_per_s_min']:.0f}–{head['msg_per_s_max']:.0f}) = {result['ratio']:.0f}× the baseline "
+        f"({result['ratio_from_queued']:.0f}× counting from the API's answer, like the baseline, whose messages "
+        f"are already queued) → ≥ {targets['ratio_at_least']}×: {'MET' if targets['ratio_met'] else 'MISSED'}\n"
+        f"SQS requests per message: {head['sqs_per_message']:.4f} → ≤ {targets['sqs_per_message_at_most']}: "
+        f"{'MET' if targets['sqs_per_message_met'] else 'MISSED'}; fastest chunk size here: "
+        f"{result['best_chunk_size']}")
+    notes = (f"baseline: {base['sqs_per_message']:.2f} SQS requests/message in its loop "
+             f"({base['sqs_per_message_with_enqueue']:.2f} with the old API's SendMessage per recipient), "
+             f"{base['solapi_calls'] / base['messages']:.0f} Solapi call/message; sandbox latency "
+             f"{result['sandbox_latency_ms']:.0f} ms per HTTP call; pipeline: 1 worker, --concurrency 2, DEBUG=1 "
+             f"unless marked")
+    return "\n".join([
+        table("Throughput: pipeline vs the old loop (same local SQS, same sandbox, same run)",
+              ["run", "messages", "API s", "total s", "msg/s after API", "msg/s end to end", "× baseline",
+               "Solapi calls", "SQS requests", "SQS req/msg"], rows),
+        "", verdict, notes])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=MESSAGES)
+    parser.add_argument("--baseline", type=int, default=BASELINE_MESSAGES)
+    parser.add_argument("--chunk-sizes", default=",".join(map(str, CHUNK_SIZES)))
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--no-debug-off-run", action="store_true")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    with Stack("throughput", keep_db=args.keep_db) as stack:
+        print(stack.describe(), flush=True)
+        result = run(stack, messages=args.messages, baseline_messages=args.baseline,
+                     chunk_sizes=tuple(int(s) for s in args.chunk_sizes.split(",")), repeats=args.repeats,
+                     debug_off_run=not args.no_debug_off_run)
+        result["machine"] = machine()
+    print(report(result))
+    print(f"\nwrote {write_json('throughput', result)}")
+
+
+if __name__ == "__main__":
+    main()
