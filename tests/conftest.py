@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from billing.audit import audit_accounts
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
 from messaging.queues import ALL_QUEUES
@@ -27,6 +28,21 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def ledger_stays_consistent(request):
+    """billing_audit is clean after every test that used the database, so after the whole
+    suite too. Tests that corrupt the ledger on purpose say so with `corrupts_ledger`."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db or request.node.get_closest_marker("corrupts_ledger"):
+        yield
+        return
+    # Set up after the database fixture, so this check runs before its rollback or flush.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    problems = audit_accounts()
+    assert problems == [], f"billing_audit after {request.node.name}: {problems}"
 
 
 @pytest.fixture(scope="session")

@@ -426,6 +426,7 @@ def test_audit_is_clean_after_every_kind_of_movement():
     assert "ledger consistent" in out.getvalue()
 
 
+@pytest.mark.corrupts_ledger
 def test_audit_reports_a_balance_changed_behind_the_ledgers_back():
     tenant = _busy_academy()
     make_tenant()  # an untouched academy is not reported
@@ -437,6 +438,7 @@ def test_audit_reports_a_balance_changed_behind_the_ledgers_back():
     assert audit_accounts() == [f"{tenant.slug} (account {account.id}): balance 1083.50 but the ledger sums to 83.50"]
 
 
+@pytest.mark.corrupts_ledger
 def test_audit_reports_held_that_matches_neither_the_ledger_nor_the_open_holds():
     tenant = _busy_academy()
     CreditAccount.objects.filter(tenant=tenant).update(held=Decimal("0.00"))
@@ -447,6 +449,7 @@ def test_audit_reports_held_that_matches_neither_the_ledger_nor_the_open_holds()
     ]
 
 
+@pytest.mark.corrupts_ledger
 def test_audit_reports_an_edited_ledger_entry():
     # save() refuses edits, but a queryset update does not: the audit catches it.
     tenant = _busy_academy()
@@ -455,6 +458,7 @@ def test_audit_reports_an_edited_ledger_entry():
     assert audit_accounts() == [f"{name}: balance 83.50 but the ledger sums to 73.50"]
 
 
+@pytest.mark.corrupts_ledger
 def test_audit_reports_a_refund_of_a_hold_that_was_never_captured():
     tenant = _busy_academy()
     Hold.objects.filter(message_id=4).update(refunded=True)
@@ -462,6 +466,7 @@ def test_audit_reports_a_refund_of_a_hold_that_was_never_captured():
     assert audit_accounts() == [f"{name}: 1 refunded holds were never captured"]
 
 
+@pytest.mark.corrupts_ledger
 def test_billing_audit_command_fails_on_drift():
     tenant = _busy_academy()
     CreditAccount.objects.filter(tenant=tenant).update(balance=F("balance") - Decimal("0.01"))
