@@ -6,19 +6,7 @@ from django.shortcuts import render
 
 from billing.ledger import top_up
 from billing.models import CreditAccount, Hold, LedgerEntry, Price, TenantPrice
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money history is written by the ledger services only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from tenants.admin import ReadOnlyAdmin
 
 
 @admin.register(Price)

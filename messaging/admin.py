@@ -21,20 +21,7 @@ from messaging.models import (
 )
 from messaging.retries import RETRYABLE, retry_failed_messages
 from messaging.timeline import message_timeline
-from tenants.phones import mask_phone
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the pipeline writes; the console shows them and changes nothing by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from tenants.admin import ReadOnlyAdmin, masked_phone_column
 
 
 def _count_column(status: str):
@@ -90,9 +77,7 @@ class MessageAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     actions = ["retry_failed_transient"]
 
-    @admin.display(description="recipient")
-    def recipient(self, message: Message) -> str:
-        return mask_phone(message.phone)
+    recipient = masked_phone_column("phone", "recipient")
 
     @admin.display(description="timeline")
     def timeline(self, message: Message) -> str:
@@ -152,10 +137,7 @@ class SuppressedRecipientAdmin(admin.ModelAdmin):
     list_display = ["masked_phone", "tenant", "reason", "source", "created"]
     list_filter = ["reason", "tenant"]
     search_fields = ["=phone"]
-
-    @admin.display(description="phone")
-    def masked_phone(self, entry: SuppressedRecipient) -> str:
-        return mask_phone(entry.phone)
+    masked_phone = masked_phone_column("phone")
 
 
 @admin.register(CircuitBreaker)

@@ -25,7 +25,8 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "id", "student_id", "recipient_kind", "phone", "message_type", "price", "status", "skip_reason",
         "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at",
     )
-    total = send_request.messages.count()
+    counts = count_messages(send_request.id)
+    total = counts["total"]
     offset = (page - 1) * page_size
     # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
     rows = list(messages[offset : offset + page_size]) if offset < total else []
@@ -37,7 +38,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "dispatched": send_request.dispatched is not None,
         "completed": send_request.completed,
         "estimated_cost": str(send_request.estimated_cost),
-        "counts": count_messages(send_request.id),
+        "counts": counts,
         "messages": [{**row, "price": str(row["price"])} for row in rows],
         "page": page,
         "page_size": page_size,

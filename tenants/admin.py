@@ -3,6 +3,30 @@ from django.utils import timezone
 
 from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
 from tenants.phones import mask_phone
+from tenants.services import sender_register
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by services only (the ledger, the pipeline): shown, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def masked_phone_column(field: str, description: str = "phone"):
+    """A changelist column showing a phone number masked: operators are not the academy."""
+
+    @admin.display(description=description)
+    def column(self, obj) -> str:
+        return mask_phone(getattr(obj, field))
+
+    return column
 
 
 class MembershipInline(admin.TabularInline):
@@ -18,22 +42,22 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "messaging_sender"]
     readonly_fields = ["messaging_sender_status_changed", "created"]
     inlines = [MembershipInline]
+    actions = ["sender_registered_again"]
+
+    @admin.action(description="Sender number registered with Solapi again: allow sends (발신번호 재등록)")
+    def sender_registered_again(self, request, queryset):
+        for tenant in queryset:
+            sender_register(tenant=tenant, number=tenant.messaging_sender)
+        self.message_user(request, f"{queryset.count()} academy(ies) may send again.")
 
 
 @admin.register(Student)
 class StudentAdmin(admin.ModelAdmin):
-    # The platform's operators are not the academy: numbers are masked in lists.
     list_display = ["name", "tenant", "masked_phone", "masked_parent_phone", "created"]
     list_filter = ["tenant"]
     search_fields = ["name"]
-
-    @admin.display(description="phone")
-    def masked_phone(self, student: Student) -> str:
-        return mask_phone(student.phone)
-
-    @admin.display(description="parent phone")
-    def masked_parent_phone(self, student: Student) -> str:
-        return mask_phone(student.parent_phone)
+    masked_phone = masked_phone_column("phone")
+    masked_parent_phone = masked_phone_column("parent_phone", "parent phone")
 
 
 @admin.register(AlimTalkTemplate)

@@ -34,10 +34,6 @@ def normalize_phone(raw: str | None) -> str:
     return digits
 
 
-def is_mobile(phone: str) -> bool:
-    return bool(_MOBILE.match(phone))
-
-
 def is_valid_sender(number: str) -> bool:
     """A 발신번호: a landline, mobile or representative number, digits only."""
     return bool(_MOBILE.match(number) or _LANDLINE.match(number) or _REPRESENTATIVE.match(number))

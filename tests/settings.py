@@ -41,7 +41,8 @@ from project.settings import *  # noqa: E402,F403
 (BASE_DIR / "var" / "test-logs").mkdir(parents=True, exist_ok=True)  # noqa: F405
 
 # A database of this session's own: two test runs on one machine (a developer's and CI's)
-# must not flush each other's tables under a running worker.
+# must not flush each other's tables under a running worker. On SQLite it is a file, not the
+# default in-memory database, because worker subprocesses share it.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_session}.sqlite3")}  # noqa: F405
 else:

@@ -22,7 +22,6 @@ from solapi.lib.authenticator import Authenticator
 from solapi.model import KakaoOption, RequestMessage
 from solapi.model.response.common_response import GroupMessageResponse
 from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
-from solapi.model.response.send_message_response import SendMessageResponse
 
 from messaging.solapi.errors import (
     ALREADY_SENT_CODES,
@@ -140,33 +139,7 @@ class SolapiClient:
             for key, m in parsed.message_list.items()
         ]
 
-    # --- single-call sending and the account ------------------------------------------
-
-    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[MessageResult]:
-        """POST /messages/v4/send-many/detail. Not idempotent: a timeout leaves it unknown
-        whether the messages went out, which is why the pipeline uses the group flow."""
-        if len(messages) > MAX_MESSAGES_PER_REQUEST:
-            raise ValueError(f"{len(messages)} messages exceed Solapi's {MAX_MESSAGES_PER_REQUEST} per request")
-        payload = {
-            "messages": [m.to_request().model_dump(exclude_none=True, by_alias=True) for m in messages],
-            "allowDuplicates": True,
-            "showMessageList": True,
-        }
-        body = self._request("POST", "/messages/v4/send-many/detail", payload)
-        try:
-            parsed = SendMessageResponse.model_validate(body)
-        except ValidationError as exc:
-            raise SolapiBadResponse(f"send-many: {exc.error_count()} schema errors", ambiguous=True) from exc
-        results = [
-            MessageResult(_our_id(m.custom_fields), m.message_id or "", classify_status(m.status_code),
-                          m.status_message or "")
-            for m in parsed.message_list or []
-        ]
-        results += [
-            MessageResult(_our_id(f.custom_fields), f.message_id, classify_status(f.status_code), f.status_message)
-            for f in parsed.failed_message_list or []
-        ]
-        return results
+    # --- the account ------------------------------------------------------------------
 
     def get_balance(self) -> float:
         body = self._request("GET", "/cash/v1/balance")

@@ -7,12 +7,13 @@ from django.contrib import admin
 from django.test import RequestFactory
 from django.urls import reverse
 
-from billing.ledger import account_for, release_holds
+from billing.ledger import HoldRequest, account_for, hold_credit, release_holds
 from billing.models import CreditAccount, LedgerEntry
 from messaging import breaker
 from messaging.failures import FailureClass
 from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus, SendRequest
 from messaging.solapi.errors import SolapiAuthError
+from tenants.models import SenderStatus, Tenant
 from tests.pipeline.conftest import make_academy, send
 
 pytestmark = pytest.mark.django_db
@@ -57,10 +58,24 @@ def test_every_change_page_renders_and_hides_full_phone_numbers(admin_client, ac
 
 def test_the_message_page_shows_its_timeline(admin_client, academy):
     message = Message.objects.first()
+    hold_credit(tenant=academy.tenant, requests=[HoldRequest(message.id, message.price)])
 
     page = admin_client.get(reverse("admin:messaging_message_change", args=[message.pk])).content.decode()
 
-    assert "created" in page and "timeline" in page
+    assert "<td>created</td><td>SMS 13.00, parent</td>" in page
+    assert "<td>credit hold</td><td>balance +0.00, held +13.00" in page
+    release_holds(message_ids=[message.id])
+
+
+def test_a_rejected_sender_can_be_marked_registered_again(admin_client, academy):
+    tenant = academy.tenant
+    Tenant.objects.filter(id=tenant.id).update(messaging_sender_status=SenderStatus.REJECTED)
+
+    admin_client.post(reverse("admin:tenants_tenant_changelist"),
+                      {"action": "sender_registered_again", "_selected_action": [tenant.id]})
+
+    tenant.refresh_from_db()
+    assert tenant.messaging_sender_status == SenderStatus.VERIFIED
 
 
 def test_retry_action_retries_transient_failures_once_and_nothing_else(admin_client, academy):

@@ -90,14 +90,6 @@ def test_group_messages_report_our_ids_and_their_status(solapi, sandbox):
     assert sorted((r.message_id, r.outcome.code) for r in results) == [(1, "4000"), (2, "4000"), (3, "4000")]
 
 
-def test_send_many_reports_each_message(solapi, sandbox):
-    sandbox.set_recipient_outcome("01000000001", stage="register", code="3010")
-
-    results = solapi.send_many(_messages(2))
-
-    assert sorted((r.message_id, r.outcome.code) for r in results) == [(1, "3010"), (2, "2000")]
-
-
 def test_one_pooled_connection_serves_many_calls(solapi, sandbox):
     for _ in range(5):
         solapi.get_balance()

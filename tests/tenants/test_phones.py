@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tenants.models import Student, Tenant
-from tenants.phones import InvalidPhone, is_mobile, is_valid_sender, mask_phone, mask_phones_in_text, normalize_phone
+from tenants.phones import InvalidPhone, is_valid_sender, mask_phone, mask_phones_in_text, normalize_phone
 
 # --- normalize_phone ------------------------------------------------------------------
 
@@ -69,11 +69,6 @@ def test_invalid_phone_message_does_not_reveal_the_number():
     assert "1234" not in str(caught.value)
     assert str(caught.value) == "not a Korean phone number: 010******7890"
 
-
-def test_is_mobile_tells_mobiles_from_landlines():
-    assert is_mobile("01012345678")
-    assert not is_mobile("0212345678")
-    assert not is_mobile("07012345678")
 
 
 @pytest.mark.parametrize(
