@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from kombu import Queue
 
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
 # --- Broker: SQS ------------------------------------------------------------------
 broker_url = settings.CELERY_BROKER_URL
@@ -80,7 +80,7 @@ worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
 # On SIGTERM, give held messages back to SQS before exiting (§2.3).
 worker_soft_shutdown_timeout = 30
-# Retries are published with SQS DelaySeconds (messaging/retry.py), not ETAs held in
+# Retries are published with SQS DelaySeconds (messaging/pipeline/backoff.py), not ETAs held in
 # worker memory, so a backoff never runs into the visibility timeout (§1.9).
 MAX_RETRY_DELAY_SECONDS = 900
 MAX_COUNTDOWN_SECONDS = 0

@@ -2,7 +2,7 @@
 (SQS) calls each request makes.
 
 Each request goes through the whole Django stack in this process (django.test.Client: URL
-routing, token authentication, the tenant, the serializer, messaging.send_requests, and the
+routing, token authentication, the tenant, the serializer, messaging.compose.send_requests, and the
 publish of its one dispatch task to the local SQS); only the network hop to a WSGI server is
 left out. No worker runs: the published tasks are purged afterwards.
 

@@ -9,7 +9,7 @@
 3. sqs:    the local SQS is stopped for 30 s mid-run (once the worker is holding credit for
            the chunks); a send accepted by the API meanwhile cannot publish its task and
            waits for the outbox relay. Two more checks here: the worker survives, and no
-           message fails because of the outage (messaging/outbox.py: "a broker outage
+           message fails because of the outage (messaging/pipeline/outbox.py: "a broker outage
            delays messages but loses none").
 
 After each drill, one function checks the outcome (check_drill; the reduced drill in
@@ -233,7 +233,7 @@ class Recovery:
     def tick(self) -> None:
         from django.test import override_settings
 
-        from messaging.tasks import redispatch_undispatched, resume_stale_chunks
+        from messaging.pipeline.tasks import redispatch_undispatched, resume_stale_chunks
 
         self.calls += 1
         with override_settings(MESSAGING_STALE_CHUNK_SECONDS=self.stale, MESSAGING_REDISPATCH_AFTER_SECONDS=5):
@@ -369,7 +369,7 @@ def sqs_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
              "recovery": recovery.summary(), "load": loadavg()}
     outcome = _outcome("sqs", ids, stack, facts)
     # Two checks beyond the issue's four, for this drill: the worker rides the outage out, and the outage
-    # delays messages but fails none (messaging/outbox.py's promise).
+    # delays messages but fails none (messaging/pipeline/outbox.py's promise).
     outcome.checks.append(Check("worker survived the outage", alive, "the same worker process ran on"))
     from messaging.models import Message
 

@@ -78,8 +78,8 @@ def _trim(text: str) -> str:
 def run(stack: Stack, *, recipients: int, chunk: int, top: int) -> dict[str, Any]:
     from django.test import override_settings
 
-    from messaging import delivery
     from messaging.models import Chunk
+    from messaging.pipeline import delivery
 
     academy = seed_academy("profile", recipients, phone_offset=80_000_000)
     send(academy, 10)  # warm: the first publish looks the queues up

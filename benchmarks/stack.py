@@ -8,7 +8,7 @@
 - `celery -A project worker` subprocesses (harness.worker.WorkerProcess) on a queue name
   of this run's own;
 - helpers to seed academies quickly, send through the real service
-  (messaging.send_requests.send_request_create) and wait for settlement.
+  (messaging.compose.send_requests.send_request_create) and wait for settlement.
 
 Django is configured from the environment, so `Stack.start()` sets the environment first and
 then calls django.setup(): one Stack per process. Model imports therefore live inside the
@@ -112,7 +112,7 @@ class Stack:
 
         call_command("migrate", verbosity=0)
         self.sqs = LocalSQS(port=sqs_port, log_path=self.log_dir / "sqs.log").start()
-        from messaging.solapi.sandbox import SolapiSandbox
+        from harness.solapi_sandbox import SolapiSandbox
 
         self.sandbox = SolapiSandbox(api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET,
                                      senders=[SENDER], port=sandbox_port, latency_ms=self.sandbox_latency_ms)
@@ -201,7 +201,7 @@ class Stack:
 
     def purge_queues(self) -> None:
         """Drop every message on this run's Celery queues (tasks nobody is meant to run)."""
-        from messaging.queues import ALL_QUEUES
+        from messaging.pipeline.queues import ALL_QUEUES
 
         self.sqs.drain(*ALL_QUEUES)
 
@@ -269,7 +269,7 @@ class Sent:
 def send(academy: Academy, recipients: int | None = None, *, body: str = BODY) -> Sent:
     """Accept a plain SMS send to the first `recipients` students' parents through the service the
     API calls (validate, persist, publish one task). Returns its id and how long the call took."""
-    from messaging.send_requests import SendInput, send_request_create
+    from messaging.compose.send_requests import SendInput, send_request_create
 
     ids = academy.student_ids if recipients is None else academy.student_ids[:recipients]
     data = SendInput(student_ids=ids, send_to="parent", message_mode="sms", body=body)

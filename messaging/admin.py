@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.html import format_html, format_html_join
 
-from messaging import breaker
+from messaging.compose.resend import RETRYABLE, retry_failed_messages
 from messaging.models import (
     BreakerState,
     Chunk,
@@ -19,8 +19,8 @@ from messaging.models import (
     SendRequest,
     SuppressedRecipient,
 )
-from messaging.retries import RETRYABLE, retry_failed_messages
-from messaging.timeline import message_timeline
+from messaging.operations.timeline import message_timeline
+from messaging.pipeline import breaker
 from tenants.admin import ReadOnlyAdmin, masked_phone_column
 
 

@@ -53,7 +53,7 @@ class SendRequest(models.Model):
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     fingerprint = models.CharField(max_length=64)
     response = models.JSONField(default=dict, blank=True)
-    # Which SQS queue its tasks go to (messaging/queues.py).
+    # Which SQS queue its tasks go to (messaging/pipeline/queues.py).
     queue = models.CharField(max_length=80)
     estimated_cost = models.DecimalField(**MONEY)
     # The outbox: null until the dispatch task was published. Beat re-publishes

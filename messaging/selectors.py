@@ -3,9 +3,9 @@
 from typing import Any
 
 from billing.ledger import account_for
-from messaging.counts import count_messages
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import SendRequest
-from messaging.refusals import Refusal, RefusalCode
+from messaging.operations.counts import count_messages
 from tenants.models import Tenant
 
 MAX_PAGE_SIZE = 1000

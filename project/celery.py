@@ -13,9 +13,10 @@ kombu_fixes.apply()
 # events=: the worker's event dispatcher survives a Redis outage (project/events_bridge.py).
 app = Celery("project", events="project.events_bridge:BridgeAwareEvents")
 app.config_from_object("celeryconfig")
-app.autodiscover_tasks()
+# The pipeline's tasks live by stage (messaging/pipeline/tasks.py), not in an app's tasks.py.
+app.autodiscover_tasks(["messaging.pipeline"])
 # Heartbeat rows for /healthz: `celery inspect ping` cannot work on SQS.
-app.steps["worker"].add("messaging.liveness:WorkerLiveness")
+app.steps["worker"].add("messaging.operations.liveness:WorkerLiveness")
 
 
 @app.on_after_finalize.connect

@@ -3,7 +3,7 @@
 - database: a query answers;
 - broker: the SQS queues answer GetQueueAttributes (depth, in flight, delayed);
 - breaker: whether Solapi sending is paused platform-wide, why and since when;
-- workers: heartbeat rows (messaging/liveness.py), since SQS cannot answer `inspect ping`;
+- workers: heartbeat rows (messaging/operations/liveness.py), since SQS cannot answer `inspect ping`;
 - pipeline: the oldest chunk still moving and undispatched requests, from our own tables.
   SQS exposes no age-of-oldest-message attribute (that is a CloudWatch metric); the
   oldest unfinished chunk is the same signal, measured from the outbox's side.
@@ -22,10 +22,10 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
-from messaging import breaker
-from messaging.liveness import ALIVE_WITHIN_SECONDS
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
+from messaging.pipeline import breaker
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
 _QUEUE_ATTRIBUTES = {
     "ApproximateNumberOfMessages": "visible",

@@ -16,7 +16,7 @@ from django.db import connection
 from billing.audit import audit_accounts
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
-from messaging.queues import ALL_QUEUES
+from messaging.pipeline.queues import ALL_QUEUES
 
 LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
 DEMO_SENDER = "0212345678"
@@ -64,7 +64,7 @@ def broker(local_sqs):
 
 @pytest.fixture(scope="session")
 def sandbox_server():
-    from messaging.solapi.sandbox import SolapiSandbox
+    from harness.solapi_sandbox import SolapiSandbox
 
     sandbox = SolapiSandbox(
         api_key=settings.SOLAPI_API_KEY,

@@ -5,7 +5,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from messaging.refusals import Refusal, RefusalCode
+from messaging.compose.refusals import Refusal, RefusalCode
 
 _DRF_CODES = [
     (exceptions.NotAuthenticated, RefusalCode.NOT_AUTHENTICATED),

@@ -3,8 +3,8 @@
 from rest_framework import serializers
 from rest_framework.utils import html
 
+from messaging.compose.send_requests import SendInput
 from messaging.models import MessageMode, Purpose, SendTo
-from messaging.send_requests import SendInput
 from tenants.models import RecipientKind
 
 MAX_RECIPIENT_STUDENTS = 10_000

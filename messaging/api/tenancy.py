@@ -7,7 +7,7 @@ does not exist.
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from messaging.refusals import Refusal, RefusalCode
+from messaging.compose.refusals import Refusal, RefusalCode
 from tenants.models import Membership, Tenant
 
 TENANT_HEADER = "X-Tenant"

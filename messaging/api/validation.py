@@ -9,7 +9,7 @@ from django.utils import translation
 from rest_framework import serializers
 
 from messaging.api.errors import encodable, summary
-from messaging.refusals import Bilingual, Refusal, RefusalCode
+from messaging.compose.refusals import Bilingual, Refusal, RefusalCode
 
 
 def validated(serializer_class: type[serializers.Serializer], data) -> serializers.Serializer:

@@ -9,7 +9,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from messaging import reports, rules, suppression
 from messaging.api.serializers import (
     ConsentInputSerializer,
     ConsentSerializer,
@@ -21,11 +20,13 @@ from messaging.api.serializers import (
 )
 from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
 from messaging.api.validation import validated
+from messaging.compose import rules, suppression
+from messaging.compose.previews import preview_send
+from messaging.compose.refusals import Refusal, RefusalCode
+from messaging.compose.send_requests import send_request_create
 from messaging.models import SendRequest, SuppressionReason
-from messaging.previews import preview_send
-from messaging.refusals import Refusal, RefusalCode
+from messaging.reports import apply as reports
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
-from messaging.send_requests import send_request_create
 from tenants.models import Student
 from tenants.phones import InvalidPhone, normalize_phone
 from tenants.services import consent_record

@@ -1,6 +1,6 @@
 """What went wrong talking to Solapi, as types the pipeline can act on.
 
-Three families decide the retry policy (messaging/policies.py):
+Three families decide the retry policy (messaging/pipeline/policies.py):
 - SolapiPlatformError: our key, clock or Solapi balance. Pause everyone; charge no one.
 - SolapiTransientError: connection, timeout, 429, 5xx. Retry with backoff.
 - SolapiRejectedError: any other refusal of the request. Do not retry.

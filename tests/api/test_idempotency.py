@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import adjust, top_up
-from messaging import outbox, send_requests
+from messaging.compose import send_requests
 from messaging.models import Message, SendRequest
+from messaging.pipeline import outbox
 from tests.api.conftest import assert_refusal, client_for, make_academy, send_body
 
 SEND_URL = "/api/v1/messages/send"

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from messaging.models import Message, MessageStatus, SendRequest
-from messaging.queues import INTERACTIVE_QUEUE
-from messaging.tasks import redispatch_undispatched
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from messaging.pipeline.tasks import redispatch_undispatched
 from tests.api.conftest import client_for, make_academy, send_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

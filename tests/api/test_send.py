@@ -10,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.ledger import top_up
 from billing.models import MessageType
-from messaging import suppression
+from messaging.compose import suppression
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SuppressionReason
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 from tests.api.conftest import TEMPLATE_ID, make_students, make_template, new_phone, send_body
 
 pytestmark = pytest.mark.django_db

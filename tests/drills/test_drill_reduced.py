@@ -13,7 +13,7 @@ import pytest
 from benchmarks.drill import Recovery, check_drill, settle
 from messaging.failures import FailureClass
 from messaging.models import Message
-from messaging.queues import BULK_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE
 from tenants.models import Student
 from tests.pipeline.conftest import make_academy, send, settled
 

@@ -23,7 +23,7 @@ from django.conf import settings
 from kombu import Connection
 
 from harness.ports import free_port, wait_for_port
-from messaging.queues import BULK_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE
 from project import events_bridge
 from project.celery import app, ping
 from tests.conftest import LOG_DIR

@@ -11,7 +11,7 @@ import pytest
 
 from harness.proxy import FaultProxy
 from harness.worker import WorkerProcess
-from messaging.queues import BULK_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE
 from project import kombu_fixes
 from project.celery import ping
 

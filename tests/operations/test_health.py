@@ -2,9 +2,9 @@
 
 import pytest
 
-from messaging import breaker
 from messaging.models import WorkerHeartbeat
-from messaging.queues import INTERACTIVE_QUEUE
+from messaging.pipeline import breaker
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.solapi.errors import SolapiAuthError
 from project.celery import ping
 from tests.pipeline.conftest import wait_until

@@ -12,9 +12,9 @@ from django.db.models import Sum
 from billing.audit import audit_accounts
 from billing.ledger import account_for, top_up
 from billing.models import Hold, HoldStatus, MessageType, Price
-from messaging import outbox
+from messaging.compose.send_requests import SendInput, send_request_create
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
-from messaging.send_requests import SendInput, send_request_create
+from messaging.pipeline import outbox
 from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
 from tests.conftest import DEMO_SENDER
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from billing.ledger import account_for
 from messaging.failures import FailureClass
 from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus
-from messaging.queues import INTERACTIVE_QUEUE
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from tests.pipeline.conftest import (
     assert_books_balance,
     make_academy,

@@ -1,4 +1,4 @@
-"""Each row of the retry-policy table (messaging/policies.py), driven by the sandbox.
+"""Each row of the retry-policy table (messaging/pipeline/policies.py), driven by the sandbox.
 
 Every test asserts the final message states, the ledger, the NotificationLog rows and
 the sandbox's own count of what it accepted.
@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import adjust
-from messaging import outbox
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.failures import FailureClass
 from messaging.models import Chunk, DeliveryAttempt, LogEvent, MessageStatus, NotificationLog, SuppressedRecipient
-from messaging.refusals import Refusal, RefusalCode
+from messaging.pipeline import outbox
 from tenants.models import SenderStatus
 from tests.pipeline.conftest import assert_books_balance, make_academy, send, statuses, wait_settled
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import HoldRequest, hold_credit
-from messaging import delivery, outbox
 from messaging.failures import FailureClass
 from messaging.models import Chunk, ChunkStatus, LogEvent, Message, MessageStatus, NotificationLog
-from messaging.reconciliation import expire_unreported, poll_overdue_groups, settle_open_holds
-from messaging.tasks import resume_stale_chunks
+from messaging.pipeline import delivery, outbox
+from messaging.pipeline.tasks import resume_stale_chunks
+from messaging.reports.reconciliation import expire_unreported, poll_overdue_groups, settle_open_holds
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -1,11 +1,11 @@
-"""The Korean advertising rules, one test per rule (messaging/rules.py)."""
+"""The Korean advertising rules, one test per rule (messaging/compose/rules.py)."""
 
 from datetime import datetime, timedelta
 
 import pytest
 
-from messaging import rules
-from messaging.refusals import Refusal, RefusalCode
+from messaging.compose import rules
+from messaging.compose.refusals import Refusal, RefusalCode
 from tenants.models import MarketingConsent, RecipientKind, Student, Tenant
 
 NAME = "해오름 학원"

@@ -1,13 +1,14 @@
 """The Korean sending rules through the send API: one test per rule, with a fake clock
-for the night window (messaging.rules.kst_now)."""
+for the night window (messaging.compose.rules.kst_now)."""
 
 from datetime import datetime, timedelta
 
 import pytest
 
-from messaging import delivery, rules
+from messaging.compose import rules
 from messaging.models import Message, MessageStatus, SendRequest
-from messaging.tasks import release_deferred
+from messaging.pipeline import delivery
+from messaging.pipeline.tasks import release_deferred
 from tenants.models import MarketingConsent, RecipientKind
 from tenants.services import consent_record
 from tests.api.conftest import client_for, make_academy

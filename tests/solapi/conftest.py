@@ -12,7 +12,7 @@ import pytest
 from solapi import SolapiMessageService
 from solapi.lib.authenticator import Authenticator
 
-from messaging.solapi.sandbox import SolapiSandbox
+from harness.solapi_sandbox import SolapiSandbox
 
 API_KEY = "TESTKEY0000000001"
 API_SECRET = "test-secret-000000000000000000001"

@@ -22,7 +22,7 @@ from solapi.model.response.common_response import GroupMessageResponse
 from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
 from solapi.model.webhook.single_report import SingleReportPayload
 
-from messaging.solapi.sandbox import SolapiSandbox
+from harness.solapi_sandbox import SolapiSandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UNREGISTERED_SENDER = "0299999999"

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from messaging.solapi.sandbox import RequestRecord, SolapiSandbox
+from harness.solapi_sandbox import RequestRecord, SolapiSandbox
 
 
 class Command(BaseCommand):

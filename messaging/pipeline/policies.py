@@ -20,9 +20,9 @@ from datetime import timedelta
 from celery import Task
 from django.conf import settings
 
-from messaging import breaker, delivery
 from messaging.failures import FailureClass
-from messaging.retry import backoff_seconds, retry_later
+from messaging.pipeline import breaker, delivery
+from messaging.pipeline.backoff import backoff_seconds, retry_later
 from messaging.solapi.errors import SolapiError, SolapiPlatformError, SolapiRejectedError, SolapiTransientError
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import transaction
 
-from messaging import outbox
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.pipeline import outbox
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
 # Failures that say nothing about the recipient or the text: sending again may work.
 RETRYABLE = frozenset({

@@ -5,7 +5,7 @@ SDK validates every 2xx reply, and it adds what the real service cannot offer: c
 accepted message, a request log, and injected faults. Standard library only; it never imports
 the project's own Solapi adapter. Full reference: docs/sandbox.md.
 
-    from messaging.solapi.sandbox import SolapiSandbox
+    from harness.solapi_sandbox import SolapiSandbox
 
     sb = SolapiSandbox(api_key="K", api_secret="S", senders=["0212345678"]).start()
     svc = SolapiMessageService("K", "S"); svc.base_url = sb.url     # http://127.0.0.1:<port>

@@ -18,11 +18,12 @@ from django.db import IntegrityError, transaction
 
 from billing.ledger import account_for
 from billing.pricing import price_list
-from messaging import outbox, rules, suppression
-from messaging.compose import Draft, PlannedMessage, plan_messages
+from messaging.compose import rules, suppression
+from messaging.compose.planning import Draft, PlannedMessage, plan_messages
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
-from messaging.queues import BULK_QUEUE, INTERACTIVE_QUEUE
-from messaging.refusals import Refusal, RefusalCode
+from messaging.pipeline import outbox
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 from tenants.models import AlimTalkTemplate, SenderStatus, Student, TemplateStatus, Tenant
 
 

@@ -1,4 +1,4 @@
-"""The delivery pipeline's steps, as plain services. messaging/tasks.py runs them.
+"""The delivery pipeline's steps, as plain services. messaging/pipeline/tasks.py runs them.
 
     dispatch:  split a send request's pending messages into chunks
     reserve:   re-check the academy, hold credit for each message (one transaction)
@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
-from messaging import breaker, settlement
 from messaging.failures import PLATFORM_PAUSE_CLASSES, FailureClass
 from messaging.models import (
     Chunk,
@@ -36,6 +35,7 @@ from messaging.models import (
     SendRequest,
     SolapiOperation,
 )
+from messaging.pipeline import breaker, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import (
     SolapiAccountBlockedError,

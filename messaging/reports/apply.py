@@ -1,7 +1,7 @@
 """Delivery reports: what finally happened to accepted messages.
 
 Reports come from Solapi's single-report webhook, or from polling a group's messages
-when a report is overdue (messaging/reconciliation.py). Both go through apply_reports.
+when a report is overdue (messaging/reports/reconciliation.py). Both go through apply_reports.
 Solapi re-delivers webhooks, so each report is stored under its unique event id first;
 a second copy stops there.
 """
@@ -15,8 +15,8 @@ from django.utils import timezone
 from pydantic import ValidationError
 from solapi.model.webhook.single_report import SingleReportPayload
 
-from messaging import settlement
 from messaging.models import DeliveryReport, Message, MessageStatus
+from messaging.pipeline import settlement
 from messaging.solapi.client import MESSAGE_ID_FIELD
 from messaging.solapi.outcomes import classify_status
 

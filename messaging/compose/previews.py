@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from messaging import rules
-from messaging.send_requests import SendInput, plan_send
+from messaging.compose import rules
+from messaging.compose.send_requests import SendInput, plan_send
 from tenants.models import Tenant
 
 

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import Hold, HoldStatus
-from messaging import settlement
 from messaging.failures import FailureClass
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus
-from messaging.reports import Report, apply_reports
+from messaging.pipeline import settlement
+from messaging.reports.apply import Report, apply_reports
 from messaging.solapi.client import get_client
 from messaging.solapi.errors import SolapiError
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from billing import ledger
 from billing.models import Hold
 from billing.pricing import price_list, price_of
-from messaging import suppression
-from messaging.counts import refresh_counts
+from messaging.compose import suppression
 from messaging.models import LogEvent, Message, MessageStatus, NotificationLog
+from messaging.operations.counts import refresh_counts
 from tenants.models import Tenant
 from tenants.phones import mask_phone
 

@@ -1,4 +1,4 @@
-"""Celery tasks: thin entry points into messaging/delivery.py. Each takes ids only.
+"""Celery tasks: thin entry points into messaging/pipeline/delivery.py. Each takes ids only.
 
 The API publishes one `dispatch` per send request. It splits the request into
 chunks and starts, per chunk, the chain reserve_credit → send_to_solapi → finalize,
@@ -15,9 +15,10 @@ from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from messaging import delivery, outbox, reconciliation
 from messaging.models import Chunk, ChunkStatus, MessageStatus, SendRequest
-from messaging.policies import handle_send_failure
+from messaging.pipeline import delivery, outbox
+from messaging.pipeline.policies import handle_send_failure
+from messaging.reports import reconciliation
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def reserve_credit(chunk_id: int) -> int:
     return chunk_id
 
 
-# max_retries=None: messaging/policies.py bounds retries with counters kept on the chunk.
+# max_retries=None: messaging/pipeline/policies.py bounds retries with counters kept on the chunk.
 @shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True, max_retries=None)
 def send_to_solapi(self, chunk_id: int) -> dict:
     try:

@@ -20,9 +20,9 @@ from billing.pricing import (
     hold_amount,
     text_message_type,
 )
-from messaging import rules
+from messaging.compose import rules
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose, SendTo, SkipReason, SuppressionReason
-from messaging.refusals import Refusal, RefusalCode
 from tenants.models import AlimTalkTemplate, RecipientKind, Student
 from tenants.phones import InvalidPhone, normalize_phone
 

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 def publish_dispatch(send_request: SendRequest) -> bool:
     """Publish dispatch(send_request.id) on its queue. Returns whether it was published."""
-    from messaging.tasks import dispatch
+    from messaging.pipeline.tasks import dispatch
 
     try:
         # No publish retries in the request: beat's redispatch_undispatched is the retry.

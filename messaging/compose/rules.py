@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose
-from messaging.refusals import Refusal, RefusalCode
 from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
 
 KST = ZoneInfo("Asia/Seoul")

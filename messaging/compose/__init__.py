@@ -1,0 +1,1 @@
+"""Writing a send: rules, recipients, refusals, previews, and the stored request."""

@@ -1,0 +1,1 @@
+"""What operators read: message timelines, worker liveness, counts by status."""

@@ -1,0 +1,1 @@
+"""After the send: delivery reports from Solapi's webhook, and reconciliation by polling."""
