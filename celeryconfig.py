@@ -82,7 +82,6 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 worker_soft_shutdown_timeout = 30
 # Retries are published with SQS DelaySeconds (messaging/pipeline/backoff.py), not ETAs held in
 # worker memory, so a backoff never runs into the visibility timeout (§1.9).
-MAX_RETRY_DELAY_SECONDS = 900
 MAX_COUNTDOWN_SECONDS = 0
 
 # --- Monitoring (§4) ----------------------------------------------------------------

@@ -102,13 +102,6 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest]) -> HoldOutco
     return outcome
 
 
-def hold_one(*, tenant: Tenant, message_id: int, amount: Decimal) -> None:
-    """Hold for a single message, raising InsufficientCredit when it does not fit."""
-    outcome = hold_credit(tenant=tenant, requests=[HoldRequest(message_id, amount)])
-    if outcome.refused:
-        raise InsufficientCredit(available=account_for(tenant).available, requested=amount)
-
-
 def capture_holds(*, message_ids: Iterable[int], amounts: Mapping[int, Decimal] | None = None) -> int:
     """Charge held messages. `amounts` captures less than was held (what was actually
     billed, e.g. an AlimTalk that did not fall back to LMS); the rest is released."""

@@ -52,23 +52,18 @@ class Tenant(models.Model):
             )
 
 
-class StaffRole(models.TextChoices):
-    OWNER = "owner", "원장 (owner)"
-    MANAGER = "manager", "실장 (manager)"
-    TEACHER = "teacher", "강사 (teacher)"
-
-
 class Membership(models.Model):
+    """A user is staff of an academy: every member may send for it (no roles yet)."""
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=StaffRole.choices, default=StaffRole.TEACHER)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.tenant} ({self.role})"
+        return f"{self.user} @ {self.tenant}"
 
 
 class Student(models.Model):

@@ -7,7 +7,7 @@ a second copy stops there.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -42,8 +42,6 @@ class ReportSummary:
     applied: int = 0
     duplicates: int = 0
     unmatched: int = 0
-    in_progress: int = 0
-    ignored: list[str] = field(default_factory=list)
 
 
 class InvalidReportPayload(ValueError):
@@ -115,11 +113,9 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
     stored.save(update_fields=["message"])
     outcome = classify_status(report.status_code)
     if outcome.in_progress:
-        summary.in_progress += 1
         return None
     if message.status not in _REPORTABLE:
         # Final already: a late report cannot move it backwards.
-        summary.ignored.append(report.event_id)
         return None
     now = timezone.now()
     message.accepted_at = message.accepted_at or now

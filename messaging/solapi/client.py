@@ -85,8 +85,6 @@ class GroupStatus:
     status: str
     # True when Solapi answered a send with 409: the group had already gone out.
     already_sent: bool = False
-    registered: int = 0
-    registration_failed: int = 0
 
 
 class SolapiClient:
@@ -139,12 +137,6 @@ class SolapiClient:
             for key, m in parsed.message_list.items()
         ]
 
-    # --- the account ------------------------------------------------------------------
-
-    def get_balance(self) -> float:
-        body = self._request("GET", "/cash/v1/balance")
-        return float(body.get("balance") or 0)
-
     # --- transport ----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
@@ -175,12 +167,7 @@ class SolapiClient:
             group = GroupMessageResponse.model_validate(body)
         except ValidationError as exc:
             raise SolapiBadResponse(f"group: {exc.error_count()} schema errors", ambiguous=True) from exc
-        return GroupStatus(
-            group_id=group.group_id,
-            status=group.status,
-            registered=group.count.registered_success,
-            registration_failed=group.count.registered_failed,
-        )
+        return GroupStatus(group_id=group.group_id, status=group.status)
 
 
 class _AlreadySent(Exception):

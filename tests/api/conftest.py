@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from billing.ledger import top_up
 from billing.models import MessageType, TenantPrice
-from tenants.models import AlimTalkTemplate, Membership, SenderStatus, StaffRole, Student, TemplateStatus, Tenant
+from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
 from tests.conftest import DEMO_SENDER
 
 PRICES = {MessageType.SMS: Decimal("13"), MessageType.LMS: Decimal("29"), MessageType.ATA: Decimal("9")}
@@ -63,10 +63,10 @@ def make_template(tenant: Tenant, *, template_id: str = TEMPLATE_ID, content: st
                                            content=content, status=status)
 
 
-def make_staff(tenant: Tenant, username: str | None = None, role: str = StaffRole.MANAGER, password: str | None = None):
+def make_staff(tenant: Tenant, username: str | None = None, password: str | None = None):
     """A staff member of the academy. No password unless asked: hashing one costs ~0.3 s."""
     user = get_user_model().objects.create_user(username=username or f"{tenant.slug}-staff", password=password)
-    Membership.objects.create(user=user, tenant=tenant, role=role)
+    Membership.objects.create(user=user, tenant=tenant)
     return user
 
 

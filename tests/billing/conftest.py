@@ -1,5 +1,5 @@
-"""Small factories for billing tests: academies, the platform price list, and a
-snapshot of everything a credit movement can touch."""
+"""Small factories for billing tests: academies, the platform price list, one message's
+hold, and a snapshot of everything a credit movement can touch."""
 
 import itertools
 from dataclasses import dataclass
@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from billing import ledger
+from billing.ledger import HoldRequest
 from billing.models import ZERO, CreditAccount, Hold, LedgerEntry, MessageType, Price
 from tenants.models import Tenant
 
@@ -25,6 +27,12 @@ _numbers = itertools.count(1)
 def make_tenant(name: str = "학원") -> Tenant:
     n = next(_numbers)
     return Tenant.objects.create(name=f"{name} {n}", slug=f"academy-{n}")
+
+
+def hold(tenant: Tenant, message_id: int, amount: Decimal) -> bool:
+    """Hold credit for one message through hold_credit: True if held, False if refused."""
+    outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(message_id, amount)])
+    return message_id in outcome.held
 
 
 def set_platform_prices(prices=PLATFORM_PRICES) -> dict[str, Decimal]:

@@ -4,7 +4,7 @@ connection, on PostgreSQL where SELECT … FOR UPDATE really locks.
 Every test starts its threads at a barrier so their transactions overlap. What makes
 these tests able to fail is `ledger_chain_breaks`: it finds any entry written from a
 stale read. The last two tests take the row lock away and show that check (and the
-clean `insufficient_credit` refusal) breaking, deterministically.
+clean refusal) breaking, deterministically.
 """
 
 import threading
@@ -16,9 +16,9 @@ from django.db import IntegrityError, connection
 
 from billing import ledger
 from billing.audit import audit_accounts
-from billing.ledger import HoldRequest, InsufficientCredit
+from billing.ledger import HoldRequest
 from billing.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
-from tests.billing.conftest import ledger_chain_breaks, make_tenant
+from tests.billing.conftest import hold, ledger_chain_breaks, make_tenant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def run_at_once(count: int, work) -> list:
 
 
 def outcome_counts(results: list) -> Counter:
-    return Counter("ok" if r is True else type(r).__name__ for r in results)
+    return Counter("ok" if r is True else "refused" if r is False else type(r).__name__ for r in results)
 
 
 def funded_account():
@@ -72,14 +72,10 @@ def assert_consistent(account: CreditAccount) -> None:
 def test_threads_holding_at_once_never_hold_more_than_the_balance():
     tenant, account = funded_account()
 
-    def hold(i: int) -> bool:
-        ledger.hold_one(tenant=tenant, message_id=1000 + i, amount=PRICE)
-        return True
-
-    results = run_at_once(32, hold)
+    results = run_at_once(32, lambda i: hold(tenant, 1000 + i, PRICE))
 
     # Exactly as many as fit; every other one a clean refusal, nothing else.
-    assert outcome_counts(results) == {"ok": FITS, "InsufficientCredit": 32 - FITS}
+    assert outcome_counts(results) == {"ok": FITS, "refused": 32 - FITS}
     account.refresh_from_db()
     assert (account.balance, account.held) == (BALANCE, PRICE * FITS)
     assert Hold.objects.filter(account=account, status=HoldStatus.HELD).count() == FITS
@@ -110,9 +106,7 @@ def test_holds_captures_and_releases_at_once_keep_the_ledger_whole():
 
     def hold_then_settle(i: int) -> str:
         message_id = 20_000 + i
-        try:
-            ledger.hold_one(tenant=tenant, message_id=message_id, amount=PRICE)
-        except InsufficientCredit:
+        if not hold(tenant, message_id, PRICE):
             return "refused"
         # Half the messages are sent and charged, half never go out.
         if i % 2:
@@ -136,7 +130,7 @@ def test_holds_captures_and_releases_at_once_keep_the_ledger_whole():
 def test_redelivered_work_for_one_message_moves_credit_once():
     tenant, account = funded_account()
 
-    holds = run_at_once(16, lambda i: ledger.hold_one(tenant=tenant, message_id=1, amount=PRICE) or True)
+    holds = run_at_once(16, lambda i: hold(tenant, 1, PRICE))
     assert outcome_counts(holds) == {"ok": 16}
     captures = run_at_once(16, lambda i: ledger.capture_holds(message_ids=[1]))
     assert sorted(captures) == [0] * 15 + [1]
@@ -175,7 +169,7 @@ def test_without_the_lock_the_ledger_is_written_from_stale_reads(unlocked_reads)
     tenant, account = funded_account()
     unlocked_reads(4)
 
-    results = run_at_once(4, lambda i: ledger.hold_one(tenant=tenant, message_id=30_000 + i, amount=PRICE) or True)
+    results = run_at_once(4, lambda i: hold(tenant, 30_000 + i, PRICE))
 
     # All four fit, and the stored column adds up (the UPDATE is held = held + 8.40)…
     assert outcome_counts(results) == {"ok": 4}
@@ -192,7 +186,7 @@ def test_without_the_lock_only_the_check_constraint_stops_overspending(unlocked_
     account = CreditAccount.objects.get(tenant=tenant)
     unlocked_reads(4)
 
-    results = run_at_once(4, lambda i: ledger.hold_one(tenant=tenant, message_id=40_000 + i, amount=PRICE) or True)
+    results = run_at_once(4, lambda i: hold(tenant, 40_000 + i, PRICE))
 
     # Every worker saw 10.00 available and believed 8.40 fitted. The service's own
     # insufficient_credit check never fired; three holds reached the database and

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from billing.ledger import account_for, top_up
 from billing.models import MessageType, Price
-from tenants.models import AlimTalkTemplate, Membership, SenderStatus, StaffRole, Student, TemplateStatus, Tenant
+from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
 
 DEMO_SLUG = "demo"
 # The number `make run` registers in the Solapi sandbox (Procfile.dev).
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         if created:
             user.set_password("demo-password")
             user.save()
-        Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": StaffRole.OWNER})
+        Membership.objects.get_or_create(user=user, tenant=tenant)
         token, _ = Token.objects.get_or_create(user=user)
         for index, name in enumerate(NAMES, start=1):
             Student.objects.get_or_create(
