@@ -15,7 +15,7 @@ from messaging.models import (
     DeliveryAttempt,
     DeliveryReport,
     Message,
-    NotificationLog,
+    MessageOutcome,
     SendRequest,
     SuppressedRecipient,
 )
@@ -117,8 +117,8 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     search_fields = ["solapi_group_id", "task_id"]
 
 
-@admin.register(NotificationLog)
-class NotificationLogAdmin(ReadOnlyAdmin):
+@admin.register(MessageOutcome)
+class MessageOutcomeAdmin(ReadOnlyAdmin):
     list_display = ["id", "tenant", "recipient_summary", "event", "success", "amount", "failure_class",
                     "failure_reason", "created"]
     list_filter = ["event", "success", "failure_class", "tenant"]

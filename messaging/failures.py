@@ -2,7 +2,7 @@
 
 The Solapi adapter maps Solapi's codes onto these classes (messaging/solapi/outcomes.py),
 the pipeline adds its own (credit, tenant state), and the API, the admin and the
-NotificationLog all show them as they are.
+MessageOutcome rows all show them as they are.
 """
 
 from django.db import models

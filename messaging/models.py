@@ -4,7 +4,7 @@ A SendRequest is what staff asked for. The API turns it into one Message per
 recipient (skipped ones included, with their reason) in one transaction. The
 worker splits the pending messages into Chunks; each chunk is one Solapi group and
 one chain of tasks: reserve credit → send → finalize. Every Solapi call a chunk
-makes is a DeliveryAttempt; every outcome a message reaches is a NotificationLog
+makes is a DeliveryAttempt; every outcome a message reaches is a MessageOutcome
 row; delivery reports arrive as DeliveryReports, deduplicated by Solapi's event id.
 """
 
@@ -222,18 +222,19 @@ class DeliveryAttempt(models.Model):
         return f"{self.operation} {self.http_status or self.error_code or 'ok'}"
 
 
-class LogEvent(models.TextChoices):
+class OutcomeEvent(models.TextChoices):
     ACCEPTED = "accepted", "접수 (accepted)"
     DELIVERED = "delivered", "전달 (delivered)"
     FAILED = "failed", "실패 (failed)"
 
 
-class NotificationLog(models.Model):
-    """The old worker's log, one row per outcome a message reaches."""
+class MessageOutcome(models.Model):
+    """One row per outcome a message reaches (accepted, delivered, failed), with the
+    credit that outcome moved: the academy's per-message account of what it paid for."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="logs")
-    event = models.CharField(max_length=16, choices=LogEvent.choices)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="outcomes")
+    event = models.CharField(max_length=16, choices=OutcomeEvent.choices)
     success = models.BooleanField()
     # Credit charged (positive) or given back (negative) by this outcome.
     amount = models.DecimalField(default=0, **MONEY)
@@ -244,7 +245,7 @@ class NotificationLog(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["message", "event"], name="one_log_per_outcome")]
+        constraints = [models.UniqueConstraint(fields=["message", "event"], name="one_row_per_outcome")]
 
     def __str__(self) -> str:
         return f"{self.recipient_summary} {self.event}"

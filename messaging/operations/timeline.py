@@ -1,5 +1,5 @@
 """A message's whole life in time order, assembled from the tables that recorded it:
-the message, its credit movements, its chunk's Solapi calls, its reports and its logs."""
+the message, its credit movements, its chunk's Solapi calls, its reports and its outcome rows."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,8 +35,9 @@ def message_timeline(message: Message) -> list[Event]:
     for report in message.reports.order_by("id"):
         events.append(Event(report.received, "delivery report", f"{report.status_code} {report.message_type} "
                                                                  f"(event {report.event_data_id})"))
-    for log in message.logs.order_by("id"):
-        events.append(Event(log.created, f"log {log.event}", f"{log.amount} {log.failure_class}".strip()))
+    for outcome in message.outcomes.order_by("id"):
+        events.append(Event(outcome.created, f"outcome {outcome.event}",
+                            f"{outcome.amount} {outcome.failure_class}".strip()))
     if message.completed_at and message.failure_class:
         events.append(Event(message.completed_at, "failed", f"{message.failure_class}: {message.failure_reason}"))
     return sorted(events, key=lambda e: e.at)

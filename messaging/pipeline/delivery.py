@@ -342,8 +342,8 @@ def _group_went_out(chunk: Chunk) -> bool:
 
 
 def finalize_chunk(chunk_id: int) -> dict[str, int]:
-    """Settle credit and write the log for every message of the chunk that reached an
-    outcome. Safe to repeat: holds move once, log rows are unique per outcome."""
+    """Settle credit and write the outcome rows for every message of the chunk that reached
+    an outcome. Safe to repeat: holds move once, outcome rows are unique per outcome."""
     chunk = Chunk.objects.get(id=chunk_id)
     if chunk.status not in (ChunkStatus.SENT, ChunkStatus.FINALIZED):
         raise RuntimeError(f"chunk {chunk_id} is {chunk.status}; finalize runs after send")

@@ -1,4 +1,4 @@
-"""Make a message's credit and log agree with its status. Used by finalize, by
+"""Make a message's credit and outcome rows agree with its status. Used by finalize, by
 delivery reports and by the reconciliation sweep; safe to run any number of times.
 
 | status                           | credit                                              |
@@ -17,26 +17,26 @@ from billing import ledger
 from billing.models import Hold
 from billing.pricing import price_list, price_of
 from messaging.compose import suppression
-from messaging.models import LogEvent, Message, MessageStatus, NotificationLog
+from messaging.models import Message, MessageOutcome, MessageStatus, OutcomeEvent
 from messaging.operations.counts import refresh_counts
 from tenants.models import Tenant
 from tenants.phones import mask_phone
 
 _EVENTS = {
-    MessageStatus.ACCEPTED: LogEvent.ACCEPTED,
-    MessageStatus.DELIVERED: LogEvent.DELIVERED,
-    MessageStatus.FAILED: LogEvent.FAILED,
+    MessageStatus.ACCEPTED: OutcomeEvent.ACCEPTED,
+    MessageStatus.DELIVERED: OutcomeEvent.DELIVERED,
+    MessageStatus.FAILED: OutcomeEvent.FAILED,
 }
 
 
 def settle(messages: Sequence[Message]) -> None:
-    """Move credit, learn suppressions, write one log row per outcome, recount."""
+    """Move credit, learn suppressions, write one MessageOutcome row per outcome, recount."""
     messages = [m for m in messages if m.status in _EVENTS]
     if not messages:
         return
     _move_credit(messages)
     suppression.learn_from(messages)
-    _write_logs(messages)
+    _write_outcomes(messages)
     for send_request_id in {m.send_request_id for m in messages}:
         refresh_counts(send_request_id)
 
@@ -64,7 +64,7 @@ def _billed_amounts(messages: Sequence[Message]) -> dict[int, object]:
     return amounts
 
 
-def _write_logs(messages: Sequence[Message]) -> None:
+def _write_outcomes(messages: Sequence[Message]) -> None:
     """One row per outcome a message has reached, including acceptance when a delivery
     report overtook the send step's own bookkeeping. Rows are unique per (message, event),
     so whoever writes one first (finalize or a report) writes it once."""
@@ -73,23 +73,23 @@ def _write_logs(messages: Sequence[Message]) -> None:
     for message in messages:
         hold = holds.get(message.id)
         for event in _events(message):
-            rows.append(NotificationLog(
+            rows.append(MessageOutcome(
                 tenant_id=message.tenant_id,
                 message=message,
                 event=event,
-                success=event != LogEvent.FAILED,
+                success=event != OutcomeEvent.FAILED,
                 amount=_amount_moved(message, hold, event),
                 recipient_summary=mask_phone(message.phone),
-                failure_class=message.failure_class if event == LogEvent.FAILED else "",
-                failure_reason=message.failure_reason if event == LogEvent.FAILED else "",
+                failure_class=message.failure_class if event == OutcomeEvent.FAILED else "",
+                failure_reason=message.failure_reason if event == OutcomeEvent.FAILED else "",
             ))
-    NotificationLog.objects.bulk_create(rows, ignore_conflicts=True)
+    MessageOutcome.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _events(message: Message) -> list[str]:
     events = []
     if message.accepted_at or message.status != MessageStatus.FAILED:
-        events.append(LogEvent.ACCEPTED)
+        events.append(OutcomeEvent.ACCEPTED)
     if message.status != MessageStatus.ACCEPTED:
         events.append(_EVENTS[message.status])
     return events
@@ -101,8 +101,8 @@ def _amount_moved(message: Message, hold: Hold | None, event: str):
     add up to what the academy finally paid."""
     if hold is None:
         return 0
-    if event == LogEvent.FAILED:
+    if event == OutcomeEvent.FAILED:
         return -hold.captured_amount if hold.refunded else 0
     charged_on_delivery = bool(message.fallback_type)
-    charged_now = (event == LogEvent.DELIVERED) == charged_on_delivery
+    charged_now = (event == OutcomeEvent.DELIVERED) == charged_on_delivery
     return hold.captured_amount if charged_now else 0

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from messaging.models import LogEvent, MessageStatus, NotificationLog
+from messaging.models import MessageOutcome, MessageStatus, OutcomeEvent
 from tests.pipeline.conftest import assert_books_balance, captured, send, statuses, wait_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -21,9 +21,9 @@ def test_sms_goes_out_once_per_parent_and_is_charged_once(worker, sandbox, acade
     assert sorted(sandbox.sends_per_recipient()) == sorted(academy.parent_phones())
     assert captured(messages) == Decimal("39")
     assert_books_balance(academy, spent=Decimal("39"))
-    logs = NotificationLog.objects.filter(message__in=messages)
-    assert {(log.event, log.success, log.amount) for log in logs} == {(LogEvent.ACCEPTED, True, Decimal("13"))}
-    assert all("****" in log.recipient_summary for log in logs)
+    outcomes = MessageOutcome.objects.filter(message__in=messages)
+    assert {(o.event, o.success, o.amount) for o in outcomes} == {(OutcomeEvent.ACCEPTED, True, Decimal("13"))}
+    assert all("****" in o.recipient_summary for o in outcomes)
 
 
 def test_long_text_goes_as_lms_at_the_lms_price(worker, sandbox, academy):

@@ -1,6 +1,6 @@
 """Each row of the retry-policy table (messaging/pipeline/policies.py), driven by the sandbox.
 
-Every test asserts the final message states, the ledger, the NotificationLog rows and
+Every test asserts the final message states, the ledger, the MessageOutcome rows and
 the sandbox's own count of what it accepted.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from billing.ledger import adjust
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.failures import FailureClass
-from messaging.models import Chunk, DeliveryAttempt, LogEvent, MessageStatus, NotificationLog, SuppressedRecipient
+from messaging.models import Chunk, DeliveryAttempt, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
 from messaging.pipeline import outbox
 from tenants.models import SenderStatus
 from tests.pipeline.conftest import assert_books_balance, make_academy, send, statuses, wait_settled
@@ -19,8 +19,8 @@ from tests.pipeline.conftest import assert_books_balance, make_academy, send, st
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _failed_logs(messages) -> set[tuple[str, bool]]:
-    return {(log.event, log.success) for log in NotificationLog.objects.filter(message__in=messages)}
+def _outcomes(messages) -> set[tuple[str, bool]]:
+    return {(o.event, o.success) for o in MessageOutcome.objects.filter(message__in=messages)}
 
 
 # --- transient: retry with backoff ---------------------------------------------------------
@@ -65,7 +65,7 @@ def test_transient_failures_past_the_limit_fail_the_messages_and_release_the_cre
     assert {m.failure_class for m in messages} == {FailureClass.TRANSIENT_EXHAUSTED}
     assert Chunk.objects.get(send_request=messages[0].send_request).transient_failures == 6
     assert sandbox.accepted_total == 0
-    assert _failed_logs(messages) == {(LogEvent.FAILED, False)}
+    assert _outcomes(messages) == {(OutcomeEvent.FAILED, False)}
     assert_books_balance(academy, spent=Decimal("0"))
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from billing.ledger import HoldRequest, hold_credit
 from messaging.failures import FailureClass
-from messaging.models import Chunk, ChunkStatus, LogEvent, Message, MessageStatus, NotificationLog
+from messaging.models import Chunk, ChunkStatus, Message, MessageOutcome, MessageStatus, OutcomeEvent
 from messaging.pipeline import delivery, outbox
 from messaging.pipeline.tasks import resume_stale_chunks
 from messaging.reports.reconciliation import expire_unreported, poll_overdue_groups, settle_open_holds
@@ -29,7 +29,7 @@ def test_an_unexpected_error_mid_send_fails_the_chunk_and_releases_its_credit(wo
     assert {m.failure_class for m in messages} == {FailureClass.INTERNAL}
     assert all(m.failure_reason.startswith("messaging.send_to_solapi failed") for m in messages)
     assert sandbox.accepted_total == 0
-    assert NotificationLog.objects.filter(message__in=messages, event=LogEvent.FAILED).count() == 3
+    assert MessageOutcome.objects.filter(message__in=messages, event=OutcomeEvent.FAILED).count() == 3
     assert_books_balance(academy, spent=Decimal("0"))
 
 

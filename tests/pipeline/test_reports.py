@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from messaging.failures import FailureClass
-from messaging.models import DeliveryReport, LogEvent, Message, MessageStatus, NotificationLog, SuppressedRecipient
+from messaging.models import DeliveryReport, Message, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -39,10 +39,10 @@ def test_delivered_reports_finish_the_messages_once_despite_redelivered_webhooks
     wait_until(lambda: reporting_sandbox.report_status().get("events_delivered") == 6,
                what="each report to be delivered twice")
     assert DeliveryReport.objects.filter(message__in=messages).count() == 3
-    wait_until(lambda: NotificationLog.objects.filter(message__in=messages, event=LogEvent.DELIVERED).count() == 3,
-               what="the delivery logs")
-    events = sorted(NotificationLog.objects.filter(message__in=messages).values_list("event", flat=True))
-    assert events == [LogEvent.ACCEPTED] * 3 + [LogEvent.DELIVERED] * 3
+    wait_until(lambda: MessageOutcome.objects.filter(message__in=messages, event=OutcomeEvent.DELIVERED).count() == 3,
+               what="the delivered outcomes")
+    events = sorted(MessageOutcome.objects.filter(message__in=messages).values_list("event", flat=True))
+    assert events == [OutcomeEvent.ACCEPTED] * 3 + [OutcomeEvent.DELIVERED] * 3
     assert_books_balance(academy, spent=Decimal("39"))
 
 
@@ -59,9 +59,9 @@ def test_a_failure_after_acceptance_refunds_the_academy_and_suppresses_a_dead_nu
     assert reporting_sandbox.accepted_total == 3
     # Charged on acceptance and refunded on the failure report (or, when the report overtakes
     # the send step's bookkeeping, never charged): each failed one nets to zero.
-    wait_until(lambda: NotificationLog.objects.filter(message__in=messages[:2], event=LogEvent.FAILED).count() == 2,
-               what="the failure logs")
-    net = {m.id: sum(NotificationLog.objects.filter(message=m).values_list("amount", flat=True)) for m in messages}
+    wait_until(lambda: MessageOutcome.objects.filter(message__in=messages[:2], event=OutcomeEvent.FAILED).count() == 2,
+               what="the failed outcomes")
+    net = {m.id: sum(MessageOutcome.objects.filter(message=m).values_list("amount", flat=True)) for m in messages}
     assert net == {messages[0].id: 0, messages[1].id: 0, messages[2].id: Decimal("13")}
     assert_books_balance(academy, spent=Decimal("13"))
     assert list(SuppressedRecipient.objects.values_list("phone", "reason")) == [(dead, "invalid")]
