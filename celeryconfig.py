@@ -1,6 +1,7 @@
 """Every Celery setting, each with its reason. Loaded by project/celery.py.
 
-Background for each choice: ../shared/research/celery_sqs.md (§ numbers below).
+The longer reason and the upstream source of each choice: docs/celery-on-sqs.md, in the
+section named in parentheses below.
 Values that differ between machines come from Django settings, which read the
 environment; everything else is fixed here on purpose.
 """
@@ -18,25 +19,26 @@ _broker_host = urlsplit(broker_url).hostname
 
 # Seconds a received message stays invisible before SQS hands it out again. Must exceed
 # the longest a task can hold a message (time limit + countdown); check_redelivery_safety
-# below refuses to start otherwise (§2.2). Mirrored on queues created by infrastructure.
+# below refuses to start otherwise ('Visibility timeout'). Mirrored on queues created by
+# infrastructure ('Predefined queues').
 SQS_VISIBILITY_TIMEOUT = settings.MESSAGING_SQS_VISIBILITY_TIMEOUT
 
 broker_transport_options = {
     # Seoul by default; every queue lives in one region.
     "region": settings.AWS_REGION,
-    # kombu builds http:// for a URL with a host unless told otherwise (§1.2): TLS for
-    # any real endpoint, plain HTTP only for the local moto server on loopback.
+    # kombu builds http:// for a URL with a host unless told otherwise: TLS for any real
+    # endpoint, plain HTTP only for the local moto server on loopback ('Endpoint and TLS').
     "is_secure": _broker_host not in (None, "127.0.0.1", "localhost"),
-    # Applied only to queues kombu creates itself (dev, tests); §1.4.
+    # Applied only to queues kombu creates itself (dev, tests): 'Predefined queues'.
     "visibility_timeout": SQS_VISIBILITY_TIMEOUT,
-    # Long polling: an idle worker makes ~3 requests a minute, and a message that
-    # arrives during the poll is returned at once (§1.4, §1.10). Also the delay before
-    # a message requeued by a lost worker is visible again.
+    # Long polling: an idle worker makes ~3 requests a minute, and a message that arrives
+    # during the poll is returned at once. Also the delay before a message requeued by a
+    # lost worker is visible again ('Long polling and the polling interval').
     "wait_time_seconds": settings.MESSAGING_SQS_WAIT_SECONDS,
     # The client-side pause after an empty poll or while the prefetch window is full. Empty
     # polls are 20 s long polls anyway, so this mostly bounds how soon a freed slot takes the
     # next chain step (1 s made every hop of a chain wait ~1 s). Never 0: kombu would then
-    # spin at 100 % CPU with a full prefetch window (§1.4).
+    # spin at 100 % CPU with a full prefetch window (same section).
     "polling_interval": 0.1,
     # botocore's timeouts for publish and ack calls (defaults: 60 s, tried 5 times). A web
     # request that publishes must answer well inside gunicorn's 30 s even when SQS hangs:
@@ -45,12 +47,13 @@ broker_transport_options = {
 }
 if settings.SQS_QUEUE_URL:
     # Production: queues (and their DLQ and VisibilityTimeout) come from infrastructure
-    # code, so kombu never calls ListQueues/CreateQueue from web processes (§1.3).
+    # code, so kombu never calls ListQueues/CreateQueue from web processes ('Predefined queues').
     broker_transport_options["predefined_queues"] = {
         BULK_QUEUE: {"url": settings.SQS_QUEUE_URL},
         INTERACTIVE_QUEUE: {"url": settings.SQS_INTERACTIVE_QUEUE_URL},
     }
-# SQS is reached over HTTP calls; retry them at start-up instead of exiting (§2.1).
+# SQS is reached over HTTP calls; retry them at start-up instead of exiting
+# ('Shutdown and connection loss').
 broker_connection_retry_on_startup = True
 
 # --- Queues -----------------------------------------------------------------------
@@ -60,13 +63,13 @@ task_default_queue = BULK_QUEUE
 # A worker consumes both unless told otherwise (-Q); kombu polls them in turn.
 task_queues = [Queue(INTERACTIVE_QUEUE), Queue(BULK_QUEUE)]
 
-# --- Redelivery (§2) --------------------------------------------------------------
+# --- Redelivery ('Acknowledgement and redelivery') ----------------------------------
 # Ack after the task ran: a worker that dies mid-task loses nothing.
 task_acks_late = True
 # A killed pool child requeues its message instead of acking it as failed.
 task_reject_on_worker_lost = True
 # Business failures are recorded and rolled back by the errback; re-running them from
-# a DLQ would only repeat them (§1.7).
+# a DLQ would only repeat them.
 task_acks_on_failure = True
 # A hard time limit is a failure like any other (the errback rolls back), not a requeue.
 task_acks_on_timeout = True
@@ -78,13 +81,14 @@ task_soft_time_limit = int(task_time_limit * 0.8)
 worker_prefetch_multiplier = 1
 # On a broker connection error, cancel acks_late tasks rather than finish them unackable.
 worker_cancel_long_running_tasks_on_connection_loss = True
-# On SIGTERM, give held messages back to SQS before exiting (§2.3).
+# Let running tasks finish before a cold shutdown cancels them ('Shutdown and connection loss').
 worker_soft_shutdown_timeout = 30
-# Retries are published with SQS DelaySeconds (messaging/pipeline/backoff.py), not ETAs held in
-# worker memory, so a backoff never runs into the visibility timeout (§1.9).
+# No task waits for a countdown in worker memory: retries are published with SQS DelaySeconds
+# (messaging/pipeline/backoff.py), so a backoff never runs into the visibility timeout
+# ('Backoff through SQS DelaySeconds').
 MAX_COUNTDOWN_SECONDS = 0
 
-# --- Monitoring (§4) ----------------------------------------------------------------
+# --- Monitoring ('No remote control or events on SQS') -----------------------------
 # SQS has no fanout: remote control and events published on it go nowhere.
 worker_enable_remote_control = False
 task_send_sent_event = False
@@ -98,7 +102,7 @@ if events_broker_url:
 # numbers masked, from the worker as from the web.
 worker_hijack_root_logger = False
 
-# --- Results (§5) -----------------------------------------------------------------
+# --- Results ('Results') ----------------------------------------------------------
 result_backend = "django-db"
 # Store task name, args, kwargs and worker on each row, for the admin.
 result_extended = True
@@ -134,9 +138,9 @@ beat_schedule = {
 def check_redelivery_safety(conf) -> None:
     """Refuse to start with settings that would hand one message to two workers.
 
-    A message held longer than the visibility timeout is delivered again while the
-    first copy still runs (celery_sqs.md §2.2). The longest hold is a task's hard time
-    limit plus any countdown it waits for in worker memory.
+    A message held longer than the visibility timeout is delivered again while the first
+    copy still runs (docs/celery-on-sqs.md, 'Visibility timeout'). The longest hold is a
+    task's hard time limit plus any countdown it waits for in worker memory.
     """
     from django.core.exceptions import ImproperlyConfigured
 

@@ -10,7 +10,7 @@ Both sides use the same local SQS and the same Solapi sandbox (50 ms per HTTP ca
   size REPEATS times in all (the headline is their median: the machine is noisy), and once more
   with DEBUG=0 as in production (DEBUG=1, needed for the dev secrets, makes Django record every
   SQL query).
-- baseline: the old loop as the seed describes it: boto3 receives one message, the solapi SDK
+- baseline: the old loop (docs/migration-from-the-old-worker.md): boto3 receives one message, the solapi SDK
   (`SolapiMessageService.send()`, a new service per message as the old worker built it) sends
   it, then the message is deleted; one at a time, in this process. Its SQS messages are
   enqueued first, one SendMessage per recipient as the old API did, outside the timing. It is

@@ -1,7 +1,8 @@
 """Message type and price: from EUC-KR bytes, the way carriers count them.
 
-Counting characters instead of bytes is the common bug (peers.md §6.6): 46 Hangul
-characters are 92 bytes, an LMS at about three times the SMS price.
+Counting characters instead of bytes is the common bug: 46 Hangul characters are 92
+bytes, an LMS at about three times the SMS price (docs/korean-rules.md, "Length is
+counted in EUC-KR bytes").
 """
 
 from collections.abc import Mapping

@@ -1,6 +1,6 @@
 """Start the local stack with honcho: `make run`.
 
-Flower needs a Redis for worker events (celery_sqs.md §4); it joins the stack when a
+Flower needs a Redis for worker events (docs/flower.md); it joins the stack when a
 Redis answers on 127.0.0.1:6379, and the stack runs without it otherwise.
 """
 

@@ -1,20 +1,20 @@
 """Celery events to a separate Redis, so Flower works while tasks stay on SQS.
 
-SQS has no fanout, so events a worker publishes there are dropped in-process
-(../shared/research/celery_sqs.md §4.1), and Celery has no setting for a separate
-events broker (§4.3). Design and measurements: ../shared/research/flower_events_bridge.md
-("FEB" below). Three small pieces, wired up by celeryconfig.py when
-CELERY_EVENTS_BROKER_URL is set:
+SQS has no fanout, so events a worker publishes there are dropped in-process, and
+Celery has no setting for a separate events broker (docs/celery-on-sqs.md, "No remote
+control or events on SQS"). Design: docs/flower.md, "How the bridge works"; the
+measurements behind it: docs/flower.md, "When Redis is down, hung or killed". Three
+small pieces, wired up by celeryconfig.py when CELERY_EVENTS_BROKER_URL is set:
 
 1. EventsBridgeConsumer (the `worker_consumer` setting) hands the Events bootstep a
-   lazy Redis connection instead of an SQS one (FEB §2, §3.1a).
+   lazy Redis connection instead of an SQS one.
 2. EventsConnection fails fast: short socket timeouts, one connect attempt, no AMQP
-   heartbeats (FEB §3.1b).
+   heartbeats.
 3. BridgeEventDispatcher (`Celery(events=...)`) publishes once, then stops trying for
-   PAUSE_SECONDS and keeps a bounded backlog (FEB §3.1c).
+   PAUSE_SECONDS and keeps a bounded backlog.
 
 Without 2 and 3 a down or hung Redis freezes the SQS event loop for the whole outage,
-and a Redis that is down at start makes the worker exit (FEB §3.3).
+and a Redis that is down at start makes the worker exit.
 
 Private Celery API relied on, re-checked against celery 5.7.0 and covered by
 tests/foundation/test_events_bridge.py (re-check on every upgrade):
@@ -35,10 +35,10 @@ from kombu import Connection
 logger = logging.getLogger(__name__)
 
 # A healthy Redis on the same network answers in milliseconds; waiting longer only
-# stalls the worker's event loop, which also consumes SQS (FEB §3.3 "hung").
+# stalls the worker's event loop, which also consumes SQS.
 TIMEOUT_SECONDS = 1.0
 # After a failed publish, events are kept, not sent, for this long: at most one
-# TIMEOUT_SECONDS stall per period while Redis is out (FEB §3.1c).
+# TIMEOUT_SECONDS stall per period while Redis is out.
 PAUSE_SECONDS = 10.0
 # Publishes kept for later (single events or task batches). The oldest are dropped
 # beyond this: events are best-effort, django-celery-results is the durable history.
@@ -51,7 +51,7 @@ class EventsConnection(Connection):
     def get_heartbeat_interval(self) -> int:
         # The worker's event loop asks every dispatcher connection for its negotiated
         # AMQP heartbeat (celery/worker/loops.py:83-85); kombu's answer *connects*, and a
-        # Redis error there ends the worker with "Unrecoverable error" (FEB §3.1b).
+        # Redis error there ends the worker with "Unrecoverable error".
         # Redis has no AMQP heartbeats anyway.
         return 0
 
@@ -60,7 +60,7 @@ def events_connection(url: str) -> EventsConnection:
     """A lazy connection to `url`: nothing connects until the first publish.
 
     Built directly rather than with app.connection_for_write(url=...), which would mix
-    in the SQS broker_transport_options and retry in a loop (FEB §3.1b).
+    in the SQS broker_transport_options and retry in a loop.
     """
     return EventsConnection(
         url,
@@ -81,7 +81,7 @@ class EventsBridgeConsumer(Consumer):
     def connection_for_write(self, url: str | None = None, heartbeat: float | None = None) -> Connection:
         # Only the Events bootstep calls this (events.py:38); the consumer's SQS
         # connection comes from connection_for_read. No ensure_connected(): it would
-        # block start-up until Redis answers, then exit (FEB §3.3 "down at start").
+        # block start-up until Redis answers, then exit.
         events_url = self.app.conf.get("events_broker_url")
         if url is None and events_url:
             return events_connection(events_url)
@@ -102,7 +102,7 @@ class BridgeEventDispatcher(EventDispatcher):
             # Stock _publish then raises instead of buffering, so failures reach us.
             self.buffer_while_offline = False
             # The stock buffer is unbounded, and flush() re-sends all of it on every
-            # task event (FEB §3.1c).
+            # task event.
             self._outbound_buffer = deque(maxlen=BACKLOG_SIZE)
             self.paused_until = 0.0
 
@@ -128,7 +128,7 @@ class BridgeEventDispatcher(EventDispatcher):
         started = time.monotonic()
         try:
             # retry=False always: Heart asks for retry=True, which kombu turns into
-            # retrying forever inside the worker's event loop (FEB §3.1c).
+            # retrying forever inside the worker's event loop.
             super()._publish(event, producer, routing_key, retry=False)
         except Exception as exc:
             self.paused_until = time.monotonic() + PAUSE_SECONDS

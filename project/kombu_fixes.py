@@ -4,7 +4,7 @@ kombu turns an SQS ReceiveMessage answered with 408/5xx (or a curl timeout) into
 empty *list* (kombu/asynchronous/aws/connection.py, _on_list_ready), but 5.7.0's
 Channel._on_messages_ready calls ``messages.get('Messages')`` on it. The AttributeError
 ends the worker with "Unrecoverable error" after a single SQS hiccup
-(../shared/research/celery_sqs.md §7A). kombu's main branch still checks
+(docs/celery-on-sqs.md, "The kombu 5.7.0 receive crash"). Earlier releases checked
 ``'Messages' in messages``, which is safe, so the fix applies to 5.7.0 only and
 disappears on upgrade; tests/foundation/test_kombu_fix.py proves it over the wire.
 """

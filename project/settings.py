@@ -1,8 +1,10 @@
 """Django settings, read from the environment (12-factor).
 
-Names follow the old worker where it had them (MESSAGING_SQS_QUEUE_NAME, AWS_REGION,
-SOLAPI_*). With DEBUG off every secret must be set: a missing one stops start-up
-instead of falling back to a default that would quietly run in production.
+MESSAGING_SQS_QUEUE_NAME, MESSAGING_SQS_WAIT_SECONDS, AWS_REGION and SOLAPI_API_* keep
+the names an existing deployment already sets (docs/migration-from-the-old-worker.md,
+"Names kept from the old system"). With DEBUG off every secret must be set: a missing
+one stops start-up instead of falling back to a default that would quietly run in
+production.
 Celery's own settings live in celeryconfig.py.
 """
 
@@ -128,7 +130,7 @@ SPECTACULAR_SETTINGS = {
 # --- Broker (SQS) -----------------------------------------------------------------
 AWS_REGION = env.str("AWS_REGION", default="ap-northeast-2")
 MESSAGING_SQS_QUEUE_NAME = env.str("MESSAGING_SQS_QUEUE_NAME", default="academy-messaging-jobs")
-# SQS long-poll length (0-20 s); the old worker's setting of the same name.
+# SQS long-poll length (0-20 s).
 MESSAGING_SQS_WAIT_SECONDS = env.int("MESSAGING_SQS_WAIT_SECONDS", default=20)
 # Production: "sqs://" with an IAM role. Dev and tests: the local moto server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="sqs://dev:dev@127.0.0.1:9324")

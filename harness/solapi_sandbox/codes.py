@@ -1,7 +1,7 @@
 """Solapi's vocabulary as the sandbox speaks it: operations, HTTP error codes, per-message
 status codes, group statuses, limits and prices. Every code the sandbox emits is defined here.
 
-Sources: docs/sandbox.md and the research notes (/work/shared/research/solapi.md §4).
+Sources: docs/sandbox.md, and docs/solapi.md ("HTTP errors", "Status codes").
 """
 
 from datetime import timedelta

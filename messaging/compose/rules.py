@@ -1,6 +1,6 @@
 """Korean sending rules for advertising, checked when the message is written.
 
-정보통신망법 §50 and Kakao's AlimTalk policy (../shared/research/peers.md §4):
+정보통신망법 §50 and Kakao's AlimTalk policy (docs/korean-rules.md, one section each):
 - an ad starts with exactly "(광고)", carries the sender's name, and ends with a free
   opt-out line ("무료수신거부 080-…");
 - an ad goes only to recipients with recorded marketing consent; between 21:00 and

@@ -1,10 +1,9 @@
 """Accepting a send: validate, plan, persist every recipient, then publish one task.
 
-This replaces the old SendMessageView's logic. Everything is checked before anything
-is written: the academy's state, the students, the template, the text, the price and
-the credit. Then the request and one row per recipient (skipped ones too, with their
-reason) are written in one transaction, and one dispatch task is published after
-the commit: never one per recipient.
+Everything is checked before anything is written: the academy's state, the students,
+the template, the text, the price and the credit. Then the request and one row per
+recipient (skipped ones too, with their reason) are written in one transaction, and one
+dispatch task is published after the commit: never one per recipient.
 """
 
 import hashlib
@@ -168,7 +167,6 @@ def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
 
 
 def _check_tenant_can_send(tenant: Tenant) -> None:
-    # The old view checked only the sender; the old worker never checked messaging_is_active.
     if not tenant.messaging_is_active:
         raise Refusal(RefusalCode.MESSAGING_INACTIVE)
     if not tenant.messaging_sender:

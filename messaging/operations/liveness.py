@@ -1,7 +1,8 @@
 """Worker liveness that works on SQS: a worker bootstep that writes a heartbeat row.
 
 `celery inspect ping` needs a fanout exchange, which SQS does not have
-(celery_sqs.md §4), so /healthz and the admin read these rows instead.
+(docs/celery-on-sqs.md, "No remote control or events on SQS"), so /healthz and the
+admin read these rows instead.
 """
 
 import logging

@@ -1,9 +1,10 @@
 """Backoff for deferred chunks, published through SQS DelaySeconds.
 
 A Celery countdown keeps the message in the worker's memory with its visibility
-clock running, and duplicates it past the visibility timeout (celery_sqs.md §2.2).
-kombu 5.7 turns a DelaySeconds message property into a native SQS delay (§1.9), so
-the message waits in SQS instead. SQS caps the delay at 900 s.
+clock running, and duplicates it past the visibility timeout. kombu 5.7 turns a
+DelaySeconds message property into a native SQS delay, so the message waits in SQS
+instead. SQS caps the delay at 900 s. Details and sources: docs/celery-on-sqs.md,
+"Backoff through SQS DelaySeconds".
 """
 
 import random

@@ -1,7 +1,8 @@
 """The platform circuit breaker: one switch that stops every worker calling Solapi.
 
 A bad API key, a skewed clock or an empty Solapi balance makes every call fail the
-same way, so retrying per message only multiplies the failures (peers.md §6.10).
+same way, so retrying per message only multiplies the failures (docs/solapi.md,
+"HTTP errors").
 The first such error opens the breaker; while it is open, workers defer their chunks
 without calling Solapi, except one probe per interval, claimed atomically in the
 database, which closes the breaker when it succeeds.

@@ -76,7 +76,8 @@ def finalize(chunk_id: int) -> dict:
 @shared_task(name="messaging.rollback")
 def rollback(request, exc, traceback) -> None:
     """Error callback of every chain step. Unbound with three arguments, so Celery calls
-    it inline in the failing worker with the failed task's request (celery_sqs.md §3.2)."""
+    it inline in the failing worker with the failed task's request (docs/celery-on-sqs.md,
+    "Chains and the rollback errback")."""
     chunk_id = request.args[0]
     if _broker_unreachable(exc):
         # The step did its work (or deferred it); publishing what comes next failed because

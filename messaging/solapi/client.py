@@ -1,11 +1,11 @@
 """The Solapi boundary: the SDK's models and signing over one pooled HTTP client.
 
 The solapi SDK (5.0.3) opens a new connection for every call with a fixed 5 s
-timeout, drops the HTTP status from errors and lacks the group endpoints
-(solapi.md §2). We keep its request/response models and its HMAC signing and send
-them ourselves, so every call reuses a connection, has explicit timeouts, and fails
-with a typed error (messaging/solapi/errors.py). Results are plain dataclasses:
-nothing pydantic leaves this module.
+timeout, drops the HTTP status from errors and lacks the group endpoints (docs/solapi.md,
+"The SDK, and why the adapter sends requests itself"). We keep its request/response
+models and its HMAC signing and send them ourselves, so every call reuses a connection,
+has explicit timeouts, and fails with a typed error (messaging/solapi/errors.py).
+Results are plain dataclasses: nothing pydantic leaves this module.
 """
 
 import os

@@ -94,7 +94,7 @@ class SolapiRejectedError(SolapiError):
 
 
 # errorCode → error type. Solapi answers all four auth problems with 403 and tells them
-# apart only by errorCode (solapi.md §4.1); a gateway in front of it may say 401.
+# apart only by errorCode; a gateway in front of it may say 401 (docs/solapi.md, "HTTP errors").
 ERROR_CODES: dict[str, type[SolapiError]] = {
     "InvalidApiKey": SolapiAuthError,
     "InvalidAPIKey": SolapiAuthError,

@@ -3,8 +3,8 @@
 A message's `statusCode` comes back at registration (adding it to a group), in the
 group's message list and in delivery reports. 1xxx = registration error, 2000 =
 registered, 2xxx = platform error, 3000 = handed to the carrier, 3xxx = carrier or
-Kakao error, 4000 = delivered (../shared/research/solapi.md §4.2, Solapi's 2022
-table; tests/solapi/test_outcomes.py walks it code by code).
+Kakao error, 4000 = delivered (docs/solapi.md, "Status codes": Solapi's 2022 table;
+tests/solapi/test_outcomes.py walks it code by code).
 """
 
 from dataclasses import dataclass

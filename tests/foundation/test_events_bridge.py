@@ -1,9 +1,10 @@
 """Flower over the events bridge (project/events_bridge.py): tasks on the local SQS, worker
 events on a redis-server this file starts on a free loopback port.
 
-The outage tests replay the traps measured in ../shared/research/flower_events_bridge.md
-§3.3: with Celery's stock dispatcher, a Redis that is down at start, hung or killed stops
-SQS tasks for the whole outage (or ends the worker). With the bridge, tasks keep flowing.
+The outage tests replay the traps measured when the bridge was designed (docs/flower.md,
+"When Redis is down, hung or killed"): with Celery's stock dispatcher, a Redis that is down
+at start, hung or killed stops SQS tasks for the whole outage (or ends the worker). With the
+bridge, tasks keep flowing.
 """
 
 import base64
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 # A queue of its own, so the session's worker (events off) never takes these pings.
 QUEUE = f"{BULK_QUEUE}-events"
 # A ping's round trip on the local SQS is under ~1 s (1 s long-poll granularity). The stock
-# dispatcher stalls tasks 16-30 s in these outages (FEB §3.3); the bridge at most ~1 s.
+# dispatcher stalls tasks 16-30 s in these outages (docs/flower.md); the bridge at most ~1 s.
 MAX_ROUND_TRIP = 3.0
 
 
@@ -136,7 +137,7 @@ def flower(redis_server, worker_env):
     port = free_port()
     log = open(LOG_DIR / "flower.log", "ab")  # noqa: SIM115 (the child owns it)
     process = subprocess.Popen(
-        # --broker before `flower`: after it, Flower warns and connects to SQS (FEB §1.4).
+        # --broker before `flower`: after it, Flower warns and connects to SQS (docs/flower.md, "Running it").
         [sys.executable, "-m", "celery", "-A", "project", "--broker", redis_server.url, "flower",
          "--address=127.0.0.1", f"--port={port}", "--read_only=true", "--enable_events=false"],
         env={**os.environ, **worker_env, "FLOWER_UNAUTHENTICATED_API": "true"},
@@ -160,7 +161,7 @@ def flower(redis_server, worker_env):
 def test_flower_lists_the_worker_and_its_task_from_events(flower, redis_server, start_worker):
     worker = start_bridged_worker(start_worker, redis_server.url, "flowerbridge")
 
-    # /api/workers itself is built from inspect replies, which SQS cannot carry (FEB §1.3).
+    # /api/workers itself is built from inspect replies, which SQS cannot carry (docs/flower.md).
     statuses = _wait_for(lambda: _get_json(f"{flower}/api/workers?status=true"), "Flower to see the worker")
     hostname = next(name for name in statuses if name.startswith("flowerbridge@"))
     assert statuses[hostname] is True
@@ -178,7 +179,7 @@ def test_flower_lists_the_worker_and_its_task_from_events(flower, redis_server, 
     assert (info["state"], info["result"]) == ("SUCCESS", "'pong'")
     assert info["received"] and info["started"] and info["succeeded"]
 
-    # worker-offline on shutdown: heartbeats stay on with the bridge (FEB §4.3).
+    # worker-offline on shutdown: heartbeats stay on with the bridge (docs/flower.md, "What the workers do").
     worker.stop()
     _wait_for(lambda: _get_json(f"{flower}/api/workers?status=true")[hostname] is False, "the worker to go offline")
 
@@ -189,11 +190,11 @@ def test_flower_lists_the_worker_and_its_task_from_events(flower, redis_server, 
 def test_redis_down_at_start_the_worker_starts_runs_tasks_and_catches_up_later(redis_server, start_worker):
     started = time.monotonic()
     worker = start_bridged_worker(start_worker, redis_server.url, "downatstart")  # nothing listens there yet
-    # The stock Events step blocks start-up retrying Redis, then exits (FEB §3.3).
+    # The stock Events step blocks start-up retrying Redis, then exits.
     assert time.monotonic() - started < 30
 
     # Past the event loop's first heartbeat check, which connected and killed the worker
-    # before EventsConnection.get_heartbeat_interval() returned 0 (FEB §3.1b).
+    # before EventsConnection.get_heartbeat_interval() returned 0 (docs/flower.md, "How the bridge works").
     times = round_trips(seconds=4)
     assert max(times) < MAX_ROUND_TRIP, times
     assert worker.alive
@@ -213,7 +214,7 @@ def test_redis_hung_then_killed_mid_run_tasks_keep_flowing(redis_server, start_w
     sniffer.wait_for("worker-heartbeat", "midrun@", timeout=10)
 
     # Hung (SIGSTOP): connections are accepted and never answered. The stock dispatcher
-    # blocks in PUBLISH with no timeout (FEB §3.3).
+    # blocks in PUBLISH with no timeout.
     redis_server.hang()
     hung = round_trips(seconds=5)
     # Killed: connections refused. The stock Heart retries forever in the event loop.

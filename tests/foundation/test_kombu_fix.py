@@ -1,7 +1,7 @@
-"""kombu 5.7.0 kills the worker on one SQS 5xx (celery_sqs.md §7A). A fault-injecting
-proxy between a real worker and the local SQS answers ReceiveMessage with 503s: with
-project/kombu_fixes.py the worker survives and runs the next task; without it, the worker
-dies or stops polling."""
+"""kombu 5.7.0 kills the worker on one SQS 5xx (docs/celery-on-sqs.md, "The kombu 5.7.0
+receive crash"). A fault-injecting proxy between a real worker and the local SQS answers
+ReceiveMessage with 503s: with project/kombu_fixes.py the worker survives and runs the
+next task; without it, the worker dies or stops polling."""
 
 import sys
 

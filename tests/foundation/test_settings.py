@@ -64,7 +64,7 @@ def test_unsafe_celery_settings_refuse_to_start(overrides, complaint):
 
 
 def test_every_setting_in_celeryconfig_is_one_celery_knows():
-    """A misspelt setting is silently ignored by Celery (aesthetics.md, don't #4)."""
+    """A misspelt setting is silently ignored by Celery."""
     from celery.app.defaults import SETTING_KEYS
 
     ours = {k for k in vars(celeryconfig) if k.islower() and not k.startswith("_")}
