@@ -25,8 +25,9 @@ from messaging.compose.previews import preview_send
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import send_request_create
 from messaging.models import SendRequest, SuppressionReason
-from messaging.reports import apply as reports
+from messaging.reports.apply import apply_reports
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
+from messaging.solapi.reports import InvalidReportPayload, parse_webhook
 from tenants.models import Student
 from tenants.phones import InvalidPhone, normalize_phone
 from tenants.services import consent_record
@@ -92,10 +93,10 @@ class SolapiReportWebhook(APIView):
         if not hmac.compare_digest(secret.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
             raise Refusal(RefusalCode.NOT_FOUND)
         try:
-            parsed = reports.parse_webhook(request.data)
-        except reports.InvalidReportPayload as exc:
+            parsed = parse_webhook(request.data)
+        except InvalidReportPayload as exc:
             raise Refusal(RefusalCode.INVALID_REQUEST, errors=str(exc)) from None
-        summary = reports.apply_reports(parsed)
+        summary = apply_reports(parsed)
         return Response({"applied": summary.applied, "duplicates": summary.duplicates,
                          "unmatched": summary.unmatched})
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
-from messaging.failures import PLATFORM_PAUSE_CLASSES, FailureClass
+from messaging.failures import FailureClass
 from messaging.models import (
     Chunk,
     ChunkStatus,
@@ -37,13 +37,7 @@ from messaging.models import (
 )
 from messaging.pipeline import breaker, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
-from messaging.solapi.errors import (
-    SolapiAccountBlockedError,
-    SolapiAuthError,
-    SolapiError,
-    SolapiPlatformBalanceError,
-    SolapiPlatformError,
-)
+from messaging.solapi.errors import SolapiError
 from tenants.models import SenderStatus, Tenant
 from tenants.services import sender_reject
 
@@ -212,21 +206,10 @@ def _outgoing(row: dict, chunk: Chunk) -> OutgoingMessage:
     )
 
 
-_PLATFORM_ERRORS = {
-    FailureClass.PLATFORM_BALANCE: SolapiPlatformBalanceError,
-    FailureClass.PLATFORM: SolapiAccountBlockedError,
-    FailureClass.AUTH_FAILED: SolapiAuthError,
-}
-
-
 def _record_registrations(chunk: Chunk, results: list[MessageResult]) -> int:
-    """Keep Solapi's per-message verdicts. Returns how many messages it refused."""
-    platform = next((r for r in results if r.outcome.failure_class in PLATFORM_PAUSE_CLASSES), None)
-    if platform:
-        # Our Solapi account cannot send (balance, blocked): nobody's message is at fault.
-        # The group is abandoned unsent, and the chunk waits like any platform pause.
-        error_type = _PLATFORM_ERRORS.get(platform.outcome.failure_class, SolapiPlatformError)
-        raise error_type(f"{platform.outcome.code} {platform.status_message}", error_code=platform.outcome.code)
+    """Keep Solapi's per-message verdicts. Returns how many messages it refused.
+    (A refusal about our Solapi account raised in add_messages: the group is abandoned
+    unsent, and the chunk waits like any platform pause.)"""
     refused = [r for r in results if r.outcome.failure_class]
     with transaction.atomic():
         for result in refused:

@@ -1,7 +1,8 @@
 """Delivery reports: what finally happened to accepted messages.
 
 Reports come from Solapi's single-report webhook, or from polling a group's messages
-when a report is overdue (messaging/reports/reconciliation.py). Both go through apply_reports.
+when a report is overdue (messaging/reports/reconciliation.py); the adapter reads both
+into Reports (messaging/solapi/reports.py), and both go through apply_reports.
 Solapi re-delivers webhooks, so each report is stored under its unique event id first;
 a second copy stops there.
 """
@@ -12,13 +13,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from pydantic import ValidationError
-from solapi.model.webhook.single_report import SingleReportPayload
 
 from messaging.models import DeliveryReport, Message, MessageStatus
 from messaging.pipeline import settlement
-from messaging.solapi.client import MESSAGE_ID_FIELD
 from messaging.solapi.outcomes import classify_status
+from messaging.solapi.reports import Report
 
 logger = logging.getLogger(__name__)
 
@@ -27,46 +26,11 @@ logger = logging.getLogger(__name__)
 _REPORTABLE = (MessageStatus.SENDING, MessageStatus.ACCEPTED)
 
 
-@dataclass(frozen=True)
-class Report:
-    event_id: str
-    message_id: int | None
-    solapi_message_id: str
-    status_code: str
-    message_type: str
-    payload: dict
-
-
 @dataclass
 class ReportSummary:
     applied: int = 0
     duplicates: int = 0
     unmatched: int = 0
-
-
-class InvalidReportPayload(ValueError):
-    pass
-
-
-def parse_webhook(body: object) -> list[Report]:
-    """Solapi's single-report envelope: [{eventDataId, data: {...}, retryCount}]."""
-    try:
-        reports = SingleReportPayload.model_validate(body).root
-    except ValidationError as exc:
-        raise InvalidReportPayload(f"not a Solapi single report: {exc.error_count()} errors") from exc
-    parsed = []
-    for report in reports:
-        data = report.data
-        our_id = str((data.custom_fields or {}).get(MESSAGE_ID_FIELD) or "")
-        parsed.append(Report(
-            event_id=report.event_data_id,
-            message_id=int(our_id) if our_id.isdigit() else None,
-            solapi_message_id=data.message_id or "",
-            status_code=data.status_code or "",
-            message_type=data.type or "",
-            payload=data.model_dump(mode="json", by_alias=True, exclude_none=True),
-        ))
-    return parsed
 
 
 def apply_reports(reports: list[Report]) -> ReportSummary:

@@ -16,9 +16,10 @@ from billing.models import Hold, HoldStatus
 from messaging.failures import FailureClass
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus
 from messaging.pipeline import settlement
-from messaging.reports.apply import Report, apply_reports
+from messaging.reports.apply import apply_reports
 from messaging.solapi.client import get_client
 from messaging.solapi.errors import SolapiError
+from messaging.solapi.reports import polled_report
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +42,7 @@ def poll_overdue_groups() -> int:
         except SolapiError as error:
             logger.warning("report_poll_failed group=%s error=%s", chunk.solapi_group_id, error.detail)
             continue
-        reports = [
-            Report(event_id=f"poll:{r.solapi_message_id}:{r.outcome.code}", message_id=r.message_id,
-                   solapi_message_id=r.solapi_message_id, status_code=r.outcome.code, message_type=r.message_type,
-                   payload={"source": "poll", "statusCode": r.outcome.code})
-            for r in results if not r.outcome.in_progress
-        ]
+        reports = [polled_report(r) for r in results if not r.outcome.in_progress]
         applied += apply_reports(reports).applied
     return applied
 

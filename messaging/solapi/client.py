@@ -23,12 +23,14 @@ from solapi.model import KakaoOption, RequestMessage
 from solapi.model.response.common_response import GroupMessageResponse
 from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
 
+from messaging.failures import PLATFORM_PAUSE_CLASSES
 from messaging.solapi.errors import (
     ALREADY_SENT_CODES,
     SolapiBadResponse,
     SolapiConnectionError,
     SolapiTimeout,
     error_from_response,
+    platform_error,
 )
 from messaging.solapi.outcomes import StatusOutcome, classify_status
 
@@ -100,7 +102,9 @@ class SolapiClient:
         return self._group(body).group_id
 
     def add_messages(self, group_id: str, messages: Sequence[OutgoingMessage]) -> list[MessageResult]:
-        """Register messages in a group, one request. Per-message refusals (1062 …) come back here."""
+        """Register messages in a group, one request. Per-message refusals (1062 …) come back
+        here. A refusal that is about our Solapi account (balance, blocked) is nobody's
+        message's fault: it raises the SolapiPlatformError it stands for instead."""
         if len(messages) > MAX_MESSAGES_PER_REQUEST:
             raise ValueError(f"{len(messages)} messages exceed Solapi's {MAX_MESSAGES_PER_REQUEST} per request")
         payload = [m.to_request().model_dump(exclude_none=True, by_alias=True) for m in messages]
@@ -108,7 +112,12 @@ class SolapiClient:
         results = body.get("resultList")
         if not isinstance(results, list) or len(results) != len(messages):
             raise SolapiBadResponse("resultList does not match the messages sent", ambiguous=True)
-        return [_result(item, fallback_id=m.message_id) for item, m in zip(results, messages, strict=True)]
+        registered = [_result(item, fallback_id=m.message_id) for item, m in zip(results, messages, strict=True)]
+        platform = next((r for r in registered if r.outcome.failure_class in PLATFORM_PAUSE_CLASSES), None)
+        if platform:
+            raise platform_error(platform.outcome.failure_class, f"{platform.outcome.code} {platform.status_message}",
+                                 error_code=platform.outcome.code)
+        return registered
 
     def send_group(self, group_id: str) -> GroupStatus:
         """Send a group. Sending it again answers 409, which we read as already sent."""
@@ -129,7 +138,7 @@ class SolapiClient:
             raise SolapiBadResponse(f"group messages: {exc.error_count()} schema errors") from exc
         return [
             MessageResult(
-                message_id=_our_id(m.custom_fields),
+                message_id=our_message_id(m.custom_fields),
                 solapi_message_id=m.message_id or key,
                 outcome=classify_status(m.status_code),
                 message_type=str(m.type or ""),
@@ -182,14 +191,15 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _our_id(custom_fields: dict | None) -> int | None:
+def our_message_id(custom_fields: dict | None) -> int | None:
+    """Our Message id, from the customFields Solapi echoes back (None when absent)."""
     value = (custom_fields or {}).get(MESSAGE_ID_FIELD)
     return int(value) if value and str(value).isdigit() else None
 
 
 def _result(item: dict[str, Any], *, fallback_id: int) -> MessageResult:
     return MessageResult(
-        message_id=_our_id(item.get("customFields")) or fallback_id,
+        message_id=our_message_id(item.get("customFields")) or fallback_id,
         solapi_message_id=str(item.get("messageId") or ""),
         outcome=classify_status(item.get("statusCode")),
         status_message=str(item.get("statusMessage") or ""),

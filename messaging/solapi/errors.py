@@ -115,6 +115,13 @@ HTTP_STATUSES: dict[int, type[SolapiError]] = {
     429: SolapiRateLimited,
 }
 
+# Failure class of a platform problem → its error type (a per-message status code can
+# say the account cannot send: messaging/solapi/outcomes.py).
+PLATFORM_ERRORS: dict[FailureClass, type[SolapiPlatformError]] = {
+    error_type.failure_class: error_type
+    for error_type in (SolapiAuthError, SolapiClockSkewError, SolapiPlatformBalanceError, SolapiAccountBlockedError)
+}
+
 # A repeated send of a group answers 409 with one of these: the group already went out.
 ALREADY_SENT_CODES = frozenset({"AlreadySent", "GroupInProcessing"})
 
@@ -128,3 +135,8 @@ def error_from_response(status: int, body: dict[str, Any] | None, text: str = ""
         return SolapiServerError(detail, http_status=status, error_code=code, ambiguous=True)
     error_type = ERROR_CODES.get(code) or HTTP_STATUSES.get(status) or SolapiRejectedError
     return error_type(detail, http_status=status, error_code=code)
+
+
+def platform_error(failure_class: FailureClass, detail: str, *, error_code: str = "") -> SolapiPlatformError:
+    """The error for a platform failure class that Solapi reported per message."""
+    return PLATFORM_ERRORS.get(failure_class, SolapiPlatformError)(detail, error_code=error_code)

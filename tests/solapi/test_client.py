@@ -11,6 +11,7 @@ from harness.ports import free_port
 from messaging.failures import FailureClass
 from messaging.solapi.client import MAX_MESSAGES_PER_REQUEST, OutgoingMessage, SolapiClient, build_client
 from messaging.solapi.errors import (
+    SolapiAccountBlockedError,
     SolapiAuthError,
     SolapiClockSkewError,
     SolapiConnectionError,
@@ -79,6 +80,19 @@ def test_an_unregistered_sender_is_a_1062_per_message_not_an_http_error(solapi, 
 
     assert {(r.outcome.code, r.outcome.failure_class) for r in registered} == {
         ("1062", FailureClass.SENDER_UNREGISTERED)}
+
+
+@pytest.mark.parametrize(("code", "error_type"), [("1030", SolapiPlatformBalanceError), ("2063", SolapiAccountBlockedError)])
+def test_a_per_message_refusal_about_our_account_raises_the_platform_error(solapi, sandbox, code, error_type):
+    """Nobody's message is at fault when our Solapi account cannot send: the adapter says
+    so with the platform error, not with a refused message."""
+    sandbox.set_recipient_outcome("01000000002", stage="register", code=code)
+
+    with pytest.raises(error_type) as raised:
+        solapi.add_messages(solapi.create_group(), _messages())
+
+    assert (raised.value.error_code, raised.value.ambiguous) == (code, False)
+    assert sandbox.sends_per_message_id() == {}
 
 
 def test_group_messages_report_our_ids_and_their_status(solapi, sandbox):
