@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
@@ -139,6 +139,45 @@ def refund_captured(*, message_ids: Iterable[int], memo: str = "") -> int:
         return (entries if hold.captured_amount else []), {"refunded": True}
 
     return _close_holds(message_ids, status=HoldStatus.CAPTURED, close=close, refunded=False)
+
+
+# --- reads: other apps see holds and entries through these, never through the models ---
+
+
+@dataclass(frozen=True)
+class HoldState:
+    """Where one message's credit stands."""
+
+    message_id: int
+    amount: Decimal
+    status: str
+    captured_amount: Decimal
+    refunded: bool
+
+
+def holds_for(message_ids: Iterable[int]) -> dict[int, HoldState]:
+    """Message id → its hold, for the messages that have one."""
+    rows = Hold.objects.filter(message_id__in=list(message_ids)).values_list(
+        "message_id", "amount", "status", "captured_amount", "refunded")
+    return {row[0]: HoldState(*row) for row in rows}
+
+
+def messages_with_open_holds() -> QuerySet:
+    """Ids of the messages whose credit is still held. Lazy, so a caller can filter by it
+    in one query (`id__in=`) however many there are."""
+    return Hold.objects.filter(status=HoldStatus.HELD).values_list("message_id", flat=True)
+
+
+def entries_for_message(message_id: int) -> list[LedgerEntry]:
+    """Every credit movement of one message, oldest first (entries are never changed)."""
+    return list(LedgerEntry.objects.filter(message_id=message_id).order_by("id"))
+
+
+def recent_entries(tenant: Tenant, *, limit: int) -> list[dict]:
+    """The academy's latest movements, newest first, as plain rows."""
+    return list(LedgerEntry.objects.filter(account__tenant=tenant).order_by("-id").values(
+        "id", "kind", "balance_delta", "held_delta", "balance_after", "held_after", "message_id", "memo", "created"
+    )[:limit])
 
 
 # --- internals ----------------------------------------------------------------------

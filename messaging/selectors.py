@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from billing.ledger import account_for
+from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import SendRequest
 from messaging.operations.counts import count_messages
@@ -48,9 +48,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
 
 def credit_summary(tenant: Tenant, *, recent: int = 50) -> dict[str, Any]:
     account = account_for(tenant)
-    entries = account.entries.order_by("-id").values(
-        "id", "kind", "balance_delta", "held_delta", "balance_after", "held_after", "message_id", "memo", "created"
-    )[:recent]
+    entries = recent_entries(tenant, limit=recent)
     return {
         "balance": str(account.balance),
         "held": str(account.held),

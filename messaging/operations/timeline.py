@@ -4,7 +4,7 @@ the message, its credit movements, its chunk's Solapi calls, its reports and its
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.models import LedgerEntry
+from billing.ledger import entries_for_message
 from messaging.models import DeliveryAttempt, Message
 
 
@@ -19,7 +19,7 @@ def message_timeline(message: Message) -> list[Event]:
     events = [Event(message.created, "created", f"{message.message_type} {message.price}, {message.recipient_kind}")]
     if message.skip_reason:
         events.append(Event(message.created, "skipped", message.skip_reason))
-    for entry in LedgerEntry.objects.filter(message_id=message.id).order_by("id"):
+    for entry in entries_for_message(message.id):
         events.append(Event(entry.created, f"credit {entry.kind}",
                             f"balance {entry.balance_delta:+}, held {entry.held_delta:+} → {entry.balance_after}"))
     chunk = message.chunk

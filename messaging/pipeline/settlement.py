@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from billing import ledger
-from billing.models import Hold
 from billing.pricing import price_list, price_of
 from messaging.compose import suppression
 from messaging.models import Message, MessageOutcome, MessageStatus, OutcomeEvent
@@ -68,7 +67,7 @@ def _write_outcomes(messages: Sequence[Message]) -> None:
     """One row per outcome a message has reached, including acceptance when a delivery
     report overtook the send step's own bookkeeping. Rows are unique per (message, event),
     so whoever writes one first (finalize or a report) writes it once."""
-    holds = {h.message_id: h for h in Hold.objects.filter(message_id__in=[m.id for m in messages])}
+    holds = ledger.holds_for(m.id for m in messages)
     rows = []
     for message in messages:
         hold = holds.get(message.id)
@@ -95,7 +94,7 @@ def _events(message: Message) -> list[str]:
     return events
 
 
-def _amount_moved(message: Message, hold: Hold | None, event: str):
+def _amount_moved(message: Message, hold: ledger.HoldState | None, event: str):
     """The credit an outcome moved: charged on acceptance (on delivery for AlimTalk with
     fallback), given back when the message failed after acceptance. Per message, the rows
     add up to what the academy finally paid."""

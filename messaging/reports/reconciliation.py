@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from billing.models import Hold, HoldStatus
+from billing import ledger
 from messaging.failures import FailureClass
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus
 from messaging.pipeline import settlement
@@ -66,7 +66,7 @@ def expire_unreported() -> int:
 def settle_open_holds() -> int:
     """Final messages whose credit never moved; accepted AlimTalk-with-fallback messages
     keep their hold on purpose until their report."""
-    open_ids = Hold.objects.filter(status=HoldStatus.HELD).values_list("message_id", flat=True)
+    open_ids = ledger.messages_with_open_holds()
     stuck = Message.objects.filter(id__in=open_ids, status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED])
     stuck_accepted = Message.objects.filter(id__in=open_ids, status=MessageStatus.ACCEPTED, fallback_type="",
                                             chunk__status=ChunkStatus.FINALIZED)

@@ -82,7 +82,8 @@ def test_an_unregistered_sender_is_a_1062_per_message_not_an_http_error(solapi, 
         ("1062", FailureClass.SENDER_UNREGISTERED)}
 
 
-@pytest.mark.parametrize(("code", "error_type"), [("1030", SolapiPlatformBalanceError), ("2063", SolapiAccountBlockedError)])
+@pytest.mark.parametrize(("code", "error_type"),
+                         [("1030", SolapiPlatformBalanceError), ("2063", SolapiAccountBlockedError)])
 def test_a_per_message_refusal_about_our_account_raises_the_platform_error(solapi, sandbox, code, error_type):
     """Nobody's message is at fault when our Solapi account cannot send: the adapter says
     so with the platform error, not with a refused message."""
