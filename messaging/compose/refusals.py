@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from messaging.failures import FailureClass
+
 
 class RefusalCode(StrEnum):
     # The request itself.
@@ -45,6 +47,14 @@ class RefusalCode(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     THROTTLED = "throttled"
+
+
+# The academy's state, as messaging/eligibility.py answers it → what the API says.
+ACADEMY_REFUSALS: dict[FailureClass, RefusalCode] = {
+    FailureClass.MESSAGING_INACTIVE: RefusalCode.MESSAGING_INACTIVE,
+    FailureClass.SENDER_MISSING: RefusalCode.SENDER_MISSING,
+    FailureClass.SENDER_UNREGISTERED: RefusalCode.SENDER_UNREGISTERED,
+}
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ from billing.ledger import account_for
 from billing.pricing import price_list
 from messaging.compose import rules, suppression
 from messaging.compose.planning import Draft, PlannedMessage, plan_messages
-from messaging.compose.refusals import Refusal, RefusalCode
+from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
+from messaging.eligibility import why_academy_cannot_send
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
-from tenants.models import AlimTalkTemplate, SenderStatus, Student, TemplateStatus, Tenant
+from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class SendPlan:
 
 def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     """Everything a send needs, checked; raises Refusal. Writes nothing."""
-    _check_tenant_can_send(tenant)
+    failure = why_academy_cannot_send(tenant)
+    if failure:
+        raise Refusal(ACADEMY_REFUSALS[failure], sender=tenant.messaging_sender)
     rules.check_ad_channel(purpose=data.purpose, mode=data.message_mode)
     template = _template_for(tenant, data)
     if not data.body.strip() and not template:
@@ -164,15 +167,6 @@ def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
         status=MessageStatus.SKIPPED if planned.skipped else MessageStatus.PENDING,
         skip_reason=planned.skip_reason, not_before=planned.not_before,
     )
-
-
-def _check_tenant_can_send(tenant: Tenant) -> None:
-    if not tenant.messaging_is_active:
-        raise Refusal(RefusalCode.MESSAGING_INACTIVE)
-    if not tenant.messaging_sender:
-        raise Refusal(RefusalCode.SENDER_MISSING)
-    if tenant.messaging_sender_status == SenderStatus.REJECTED:
-        raise Refusal(RefusalCode.SENDER_UNREGISTERED, sender=tenant.messaging_sender)
 
 
 def _template_for(tenant: Tenant, data: SendInput) -> AlimTalkTemplate | None:

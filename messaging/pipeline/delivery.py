@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
+from messaging.eligibility import why_academy_cannot_send
 from messaging.failures import FailureClass
 from messaging.models import (
     Chunk,
@@ -38,7 +39,7 @@ from messaging.models import (
 from messaging.pipeline import breaker, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
-from tenants.models import SenderStatus, Tenant
+from tenants.models import Tenant
 from tenants.services import sender_reject
 
 logger = logging.getLogger(__name__)
@@ -66,18 +67,6 @@ def split_into_chunks(send_request_id: int) -> list[int]:
 # --- reserve credit ---------------------------------------------------------------------
 
 
-def tenant_refusal(tenant: Tenant) -> FailureClass | None:
-    """Why this academy cannot send right now, checked again at send time: staff may
-    have switched messaging off, or Solapi may have rejected the sender, since the request."""
-    if not tenant.messaging_is_active:
-        return FailureClass.MESSAGING_INACTIVE
-    if not tenant.messaging_sender:
-        return FailureClass.SENDER_MISSING
-    if tenant.messaging_sender_status == SenderStatus.REJECTED:
-        return FailureClass.SENDER_UNREGISTERED
-    return None
-
-
 def reserve_chunk(chunk_id: int) -> None:
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update(of=("self",)).select_related("send_request").get(id=chunk_id)
@@ -85,7 +74,8 @@ def reserve_chunk(chunk_id: int) -> None:
             return
         tenant = Tenant.objects.get(id=chunk.send_request.tenant_id)
         pending = list(chunk.messages.filter(status=MessageStatus.PENDING).values_list("id", "price"))
-        refusal = tenant_refusal(tenant)
+        # Checked again: the academy may have changed since the request was accepted.
+        refusal = why_academy_cannot_send(tenant)
         if refusal:
             _fail(chunk.messages.filter(status=MessageStatus.PENDING), refusal, str(refusal.label))
         else:
