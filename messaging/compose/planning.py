@@ -74,6 +74,8 @@ class PlannedMessage:
     skip_reason: str = ""
     # An ad at night to someone without night consent waits until 08:00 KST.
     not_before: datetime | None = None
+    # A staff resend of this failed message (messaging/compose/resend.py).
+    retry_of_id: int | None = None
 
     @property
     def skipped(self) -> bool:

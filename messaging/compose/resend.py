@@ -8,13 +8,13 @@ a new Solapi group. The failed originals stay as they are, for the record.
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.db import transaction
 
+from messaging.compose.planning import PlannedMessage
+from messaging.compose.send_requests import create_send_request
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline import outbox
-from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 
 # Failures that say nothing about the recipient or the text: sending again may work.
 RETRYABLE = frozenset({
@@ -37,21 +37,21 @@ def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[Send
     created = []
     for original, messages in by_request.items():
         with transaction.atomic():
-            retry = SendRequest.objects.create(
-                tenant_id=original.tenant_id, created_by=user, mode=original.mode, send_to=original.send_to,
-                purpose=original.purpose, body=original.body, subject=original.subject, template=original.template,
+            retry = create_send_request(
+                tenant_id=original.tenant_id, user=user, messages=[_planned_again(m) for m in messages],
+                mode=original.mode, send_to=original.send_to, purpose=original.purpose, body=original.body,
+                subject=original.subject, template=original.template,
                 alimtalk_replacements=original.alimtalk_replacements, fingerprint=original.fingerprint,
-                queue=INTERACTIVE_QUEUE if len(messages) <= settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS
-                else BULK_QUEUE,
-                estimated_cost=sum(m.price for m in messages),
             )
-            Message.objects.bulk_create([
-                Message(tenant_id=m.tenant_id, send_request=retry, student_id=m.student_id, retry_of=m,
-                        recipient_kind=m.recipient_kind, phone=m.phone, message_type=m.message_type,
-                        fallback_type=m.fallback_type, text=m.text, subject=m.subject, variables=m.variables,
-                        price=m.price)
-                for m in messages
-            ])
         outbox.publish_dispatch(retry)
         created.append(retry)
     return created
+
+
+def _planned_again(message: Message) -> PlannedMessage:
+    """The failed message, to be written again as it was planned (text, type, price)."""
+    return PlannedMessage(
+        student_id=message.student_id, recipient_kind=message.recipient_kind, phone=message.phone,
+        text=message.text, subject=message.subject, variables=message.variables, message_type=message.message_type,
+        fallback_type=message.fallback_type, price=message.price, retry_of_id=message.id,
+    )

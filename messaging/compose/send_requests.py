@@ -8,11 +8,11 @@ dispatch task is published after the commit: never one per recipient.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from billing.ledger import account_for
@@ -23,7 +23,7 @@ from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
 from messaging.pipeline import outbox
-from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from messaging.pipeline.queues import queue_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 
 
@@ -130,17 +130,12 @@ def _replay(tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any] | None
 
 def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str) -> SendRequest:
     data = plan.data
-    small = len(plan.sendable) <= settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS
     with transaction.atomic():
-        send_request = SendRequest.objects.create(
-            tenant=plan.tenant, created_by=user if user and user.is_authenticated else None,
+        send_request = create_send_request(
+            tenant_id=plan.tenant.id, user=user, messages=plan.messages,
             mode=data.message_mode, send_to=data.send_to, purpose=data.purpose, body=data.body,
             subject=data.subject, template=plan.draft.template, alimtalk_replacements=data.alimtalk_replacements,
             idempotency_key=idempotency_key or None, fingerprint=fingerprint,
-            queue=INTERACTIVE_QUEUE if small else BULK_QUEUE, estimated_cost=plan.estimated_cost,
-        )
-        Message.objects.bulk_create(
-            [_message_row(send_request, m) for m in plan.messages], batch_size=1000
         )
         # Stored with the rows, not after publishing: a replay of the key that arrives
         # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
@@ -158,6 +153,20 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
     return send_request
 
 
+def create_send_request(*, tenant_id: int, user, messages: Sequence[PlannedMessage], **fields: Any) -> SendRequest:
+    """The one builder of a send request and its message rows, for a send and for a staff
+    resend: one row per planned message (skipped ones too, with their reason), the queue
+    by how many will go out, the cost of those. `fields` are the request's own (mode, body …).
+    Call it inside the caller's transaction."""
+    sendable = [m for m in messages if not m.skipped]
+    send_request = SendRequest.objects.create(
+        tenant_id=tenant_id, created_by=user if user and user.is_authenticated else None,
+        queue=queue_for(len(sendable)), estimated_cost=sum((m.price for m in sendable), Decimal("0")), **fields,
+    )
+    Message.objects.bulk_create([_message_row(send_request, m) for m in messages], batch_size=1000)
+    return send_request
+
+
 def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
     return Message(
         tenant_id=send_request.tenant_id, send_request=send_request, student_id=planned.student_id,
@@ -165,7 +174,7 @@ def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
         fallback_type=planned.fallback_type, text=planned.text, subject=planned.subject,
         variables=planned.variables, price=planned.price,
         status=MessageStatus.SKIPPED if planned.skipped else MessageStatus.PENDING,
-        skip_reason=planned.skip_reason, not_before=planned.not_before,
+        skip_reason=planned.skip_reason, not_before=planned.not_before, retry_of_id=planned.retry_of_id,
     )
 
 
