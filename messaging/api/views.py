@@ -3,6 +3,7 @@
 import hmac
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -54,7 +55,8 @@ class SendMessageApi(TenantAPIView):
         key = _idempotency_key(request)
         result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
                                      idempotency_key=key)
-        return Response(result, status=status.HTTP_202_ACCEPTED)
+        status_url = reverse("send-request-detail", kwargs={"send_request_id": result["id"]})
+        return Response({**result, "status_url": status_url}, status=status.HTTP_202_ACCEPTED)
 
 
 class PreviewMessageApi(TenantAPIView):

@@ -141,7 +141,6 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
         # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
         send_request.response = {
             "id": send_request.id,
-            "status_url": f"/api/v1/messages/send-requests/{send_request.id}",
             "accepted": len(plan.sendable),
             "estimated_cost": str(plan.estimated_cost),
             "dispatched": False,

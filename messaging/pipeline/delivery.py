@@ -64,6 +64,27 @@ def split_into_chunks(send_request_id: int) -> list[int]:
         return list(send_request.chunks.filter(status=ChunkStatus.QUEUED).values_list("id", flat=True))
 
 
+@dataclass(frozen=True)
+class StaleChunk:
+    id: int
+    queue: str
+    # Where its chain starts again (a step name of tasks.chunk_pipeline).
+    first_step: str
+
+
+_RESUME_AT = {ChunkStatus.QUEUED: "reserve", ChunkStatus.HELD: "send", ChunkStatus.SENDING: "send",
+              ChunkStatus.SENT: "finalize"}
+
+
+def stale_chunks(limit: int = 500) -> list[StaleChunk]:
+    """Unfinished chunks that stopped moving. Paused chunks touch `updated` on every
+    deferral, so they are not stale while the breaker holds them."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
+    rows = (Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
+            .values_list("id", "send_request__queue", "status")[:limit])
+    return [StaleChunk(id=chunk_id, queue=queue, first_step=_RESUME_AT[status]) for chunk_id, queue, status in rows]
+
+
 # --- reserve credit ---------------------------------------------------------------------
 
 

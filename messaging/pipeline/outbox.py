@@ -1,27 +1,35 @@
 """Publishing a send request's one dispatch task, honestly.
 
 The request is committed first; publishing comes after. If SQS is unreachable the
-request stays undispatched and beat publishes it again (redispatch_undispatched), so
+request stays undispatched and beat publishes it again (relay_undispatched), so
 a broker outage delays messages but loses none.
+
+The task is published by its name: the tasks module calls into this one, and this
+one does not import it back.
 """
 
 import logging
+from datetime import timedelta
 
+from celery import signature
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from messaging.models import SendRequest
+from messaging.models import MessageStatus, SendRequest
 
 logger = logging.getLogger(__name__)
+
+DISPATCH_TASK = "messaging.dispatch"
+# How many send requests one beat run publishes at most.
+BATCH = 500
 
 
 def publish_dispatch(send_request: SendRequest) -> bool:
     """Publish dispatch(send_request.id) on its queue. Returns whether it was published."""
-    from messaging.pipeline.tasks import dispatch
-
     try:
-        # No publish retries in the request: beat's redispatch_undispatched is the retry.
-        dispatch.apply_async((send_request.id,), queue=send_request.queue, retry=False)
+        # No publish retries in the request: beat's relay_undispatched is the retry.
+        signature(DISPATCH_TASK, args=(send_request.id,)).apply_async(queue=send_request.queue, retry=False)
     except Exception as exc:  # kombu and botocore raise many types for "broker unreachable"
         SendRequest.objects.filter(id=send_request.id).update(
             dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error=f"{type(exc).__name__}: {exc}"[:300]
@@ -32,3 +40,20 @@ def publish_dispatch(send_request: SendRequest) -> bool:
         dispatched=timezone.now(), dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error=""
     )
     return True
+
+
+def relay_undispatched() -> int:
+    """The outbox relay: publish requests whose dispatch never reached SQS. Returns how many
+    were published."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
+    waiting = SendRequest.objects.filter(dispatched__isnull=True, created__lte=cutoff)[:BATCH]
+    return sum(publish_dispatch(send_request) for send_request in waiting)
+
+
+def release_due_deferred() -> int:
+    """Dispatch again the send requests whose night-deferred ads are now due (from 08:00
+    KST, in waves); dispatch chunks only the messages that are due."""
+    due = SendRequest.objects.filter(
+        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=timezone.now()
+    ).distinct()[:BATCH]
+    return sum(publish_dispatch(send_request) for send_request in due)

@@ -6,16 +6,13 @@ with `rollback` as the error callback of every step.
 """
 
 import logging
-from datetime import timedelta
 
 from celery import Task, chain, shared_task
 from celery.canvas import Signature
 from celery.exceptions import Reject
-from django.conf import settings
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from messaging.models import Chunk, ChunkStatus, MessageStatus, SendRequest
+from messaging.models import SendRequest
 from messaging.pipeline import delivery, outbox
 from messaging.pipeline.policies import handle_send_failure
 from messaging.reports import reconciliation
@@ -33,7 +30,7 @@ class PipelineTask(Task):
         logger.error("task_failed task=%s args=%s error=%s: %s", self.name, args, type(exc).__name__, exc)
 
 
-@shared_task(name="messaging.dispatch", base=PipelineTask)
+@shared_task(name=outbox.DISPATCH_TASK, base=PipelineTask)
 def dispatch(send_request_id: int) -> dict[str, int]:
     send_request = SendRequest.objects.get(id=send_request_id)
     chunk_ids = delivery.split_into_chunks(send_request_id)
@@ -102,37 +99,24 @@ def _broker_unreachable(exc: BaseException) -> bool:
 @shared_task(name="messaging.redispatch_undispatched")
 def redispatch_undispatched() -> int:
     """The outbox relay: publish requests whose dispatch never reached SQS."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
-    published = 0
-    for send_request in SendRequest.objects.filter(dispatched__isnull=True, created__lte=cutoff)[:500]:
-        published += outbox.publish_dispatch(send_request)
-    return published
+    return outbox.relay_undispatched()
 
 
 @shared_task(name="messaging.resume_stale_chunks")
 def resume_stale_chunks() -> int:
     """Start the chain again for chunks that stopped moving (a lost message, a crash the
-    errback could not settle). Paused chunks touch `updated` on every deferral."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
-    first_step = {ChunkStatus.QUEUED: "reserve", ChunkStatus.HELD: "send", ChunkStatus.SENDING: "send",
-                  ChunkStatus.SENT: "finalize"}
-    stale = Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
-    resumed = 0
-    for chunk in stale.select_related("send_request")[:500]:
-        logger.warning("chunk_resumed chunk=%s status=%s", chunk.id, chunk.status)
-        chunk_pipeline(chunk.id, queue=chunk.send_request.queue, first_step=first_step[chunk.status]).apply_async()
-        resumed += 1
-    return resumed
+    errback could not settle), from the step each stopped at."""
+    stale = delivery.stale_chunks()
+    for chunk in stale:
+        logger.warning("chunk_resumed chunk=%s first_step=%s", chunk.id, chunk.first_step)
+        chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async()
+    return len(stale)
 
 
 @shared_task(name="messaging.release_deferred")
 def release_deferred() -> int:
-    """Dispatch again the send requests whose night-deferred ads are now due (from 08:00
-    KST, in waves); dispatch only chunks the messages that are due."""
-    due = SendRequest.objects.filter(
-        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=timezone.now()
-    ).distinct()
-    return sum(outbox.publish_dispatch(send_request) for send_request in due[:500])
+    """Dispatch the send requests whose night-deferred ads are now due."""
+    return outbox.release_due_deferred()
 
 
 @shared_task(name="messaging.reconcile_reports")
