@@ -1,12 +1,17 @@
-"""Reads for the API: a send request's progress, an academy's credit."""
+"""Reads: a send request's progress, an academy's credit, recipients' marketing consent."""
 
+from datetime import datetime
 from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
+from messaging.compose.rules import Consent
 from messaging.models import SendRequest
 from messaging.operations.counts import count_messages
-from tenants.models import Tenant
+from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
 
 MAX_PAGE_SIZE = 1000
 
@@ -56,3 +61,17 @@ def credit_summary(tenant: Tenant, *, recent: int = 50) -> dict[str, Any]:
         "ledger": [{**e, **{k: str(e[k]) for k in ("balance_delta", "held_delta", "balance_after", "held_after")}}
                    for e in entries],
     }
+
+
+def consents_for(student_ids: list[int]) -> dict[tuple[int, str], Consent]:
+    """(student id, recipient kind) → what that recipient agreed to."""
+    rows = MarketingConsent.objects.filter(student_id__in=student_ids)
+    return {(c.student_id, c.recipient): Consent(c.allows_ads, c.allows_night_ads) for c in rows}
+
+
+def consents_due_for_reconfirmation(tenant: Tenant, *, now: datetime | None = None) -> QuerySet[MarketingConsent]:
+    """Consents two years old or older (§50⑧): the academy must remind these recipients."""
+    cutoff = (now or timezone.now()) - CONSENT_VALID_FOR
+    return MarketingConsent.objects.filter(
+        student__tenant=tenant, withdrawn_at__isnull=True, marketing_consented_at__lte=cutoff
+    ).select_related("student").order_by("marketing_consented_at")

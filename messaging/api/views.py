@@ -21,13 +21,18 @@ from messaging.api.serializers import (
 )
 from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
 from messaging.api.validation import validated
-from messaging.compose import rules, suppression
+from messaging.compose import suppression
 from messaging.compose.previews import preview_send
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import send_request_create
 from messaging.models import SendRequest, SuppressionReason
 from messaging.reports.apply import apply_reports
-from messaging.selectors import credit_summary, send_request_detail, send_request_of
+from messaging.selectors import (
+    consents_due_for_reconfirmation,
+    credit_summary,
+    send_request_detail,
+    send_request_of,
+)
 from messaging.solapi.reports import InvalidReportPayload, parse_webhook
 from tenants.models import Student
 from tenants.phones import InvalidPhone, normalize_phone
@@ -141,7 +146,7 @@ class ConsentsDueApi(TenantAPIView):
     @extend_schema(responses={200: ConsentSerializer(many=True)}, parameters=[TENANT_PARAMETER],
                    summary="Consents two years old or older, to re-confirm (§50⑧)")
     def get(self, request):
-        return Response(ConsentSerializer(rules.consents_due_for_reconfirmation(self.tenant), many=True).data)
+        return Response(ConsentSerializer(consents_due_for_reconfirmation(self.tenant), many=True).data)
 
 
 class OptOutApi(TenantAPIView):

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose
-from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
+from tenants.models import Tenant
 
 KST = ZoneInfo("Asia/Seoul")
 AD_LABEL = "(광고)"
@@ -87,14 +87,10 @@ def likely_ad_warnings(*, purpose: str, text: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Consent:
+    """What one recipient agreed to (read by messaging/selectors.py: the rules stay pure)."""
+
     ads: bool
     night_ads: bool
-
-
-def consents_for(student_ids: list[int]) -> dict[tuple[int, str], Consent]:
-    """(student id, recipient kind) → what that recipient agreed to."""
-    rows = MarketingConsent.objects.filter(student_id__in=student_ids)
-    return {(c.student_id, c.recipient): Consent(c.allows_ads, c.allows_night_ads) for c in rows}
 
 
 def in_night_window(moment: datetime) -> bool:
@@ -113,11 +109,3 @@ def release_time(morning: datetime, position: int) -> datetime:
     """When the `position`-th deferred message goes out: waves of RELEASE_WAVE_SIZE from
     08:00, so a night's ads do not all hit the carriers at the same minute."""
     return morning + (position // RELEASE_WAVE_SIZE) * RELEASE_WAVE_INTERVAL
-
-
-def consents_due_for_reconfirmation(tenant: Tenant, *, now: datetime | None = None):
-    """Consents two years old or older (§50⑧): the academy must remind these recipients."""
-    cutoff = (now or timezone.now()) - CONSENT_VALID_FOR
-    return MarketingConsent.objects.filter(
-        student__tenant=tenant, withdrawn_at__isnull=True, marketing_consented_at__lte=cutoff
-    ).select_related("student").order_by("marketing_consented_at")

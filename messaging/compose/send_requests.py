@@ -24,6 +24,7 @@ from messaging.eligibility import why_academy_cannot_send
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
+from messaging.selectors import consents_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 
 
@@ -85,7 +86,7 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     phones = [p for s in students for p in (s.phone, s.parent_phone) if p]
     planned = plan_messages(draft=draft, students=students, prices=price_list(tenant),
                             suppressed=suppression.suppressed(tenant.id, phones),
-                            consents=rules.consents_for([s.id for s in students]) if data.purpose == Purpose.AD
+                            consents=consents_for([s.id for s in students]) if data.purpose == Purpose.AD
                             else None)
     return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
                     available=account_for(tenant).available)

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from messaging import selectors
 from messaging.compose import rules
 from messaging.compose.refusals import Refusal, RefusalCode
 from tenants.models import MarketingConsent, RecipientKind, Student, Tenant
@@ -120,4 +121,4 @@ def test_consents_two_years_old_are_listed_for_reconfirmation(tenant):
     MarketingConsent.objects.create(student=student, recipient=RecipientKind.STUDENT,
                                     marketing_consented_at=now - timedelta(days=700))
 
-    assert list(rules.consents_due_for_reconfirmation(tenant, now=now)) == [old]
+    assert list(selectors.consents_due_for_reconfirmation(tenant, now=now)) == [old]
