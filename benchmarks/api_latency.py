@@ -56,7 +56,7 @@ def run(stack: Stack, *, samples: dict[int, int] | None = None) -> dict[str, Any
 
     samples = samples or SAMPLES
     banner(f"API latency: POST /api/v1/messages/send for {', '.join(map(str, SIZES))} recipients")
-    academy = seed_academy("api", max(SIZES), token=True, phone_offset=20_000_000)
+    academy = seed_academy("api", max(SIZES), phone_offset=20_000_000)
     client = Client()
     # Cold: the first request of the process to each queue (1 recipient: interactive; 100: bulk).
     cold = {size: _measured(stack, client, academy, size) for size in (1, 100)}

@@ -32,19 +32,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.ports import free_port
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
+
+if TYPE_CHECKING:
+    from harness.academies import Academy
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_DIR / "benchmarks" / "results"
 LOG_ROOT = PROJECT_DIR / "var" / "bench-logs"
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-SENDER = "0212345678"
-PRICES = {"SMS": Decimal("13"), "LMS": Decimal("29"), "ATA": Decimal("9")}
 # 9 bytes in EUC-KR plus the name: an SMS (13 credits).
 BODY = "#{이름} 학생 학부모님, 내일 휴원입니다."
 
@@ -112,15 +113,13 @@ class Stack:
 
         call_command("migrate", verbosity=0)
         self.sqs = LocalSQS(port=sqs_port, log_path=self.log_dir / "sqs.log").start()
+        from harness.academies import SENDER, set_platform_prices
         from harness.solapi_sandbox import SolapiSandbox
 
         self.sandbox = SolapiSandbox(api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET,
                                      senders=[SENDER], port=sandbox_port, latency_ms=self.sandbox_latency_ms)
         self.sandbox.start()
-        from billing.models import Price
-
-        for message_type, amount in PRICES.items():
-            Price.objects.get_or_create(message_type=message_type, defaults={"amount": amount})
+        set_platform_prices()
         return self
 
     def close(self) -> None:
@@ -219,40 +218,13 @@ class Stack:
 # --- academies, sends, settlement ---------------------------------------------------------------
 
 
-@dataclass
-class Academy:
-    tenant: Any
-    user: Any
-    student_ids: list[int]
-    token: str = ""
+def seed_academy(slug: str, students: int, *, credit: str | Decimal = "100000000", phone_offset: int = 0) -> Academy:
+    """An academy (harness/academies.py) with `students` students, their parents' phones
+    010 + (phone_offset + n) so each benchmark keeps its own range, and plenty of credit.
+    Imported here, not at the top: Django is set up by Stack.start()."""
+    from harness.academies import make_academy
 
-
-def seed_academy(slug: str, students: int, *, credit: str | Decimal = "100000000", phone_offset: int = 0,
-                 token: bool = False) -> Academy:
-    """An academy with a verified sender, `students` students (parent phones 010 + 8 digits,
-    bulk-inserted) and credit."""
-    from django.contrib.auth import get_user_model
-
-    from billing.ledger import top_up
-    from tenants.models import Membership, SenderStatus, Student, Tenant
-
-    tenant = Tenant.objects.create(name=f"{slug} 학원", slug=slug, messaging_sender=SENDER,
-                                   messaging_sender_status=SenderStatus.VERIFIED)
-    user = get_user_model().objects.create(username=f"{slug}-staff")
-    Membership.objects.create(user=user, tenant=tenant)
-    Student.objects.bulk_create(
-        [Student(tenant=tenant, name=f"학생{i}", parent_phone=f"010{phone_offset + i:08d}")
-         for i in range(1, students + 1)],
-        batch_size=2000,
-    )
-    ids = list(Student.objects.filter(tenant=tenant).order_by("id").values_list("id", flat=True))
-    top_up(tenant=tenant, amount=Decimal(credit))
-    key = ""
-    if token:
-        from rest_framework.authtoken.models import Token
-
-        key = Token.objects.create(user=user).key
-    return Academy(tenant=tenant, user=user, student_ids=ids, token=key)
+    return make_academy(slug, students=students, credit=credit, phone_base=phone_offset)
 
 
 @dataclass

@@ -31,7 +31,6 @@ import time
 from typing import Any
 
 from benchmarks.stack import (
-    SENDER,
     Stack,
     banner,
     loadavg,
@@ -98,6 +97,8 @@ def baseline_run(stack: Stack, *, messages: int) -> dict[str, Any]:
             body = {"tenant_id": 1, "to": f"0109{i:07d}", "text": "학생 학부모님, 내일 휴원입니다.", "sender": None}
             client.send_message(QueueUrl=url, MessageBody=json.dumps(body, ensure_ascii=False))
         enqueue_seconds = time.perf_counter() - enqueue_began
+    from harness.academies import SENDER
+
     accepted_before, calls_before = stack.sandbox.accepted_total, sandbox_calls(stack)
     errors = 0
     with stack.sqs_window() as loop:

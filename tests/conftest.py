@@ -14,12 +14,12 @@ from django.conf import settings
 from django.db import connection
 
 from billing.audit import audit_accounts
+from harness.academies import SENDER
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
 from messaging.pipeline.queues import ALL_QUEUES
 
 LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
-DEMO_SENDER = "0212345678"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,7 +69,7 @@ def sandbox_server():
     sandbox = SolapiSandbox(
         api_key=settings.SOLAPI_API_KEY,
         api_secret=settings.SOLAPI_API_SECRET,
-        senders=[DEMO_SENDER],
+        senders=[SENDER],
         port=int(os.environ["TEST_SANDBOX_PORT"]),
     )
     sandbox.start()

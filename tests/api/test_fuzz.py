@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from tests.api.conftest import TEMPLATE_ID, client_for, make_academy, make_students, new_phone, send_body
+from harness.academies import TEMPLATE_ID, make_academy, make_students, new_phone
+from tests.api.conftest import client_for, send_body
 
 pytestmark = pytest.mark.django_db
 

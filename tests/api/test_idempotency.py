@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import adjust, top_up
+from harness.academies import make_academy
 from messaging.compose import send_requests
 from messaging.models import Message, SendRequest
 from messaging.pipeline import outbox
-from tests.api.conftest import assert_refusal, client_for, make_academy, send_body
+from tests.api.conftest import assert_refusal, client_for, send_body
 
 SEND_URL = "/api/v1/messages/send"
 

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from harness.academies import make_academy
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.pipeline.tasks import redispatch_undispatched
-from tests.api.conftest import client_for, make_academy, send_body
+from tests.api.conftest import client_for, send_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -7,19 +7,10 @@ from decimal import Decimal
 import pytest
 
 from billing.models import MessageType
+from harness.academies import PRICES, TEMPLATE_ID, make_staff, make_students, make_template, make_tenant
 from messaging.models import Message, SendRequest
 from tenants.models import Membership, SenderStatus, TemplateStatus, Tenant
-from tests.api.conftest import (
-    PRICES,
-    TEMPLATE_ID,
-    assert_refusal,
-    client_for,
-    make_staff,
-    make_students,
-    make_template,
-    make_tenant,
-    send_body,
-)
+from tests.api.conftest import assert_refusal, client_for, send_body
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +34,7 @@ def refused(api, student_ids, url=SEND_URL, **fields):
 
 def academy_with(**tenant_fields):
     """A fresh academy in the given state, its staff's client and its students' ids."""
-    tenant = make_tenant("refusing", **tenant_fields)
+    tenant = make_tenant("refusing", **{"prices": PRICES, "credit": "10000", **tenant_fields})
     make_template(tenant)
     students = make_students(tenant, 2)
     return tenant, client_for(make_staff(tenant)), [s.id for s in students]

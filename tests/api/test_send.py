@@ -10,11 +10,12 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.ledger import top_up
 from billing.models import MessageType
+from harness.academies import TEMPLATE_ID, make_students, make_template, new_phone
 from messaging.compose import suppression
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SuppressionReason
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
-from tests.api.conftest import TEMPLATE_ID, make_students, make_template, new_phone, send_body
+from tests.api.conftest import send_body
 
 pytestmark = pytest.mark.django_db
 
@@ -329,4 +330,4 @@ def test_credits_show_balance_held_and_the_recent_ledger(academy, api):
     assert (Decimal(body["balance"]), Decimal(body["held"]), Decimal(body["available"])) == (
         Decimal("10500"), Decimal("0"), Decimal("10500"))
     assert [(e["kind"], Decimal(e["balance_delta"]), e["memo"]) for e in body["ledger"]] == [
-        ("top_up", Decimal("500"), "추가 충전"), ("top_up", Decimal("10000"), "test credit")]
+        ("top_up", Decimal("500"), "추가 충전"), ("top_up", Decimal("10000"), "initial credit")]

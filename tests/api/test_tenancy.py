@@ -5,8 +5,9 @@ import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from rest_framework.test import APIClient
 
+from harness.academies import make_staff
 from messaging.models import Message, SendRequest
-from tests.api.conftest import PASSWORD, assert_refusal, client_for, make_staff, send_body
+from tests.api.conftest import PASSWORD, assert_refusal, client_for, send_body
 
 pytestmark = pytest.mark.django_db
 

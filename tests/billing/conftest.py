@@ -1,7 +1,6 @@
-"""Small factories for billing tests: academies, the platform price list, one message's
+"""Billing tests' platform price list, academies (harness/academies.py), one message's
 hold, and a snapshot of everything a credit movement can touch."""
 
-import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -9,7 +8,8 @@ import pytest
 
 from billing import ledger
 from billing.ledger import HoldRequest
-from billing.models import ZERO, CreditAccount, Hold, LedgerEntry, MessageType, Price
+from billing.models import ZERO, CreditAccount, Hold, LedgerEntry, MessageType
+from harness.academies import make_tenant, set_platform_prices
 from tenants.models import Tenant
 
 # Realistic Solapi-like prices; ATA is cheaper than SMS, so an AlimTalk with SMS
@@ -21,24 +21,11 @@ PLATFORM_PRICES = {
     MessageType.ATA: Decimal("6.50"),
 }
 
-_numbers = itertools.count(1)
-
-
-def make_tenant(name: str = "학원") -> Tenant:
-    n = next(_numbers)
-    return Tenant.objects.create(name=f"{name} {n}", slug=f"academy-{n}")
-
 
 def hold(tenant: Tenant, message_id: int, amount: Decimal) -> bool:
     """Hold credit for one message through hold_credit: True if held, False if refused."""
     outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(message_id, amount)])
     return message_id in outcome.held
-
-
-def set_platform_prices(prices=PLATFORM_PRICES) -> dict[str, Decimal]:
-    for message_type, amount in prices.items():
-        Price.objects.update_or_create(message_type=message_type, defaults={"amount": amount})
-    return dict(prices)
 
 
 @dataclass(frozen=True)
@@ -91,4 +78,4 @@ def tenant(db) -> Tenant:
 
 @pytest.fixture
 def prices(db) -> dict[str, Decimal]:
-    return set_platform_prices()
+    return set_platform_prices(PLATFORM_PRICES)

@@ -18,7 +18,8 @@ from billing import ledger
 from billing.audit import audit_accounts
 from billing.ledger import HoldRequest
 from billing.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
-from tests.billing.conftest import hold, ledger_chain_breaks, make_tenant
+from harness.academies import make_tenant
+from tests.billing.conftest import hold, ledger_chain_breaks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

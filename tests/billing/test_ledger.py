@@ -16,7 +16,8 @@ from billing.audit import audit_accounts
 from billing.ledger import HoldRequest, InsufficientCredit
 from billing.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry, MessageType
 from billing.pricing import hold_amount
-from tests.billing.conftest import PLATFORM_PRICES, Snapshot, hold, ledger_chain_breaks, make_tenant, snapshot
+from harness.academies import make_tenant
+from tests.billing.conftest import PLATFORM_PRICES, Snapshot, hold, ledger_chain_breaks, snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ from billing.pricing import (
     price_of,
     text_message_type,
 )
-from tests.billing.conftest import PLATFORM_PRICES, make_tenant
+from harness.academies import make_tenant
+from tests.billing.conftest import PLATFORM_PRICES
 
 
 def _ksx1001(char: str) -> bool:

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from benchmarks.drill import Recovery, check_drill, settle
+from harness.academies import make_academy
 from messaging.failures import FailureClass
 from messaging.models import Message
 from messaging.pipeline.queues import BULK_QUEUE
-from tenants.models import Student
-from tests.pipeline.conftest import make_academy, send, settled
+from tests.pipeline.conftest import send, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -30,10 +30,7 @@ WORKER_ENV = {"MESSAGING_CHUNK_SIZE": "20"}
 
 
 def test_reduced_fault_drill(sandbox, local_sqs, start_worker, transactional_db):
-    academy = make_academy(students=0, credit="100000")
-    Student.objects.bulk_create([Student(tenant=academy.tenant, name=f"학생{i}", parent_phone=f"010{i:08d}")
-                                 for i in range(1, MESSAGES + 1)])
-    academy.students = list(Student.objects.filter(tenant=academy.tenant).order_by("id"))
+    academy = make_academy(students=MESSAGES, credit="100000")
     # Slow enough that the run is still going when the faults hit it.
     sandbox.set_latency(200)
     sandbox.set_fault_rates("*", error_5xx=0.10, accept_then_timeout=0.05, hang_seconds=5)

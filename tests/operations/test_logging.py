@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django_celery_results.models import TaskResult
 
+from harness.academies import make_academy
 from tests.pipeline.conftest import send, wait_settled
 
 RAW_MOBILE = re.compile(r"(?<!\d)01[016789]-?\d{3,4}-?\d{4}(?!\d)")
@@ -55,6 +56,4 @@ def test_a_whole_send_leaves_no_phone_number_or_secret_in_worker_logs_or_task_re
 
 @pytest.fixture
 def academy(transactional_db, sandbox):
-    from tests.pipeline.conftest import make_academy
-
     return make_academy()

@@ -2,50 +2,18 @@
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
 from billing.audit import audit_accounts
-from billing.ledger import account_for, top_up
-from billing.models import Hold, HoldStatus, MessageType, Price
+from billing.ledger import account_for
+from billing.models import Hold, HoldStatus
+from harness.academies import TEMPLATE_ID, Academy, make_academy
 from messaging.compose.send_requests import SendInput, send_request_create
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
 from messaging.pipeline import outbox
-from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
-from tests.conftest import DEMO_SENDER
-
-PRICES = {MessageType.SMS: Decimal("13"), MessageType.LMS: Decimal("29"), MessageType.ATA: Decimal("9")}
-TEMPLATE_ID = "TPL_NOTICE"
-
-
-@dataclass
-class Academy:
-    tenant: Tenant
-    students: list[Student]
-    user: object
-
-    def parent_phones(self) -> list[str]:
-        return [s.parent_phone for s in self.students]
-
-
-def make_academy(*, slug: str = "alpha", students: int = 3, credit: str = "10000",
-                 sender: str = DEMO_SENDER, phone_base: int = 1000) -> Academy:
-    for message_type, amount in PRICES.items():
-        Price.objects.get_or_create(message_type=message_type, defaults={"amount": amount})
-    tenant = Tenant.objects.create(name=f"{slug} 학원", slug=slug, messaging_sender=sender,
-                                   messaging_sender_status=SenderStatus.VERIFIED, kakao_pf_id="KA01PF0000TEST")
-    user = get_user_model().objects.create(username=f"{slug}-staff")
-    Membership.objects.create(user=user, tenant=tenant)
-    people = [Student.objects.create(tenant=tenant, name=f"학생{i}", parent_phone=f"010{phone_base + i:04d}{i:04d}")
-              for i in range(1, students + 1)]
-    AlimTalkTemplate.objects.create(tenant=tenant, solapi_template_id=TEMPLATE_ID, name="안내",
-                                    content="#{이름} 학생 안내입니다.", status=TemplateStatus.APPROVED)
-    top_up(tenant=tenant, amount=Decimal(credit))
-    return Academy(tenant=tenant, students=people, user=user)
 
 
 @pytest.fixture

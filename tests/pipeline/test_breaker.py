@@ -13,17 +13,11 @@ import pytest
 from django.conf import settings
 
 from billing.ledger import account_for
+from harness.academies import make_academy
 from messaging.failures import FailureClass
 from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
-from tests.pipeline.conftest import (
-    assert_books_balance,
-    make_academy,
-    send,
-    statuses,
-    wait_settled,
-    wait_until,
-)
+from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

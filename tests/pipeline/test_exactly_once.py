@@ -5,11 +5,12 @@ from decimal import Decimal
 
 import pytest
 
+from harness.academies import make_academy
 from messaging.models import DeliveryAttempt, MessageStatus
 from messaging.pipeline import delivery, outbox
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.pipeline.tasks import chunk_pipeline
-from tests.pipeline.conftest import assert_books_balance, make_academy, send, statuses, wait_settled, wait_until
+from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -9,12 +9,13 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import adjust
+from harness.academies import make_academy
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.failures import FailureClass
 from messaging.models import Chunk, DeliveryAttempt, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
 from messaging.pipeline import outbox
 from tenants.models import SenderStatus
-from tests.pipeline.conftest import assert_books_balance, make_academy, send, statuses, wait_settled
+from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -73,7 +74,7 @@ def test_transient_failures_past_the_limit_fail_the_messages_and_release_the_cre
 
 
 def test_an_unregistered_sender_fails_now_releases_and_blocks_further_sends(worker, sandbox, transactional_db):
-    academy = make_academy(sender="0311112222")  # not registered in the sandbox
+    academy = make_academy(messaging_sender="0311112222")  # not registered in the sandbox
 
     messages = wait_settled(send(academy))
 

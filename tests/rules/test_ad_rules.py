@@ -4,10 +4,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from harness.academies import make_students, make_tenant
 from messaging import selectors
 from messaging.compose import rules
 from messaging.compose.refusals import Refusal, RefusalCode
-from tenants.models import MarketingConsent, RecipientKind, Student, Tenant
+from tenants.models import MarketingConsent, RecipientKind
 
 NAME = "해오름 학원"
 GOOD_AD = f"(광고) {NAME} 봄학기 신규 등록 10% 할인!\n문의 02-123-4567\n무료수신거부 080-123-4567"
@@ -15,8 +16,7 @@ GOOD_AD = f"(광고) {NAME} 봄학기 신규 등록 10% 할인!\n문의 02-123-4
 
 @pytest.fixture
 def tenant(db):
-    return Tenant.objects.create(name=NAME, slug="haeoreum", messaging_sender="0212345678",
-                                 ad_opt_out_number="0801234567")
+    return make_tenant("haeoreum", name=NAME, ad_opt_out_number="0801234567")
 
 
 def _check(tenant, text=GOOD_AD, mode="sms", purpose="ad"):
@@ -115,7 +115,7 @@ def test_deferred_ads_are_released_in_waves_from_8_am():
 
 def test_consents_two_years_old_are_listed_for_reconfirmation(tenant):
     now = datetime(2026, 11, 27, 12, 0, tzinfo=KST)
-    student = Student.objects.create(tenant=tenant, name="김하나", parent_phone="01011112222")
+    [student] = make_students(tenant, 1)
     old = MarketingConsent.objects.create(student=student, recipient=RecipientKind.PARENT,
                                           marketing_consented_at=now - timedelta(days=731))
     MarketingConsent.objects.create(student=student, recipient=RecipientKind.STUDENT,

@@ -5,13 +5,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from harness.academies import make_academy
 from messaging.compose import rules
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline import delivery
 from messaging.pipeline.tasks import release_deferred
 from tenants.models import MarketingConsent, RecipientKind
 from tenants.services import consent_record
-from tests.api.conftest import client_for, make_academy
+from tests.api.conftest import client_for
 
 KST = rules.KST
 NAME = "ad-academy 학원"
