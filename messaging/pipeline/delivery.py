@@ -329,7 +329,7 @@ def _group_went_out(chunk: Chunk) -> bool:
     unsettled for the stale-chunk sweep: better late than refunding a sent message."""
     with _attempt(chunk, SolapiOperation.GET_GROUP, task_id=""):
         group = get_client().get_group(chunk.solapi_group_id)
-    return group.status != "PENDING"
+    return group.went_out
 
 
 # --- finalize ---------------------------------------------------------------------------

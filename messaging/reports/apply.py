@@ -92,7 +92,7 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
     else:
         message.status = MessageStatus.FAILED
         message.failure_class = outcome.failure_class
-        message.failure_reason = str(report.payload.get("statusMessage") or outcome.failure_class.label)[:300]
+        message.failure_reason = (report.status_message or str(outcome.failure_class.label))[:300]
     message.save(update_fields=["status", "accepted_at", "completed_at", "solapi_status_code", "solapi_message_id",
                                 "delivered_type",
                                 "failure_class", "failure_reason", "updated"])

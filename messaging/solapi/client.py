@@ -88,6 +88,11 @@ class GroupStatus:
     # True when Solapi answered a send with 409: the group had already gone out.
     already_sent: bool = False
 
+    @property
+    def went_out(self) -> bool:
+        """Solapi has begun sending the group: its status is past PENDING."""
+        return self.status != "PENDING"
+
 
 class SolapiClient:
     def __init__(self, *, base_url: str, api_key: str, api_secret: str, http: httpx.Client):

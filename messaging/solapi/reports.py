@@ -21,6 +21,8 @@ class Report:
     solapi_message_id: str
     status_code: str
     message_type: str
+    # Solapi's words for the status, e.g. why a message failed.
+    status_message: str
     payload: dict
 
 
@@ -41,6 +43,7 @@ def parse_webhook(body: object) -> list[Report]:
             solapi_message_id=report.data.message_id or "",
             status_code=report.data.status_code or "",
             message_type=report.data.type or "",
+            status_message=report.data.status_message or "",
             payload=report.data.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
         for report in reports
@@ -53,6 +56,7 @@ def polled_report(result: MessageResult) -> Report:
     return Report(
         event_id=f"poll:{result.solapi_message_id}:{result.outcome.code}", message_id=result.message_id,
         solapi_message_id=result.solapi_message_id, status_code=result.outcome.code,
-        message_type=result.message_type, payload={"source": "poll", "statusCode": result.outcome.code},
+        message_type=result.message_type, status_message=result.status_message,
+        payload={"source": "poll", "statusCode": result.outcome.code},
     )
 
