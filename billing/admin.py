@@ -6,16 +6,16 @@ from django.shortcuts import render
 
 from billing.ledger import top_up
 from billing.models import CreditAccount, Hold, LedgerEntry, Price, TenantPrice
-from tenants.admin import ReadOnlyAdmin
+from tenants.admin import GuardedAdmin, ReadOnlyAdmin, custom_permission, record_action
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(GuardedAdmin):
     list_display = ["message_type", "amount"]
 
 
 @admin.register(TenantPrice)
-class TenantPriceAdmin(admin.ModelAdmin):
+class TenantPriceAdmin(GuardedAdmin):
     list_display = ["tenant", "message_type", "amount"]
     list_filter = ["message_type"]
 
@@ -35,18 +35,27 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     def available(self, account: CreditAccount) -> Decimal:
         return account.available
 
-    @admin.action(description="Top up the selected accounts (충전)")
+    has_top_up_credit_permission = custom_permission("billing.top_up_credit")
+
+    # The form's second step posts back to this action, so the same permission guards it
+    # (GuardedAdmin refuses the POST with 403 before the action runs).
+    @admin.action(description="Top up the selected accounts (충전)", permissions=["top_up_credit"])
     def top_up_selected(self, request, queryset):
         form = TopUpForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
+            amount, memo = form.cleaned_data["amount"], form.cleaned_data["memo"] or "admin top-up"
+            topped_up = []
             try:
                 for account in queryset.select_related("tenant"):
-                    top_up(tenant=account.tenant, amount=form.cleaned_data["amount"],
-                           memo=form.cleaned_data["memo"] or "admin top-up", user=request.user)
+                    # The ledger entry names the user too (created_by).
+                    top_up(tenant=account.tenant, amount=amount, memo=memo, user=request.user)
+                    topped_up.append(account)
             except (ValueError, InvalidOperation) as exc:
                 self.message_user(request, f"Top-up refused: {exc}", messages.ERROR)
                 return None
-            self.message_user(request, f"Topped up {queryset.count()} account(s) by {form.cleaned_data['amount']}.")
+            finally:
+                record_action(request, topped_up, f"topped up {amount} ({memo})")
+            self.message_user(request, f"Topped up {len(topped_up)} account(s) by {amount}.")
             return None
         return render(request, "admin/billing/top_up.html", {
             "form": form, "accounts": queryset, "opts": self.model._meta,

@@ -64,6 +64,8 @@ class CreditAccount(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Admin actions check these when they run (billing/admin.py).
+        permissions = [("top_up_credit", "Can top up an academy's credit (충전)")]
         constraints = [
             # The database refuses what the services must never do.
             models.CheckConstraint(condition=Q(balance__gte=0), name="balance_never_negative"),

@@ -21,7 +21,13 @@ from messaging.models import (
 )
 from messaging.operations.timeline import message_timeline
 from messaging.pipeline import breaker
-from tenants.admin import ReadOnlyAdmin, masked_phone_column
+from tenants.admin import (
+    MaskedPhonesAdmin,
+    ReadOnlyAdmin,
+    custom_permission,
+    masked_phone_column,
+    record_action,
+)
 
 
 def _count_column(status: str):
@@ -87,10 +93,16 @@ class MessageAdmin(ReadOnlyAdmin):
         )
         return format_html("<table><tr><th>at</th><th>what</th><th>detail</th></tr>{}</table>", rows)
 
-    @admin.action(description="Retry failed messages whose failure may have passed (transient, platform)")
+    has_retry_messages_permission = custom_permission("messaging.retry_messages")
+
+    @admin.action(description="Retry failed messages whose failure may have passed (transient, platform)",
+                  permissions=["retry_messages"])
     def retry_failed_transient(self, request, queryset: QuerySet[Message]):
+        # Each retry's send request names the user too (created_by).
         retries = retry_failed_messages(queryset.values_list("id", flat=True), user=request.user)
         retried = sum(r.messages.count() for r in retries)
+        record_action(request, Message.objects.filter(retry__send_request__in=retries),
+                      "retried (new send request by this user)")
         skipped = queryset.count() - retried
         self.message_user(
             request,
@@ -133,10 +145,11 @@ class DeliveryReportAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SuppressedRecipient)
-class SuppressedRecipientAdmin(admin.ModelAdmin):
+class SuppressedRecipientAdmin(MaskedPhonesAdmin):
     list_display = ["masked_phone", "tenant", "reason", "source", "created"]
     list_filter = ["reason", "tenant"]
-    search_fields = ["=phone"]
+    search_fields = ["tenant__slug"]
+    phone_fields = {"phone": "masked_phone"}
     masked_phone = masked_phone_column("phone")
 
 
@@ -146,9 +159,12 @@ class CircuitBreakerAdmin(ReadOnlyAdmin):
                     "closed_at"]
     actions = ["close_breaker"]
 
-    @admin.action(description="Close: resume sending now (the cause was fixed)")
+    has_close_breaker_permission = custom_permission("messaging.close_breaker")
+
+    @admin.action(description="Close: resume sending now (the cause was fixed)", permissions=["close_breaker"])
     def close_breaker(self, request, queryset):
         if queryset.filter(state=BreakerState.OPEN).exists() and breaker.close(f"closed by {request.user} in admin"):
+            record_action(request, queryset, "closed the breaker: sending resumed")
             self.message_user(request, "Breaker closed: paused chunks go out at their next attempt.")
         else:
             self.message_user(request, "The breaker was not open.", messages.WARNING)

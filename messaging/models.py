@@ -181,6 +181,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Admin actions check these when they run (messaging/admin.py).
+        permissions = [("retry_messages", "Can retry failed messages (charged to their academy)")]
         indexes = [
             models.Index(fields=["send_request", "status"]),
             models.Index(fields=["chunk", "status"]),
@@ -308,6 +310,9 @@ class CircuitBreaker(models.Model):
     # While open, one worker at a time may probe Solapi after this moment.
     next_probe_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("close_breaker", "Can close the breaker: resume sending platform-wide")]
 
     def __str__(self) -> str:
         return f"{self.name}: {self.state}"

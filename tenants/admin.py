@@ -1,12 +1,54 @@
-from django.contrib import admin
+import re
+from collections.abc import Iterable
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
-from tenants.phones import mask_phone
+from tenants.phones import PHONE_IN_TEXT, mask_phone
 from tenants.services import sender_register
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class GuardedAdmin(admin.ModelAdmin):
+    """The base of every admin here: an action is checked when it is run, not only listed.
+
+    Django hides an action the user may not run, but a POST naming it anyway (a crafted
+    form, a stale page, the top-up form's second step) only gets "no action selected".
+    Here it gets 403, before the action runs. Every action declares `allowed_permissions`
+    (tests/operations/test_admin_permissions.py checks that none is left open).
+    """
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            requested = set(request.POST.getlist("action"))
+            declared = {name for _, name, _ in self._get_base_actions()}
+            if requested & (declared - set(self.get_actions(request))):
+                raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
+def custom_permission(permission: str):
+    """A `has_<codename>_permission` method for an action's `allowed_permissions`,
+    backed by a model's Meta.permissions entry ("app_label.codename")."""
+
+    def has_permission(self, request) -> bool:
+        return request.user.has_perm(permission)
+
+    return has_permission
+
+
+def record_action(request, objects: QuerySet | Iterable[Model], message: str) -> None:
+    """Who did what from the admin: one LogEntry per object (its history page shows them)."""
+    objects = list(objects)
+    if objects:
+        LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects, action_flag=CHANGE,
+                                     change_message=message)
+
+
+class ReadOnlyAdmin(GuardedAdmin):
     """Rows written by services only (the ledger, the pipeline): shown, never edited by hand."""
 
     def has_add_permission(self, request, obj=None):
@@ -29,6 +71,44 @@ def masked_phone_column(field: str, description: str = "phone"):
     return column
 
 
+# Four digits, never the whole number: a search term travels in the URL, and URLs are
+# written to the web server's access log.
+PHONE_SUFFIX = re.compile(r"\d{4}", re.ASCII)
+
+
+class MaskedPhonesAdmin(GuardedAdmin):
+    """Rows that carry phone numbers. A number is typed in when the row is added; after
+    that the change form shows it masked (an input would print it into the page), and the
+    search finds numbers by their last four digits only.
+
+    `phone_fields` maps each phone field to the masked column that replaces it."""
+
+    phone_fields: dict[str, str] = {}
+    search_help_text = "전화번호는 뒤 4자리로 검색 (phone numbers: search by the last 4 digits)"
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        return exclude + list(self.phone_fields) if obj is not None else exclude
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + list(self.phone_fields.values()) if obj is not None else readonly
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if PHONE_SUFFIX.fullmatch(term):
+            matches = Q()
+            for field in self.phone_fields:
+                matches |= Q(**{f"{field}__endswith": term})
+            return queryset.filter(matches), False
+        if PHONE_IN_TEXT.search(term):
+            self.message_user(request, "전화번호 전체로는 검색하지 않습니다. 뒤 4자리로 검색해 주세요. / Full phone "
+                              "numbers are not searched (the URL is logged); search by the last 4 digits.",
+                              messages.WARNING)
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -36,7 +116,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(GuardedAdmin):
     list_display = ["name", "slug", "messaging_sender", "messaging_sender_status", "messaging_is_active", "created"]
     list_filter = ["messaging_sender_status", "messaging_is_active"]
     search_fields = ["name", "slug", "messaging_sender"]
@@ -44,24 +124,30 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = ["sender_registered_again"]
 
-    @admin.action(description="Sender number registered with Solapi again: allow sends (발신번호 재등록)")
+    has_reregister_sender_permission = custom_permission("tenants.reregister_sender")
+
+    @admin.action(description="Sender number registered with Solapi again: allow sends (발신번호 재등록)",
+                  permissions=["reregister_sender"])
     def sender_registered_again(self, request, queryset):
-        for tenant in queryset:
+        tenants = list(queryset)
+        for tenant in tenants:
             sender_register(tenant=tenant, number=tenant.messaging_sender)
-        self.message_user(request, f"{queryset.count()} academy(ies) may send again.")
+        record_action(request, tenants, "sender registered again: sends allowed (발신번호 재등록)")
+        self.message_user(request, f"{len(tenants)} academy(ies) may send again.")
 
 
 @admin.register(Student)
-class StudentAdmin(admin.ModelAdmin):
+class StudentAdmin(MaskedPhonesAdmin):
     list_display = ["name", "tenant", "masked_phone", "masked_parent_phone", "created"]
     list_filter = ["tenant"]
     search_fields = ["name"]
+    phone_fields = {"phone": "masked_phone", "parent_phone": "masked_parent_phone"}
     masked_phone = masked_phone_column("phone")
     masked_parent_phone = masked_phone_column("parent_phone", "parent phone")
 
 
 @admin.register(AlimTalkTemplate)
-class AlimTalkTemplateAdmin(admin.ModelAdmin):
+class AlimTalkTemplateAdmin(GuardedAdmin):
     list_display = ["name", "tenant", "solapi_template_id", "status", "created"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "solapi_template_id"]
@@ -82,7 +168,7 @@ class DueForReconfirmation(admin.SimpleListFilter):
 
 
 @admin.register(MarketingConsent)
-class MarketingConsentAdmin(admin.ModelAdmin):
+class MarketingConsentAdmin(GuardedAdmin):
     list_display = ["student", "recipient", "marketing_consented_at", "night_consented_at", "withdrawn_at"]
     list_filter = [DueForReconfirmation, "recipient"]
     search_fields = ["student__name"]

@@ -36,6 +36,8 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Admin actions check these when they run (tenants/admin.py).
+        permissions = [("reregister_sender", "Can mark a rejected sender number registered again")]
 
     def __str__(self) -> str:
         return self.name
