@@ -125,3 +125,39 @@ def test_top_up_action_credits_the_account_through_the_ledger(admin_client, acad
     assert account.balance == before + Decimal("500")
     assert LedgerEntry.objects.filter(account=account, kind="top_up", memo="bank transfer").exists()
 
+
+
+@pytest.mark.parametrize("model", ["tenants.student", "messaging.suppressedrecipient"])
+def test_change_forms_show_phone_numbers_masked(admin_client, academy, model):
+    from messaging.compose.suppression import suppress
+    from messaging.models import SuppressionReason
+    from tenants.models import Student
+
+    student = academy.students[0]
+    Student.objects.filter(id=student.id).update(phone="01098765432")
+    entry = suppress(tenant_id=academy.tenant.id, phone=student.parent_phone, reason=SuppressionReason.OPTED_OUT)
+    obj = student if model == "tenants.student" else entry
+    app_label, model_name = model.split(".")
+
+    page = admin_client.get(reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk])).content.decode()
+
+    assert student.parent_phone not in page and "01098765432" not in page
+    assert f"010****{student.parent_phone[-4:]}" in page
+
+
+def test_admin_search_finds_numbers_by_their_last_four_digits_not_whole(admin_client, academy):
+    from messaging.compose.suppression import suppress
+    from messaging.models import SuppressionReason
+
+    phone = academy.parent_phones()[0]
+    suppress(tenant_id=academy.tenant.id, phone=phone, reason=SuppressionReason.OPTED_OUT)
+    changelist = reverse("admin:messaging_suppressedrecipient_changelist")
+
+    by_suffix = admin_client.get(changelist, {"q": phone[-4:]})
+    whole = admin_client.get(changelist, {"q": phone}, follow=True)
+
+    assert by_suffix.context["cl"].result_count == 1
+    assert whole.context["cl"].result_count == 0
+    assert "search by the last 4 digits" in whole.content.decode()
+    students = admin_client.get(reverse("admin:tenants_student_changelist"), {"q": phone[-4:]})
+    assert students.context["cl"].result_count == 1

@@ -3,6 +3,7 @@
 import io
 import logging
 import re
+import sys
 
 import pytest
 from django.conf import settings
@@ -57,3 +58,36 @@ def test_a_whole_send_leaves_no_phone_number_or_secret_in_worker_logs_or_task_re
 @pytest.fixture
 def academy(transactional_db, sandbox):
     return make_academy()
+
+
+def test_exceptions_and_dicts_in_arguments_are_masked_too(log_output):
+    """A duplicate-key error quotes the row's key, phone number included."""
+    logger = logging.getLogger("messaging.test")
+    error = ValueError('duplicate key value violates unique constraint "suppress_once" '
+                       "DETAIL: Key (tenant_id, phone)=(1, 01012345678) already exists.")
+
+    logger.warning("suppress failed: %s (%r)", error, error)
+    logger.warning("task failed: %(exc)s %(kwargs)s", {"exc": error, "kwargs": {"phone": "01023456789"}})
+    logger.warning("as a list: %s, count %d, cost %.2f", ["01034567890"], 3, 13.0)
+    try:
+        raise error
+    except ValueError:
+        logger.exception("with a traceback")
+
+    text = log_output.getvalue()
+    assert RAW_MOBILE.search(text) is None, text
+    assert text.count("010****5678") == 4 and "010****6789" in text and "010****7890" in text
+    assert "count 3, cost 13.00" in text
+
+
+def test_a_traceback_is_masked_for_any_formatter():
+    """Celery's and gunicorn's own formatters print record.exc_text when it is set."""
+    from project.logging import PhoneMaskingFilter
+
+    try:
+        raise ValueError("Key (tenant_id, phone)=(1, 01012345678) already exists.")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    PhoneMaskingFilter().filter(record)
+
+    assert "01012345678" not in logging.Formatter().format(record)
