@@ -3,32 +3,79 @@
 from rest_framework import serializers
 from rest_framework.utils import html
 
+from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import SendInput
 from messaging.models import MessageMode, Purpose, SendTo
 from tenants.models import RecipientKind
 
+# Sizes the API accepts. Lists and objects are measured before their items are validated,
+# so an oversized one costs a length check, not one error per item (tests/api/test_limits.py).
 MAX_RECIPIENT_STUDENTS = 10_000
+# An AlimTalk template has a handful of variables; each is stored once per send request.
+MAX_REPLACEMENTS = 20
+MAX_REPLACEMENT_KEY_LENGTH = 30
+MAX_REPLACEMENT_VALUE_LENGTH = 200
+# Invalid items reported per list: enough to fix the request, never an echo of all of it.
+MAX_ITEM_ERRORS = 5
+
+
+def refuse_oversized(field: serializers.Field, items) -> None:
+    """Refuse the whole request when a list or object has more items than `field.max_items`."""
+    if len(items) > field.max_items:
+        raise Refusal(RefusalCode.TOO_MANY_ITEMS, field=field.field_name, count=len(items), limit=field.max_items,
+                      extra={"field": field.field_name, "count": len(items), "limit": field.max_items})
+
+
+class BoundedListField(serializers.ListField):
+    """A list refused whole when too long, and whose item errors stop after MAX_ITEM_ERRORS."""
+
+    def __init__(self, *, max_items: int, **kwargs):
+        self.max_items = max_items
+        super().__init__(max_length=max_items, **kwargs)
+
+    def to_internal_value(self, data):
+        if html.is_html_input(data):
+            data = html.parse_html_list(data, default=[])
+        if isinstance(data, list | tuple):
+            refuse_oversized(self, data)
+        return super().to_internal_value(data)
+
+    def run_child_validation(self, data):
+        result, errors = [], {}
+        for index, item in enumerate(data):
+            try:
+                result.append(self.child.run_validation(item))
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+                if len(errors) == MAX_ITEM_ERRORS:
+                    break
+        if errors:
+            raise serializers.ValidationError(errors)
+        return result
 
 
 class ReplacementsField(serializers.DictField):
     """DictField validates the values only, but the keys are stored and fingerprinted too.
     Checked before the values, whose errors are keyed by them."""
 
+    max_items = MAX_REPLACEMENTS
     # Also refuses NUL and lone surrogates: valid JSON escapes that neither UTF-8 nor PostgreSQL can hold.
-    key_field = serializers.CharField(max_length=100, allow_blank=True, trim_whitespace=False)
+    key_field = serializers.CharField(max_length=MAX_REPLACEMENT_KEY_LENGTH, allow_blank=True,
+                                      trim_whitespace=False)
 
     def to_internal_value(self, data):
         if html.is_html_input(data):
             data = html.parse_html_dict(data)
         if isinstance(data, dict):
+            refuse_oversized(self, data)
             for key in data:
                 self.key_field.run_validation(str(key))
         return super().to_internal_value(data)
 
 
 class SendInputSerializer(serializers.Serializer):
-    student_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**62), max_length=MAX_RECIPIENT_STUDENTS
+    student_ids = BoundedListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**62), max_items=MAX_RECIPIENT_STUDENTS
     )
     send_to = serializers.ChoiceField(choices=SendTo.choices, default=SendTo.PARENT)
     message_mode = serializers.ChoiceField(choices=MessageMode.choices, default=MessageMode.SMS)
@@ -37,8 +84,9 @@ class SendInputSerializer(serializers.Serializer):
     body = serializers.CharField(allow_blank=True, default="", max_length=4000, trim_whitespace=False)
     subject = serializers.CharField(allow_blank=True, default="", max_length=100)
     template_id = serializers.CharField(allow_blank=True, default="", max_length=64)
+    # Shared by every recipient; each key must be a variable of the text (or template).
     alimtalk_replacements = ReplacementsField(
-        child=serializers.CharField(max_length=200, allow_blank=True), default=dict
+        child=serializers.CharField(max_length=MAX_REPLACEMENT_VALUE_LENGTH, allow_blank=True), default=dict
     )
 
     def to_send_input(self) -> SendInput:

@@ -118,8 +118,10 @@ def plan_messages(
         if draft.purpose == Purpose.AD and not consent.ads:
             message.skip_reason = SkipReason.NO_MARKETING_CONSENT
             continue
-        message.variables = {STUDENT_NAME: student.name, **draft.replacements}
-        message.text = render(draft.source_text, message.variables)
+        # Only the recipient's own variables are stored per message; the shared ones are
+        # stored once, on the send request (alimtalk_replacements).
+        message.variables = {STUDENT_NAME: student.name}
+        message.text = render(draft.source_text, message_variables(message.variables, draft.replacements))
         # Siblings share a parent's phone: one message each only if their texts differ.
         if (message.phone, message.text) in seen:
             message.skip_reason = SkipReason.DUPLICATE_PHONE
@@ -133,9 +135,22 @@ def plan_messages(
 
 
 def check_variables(draft: Draft) -> None:
-    unknown = sorted(set(VARIABLE.findall(draft.source_text)) - {STUDENT_NAME} - set(draft.replacements))
+    """Every variable of the text has a value, and every shared value a variable: a key the
+    text does not use would only be stored and sent for nothing."""
+    used = set(VARIABLE.findall(draft.source_text))
+    unknown = sorted(used - {STUDENT_NAME} - set(draft.replacements))
     if unknown:
         raise Refusal(RefusalCode.UNKNOWN_VARIABLE, variables=", ".join(f"#{{{v}}}" for v in unknown))
+    unused = sorted(set(draft.replacements) - used)
+    if unused:
+        raise Refusal(RefusalCode.UNUSED_VARIABLE, variables=", ".join(unused), extra={"variables": unused})
+
+
+def message_variables(recipient: Mapping[str, str], shared: Mapping[str, str]) -> dict[str, str]:
+    """A message's template variables: its recipient's own (the name), then the send request's
+    shared alimtalk_replacements. Planning renders the text with them and the pipeline sends
+    them to Solapi with the same precedence, so the two always agree."""
+    return {**recipient, **shared}
 
 
 def render(text: str, variables: Mapping[str, str]) -> str:

@@ -15,11 +15,16 @@ from messaging.failures import FailureClass
 class RefusalCode(StrEnum):
     # The request itself.
     INVALID_REQUEST = "invalid_request"
+    # A list or object over its size limit, refused before its items are looked at.
+    TOO_MANY_ITEMS = "too_many_items"
+    # The whole body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    REQUEST_TOO_LARGE = "request_too_large"
     BODY_EMPTY = "body_empty"
     BODY_TOO_LONG = "body_too_long"
     SUBJECT_TOO_LONG = "subject_too_long"
     UNSUPPORTED_CHARACTERS = "unsupported_characters"
     UNKNOWN_VARIABLE = "unknown_variable"
+    UNUSED_VARIABLE = "unused_variable"
     NO_STUDENTS = "no_students"
     STUDENT_NOT_FOUND = "student_not_found"
     TEMPLATE_REQUIRED = "template_required"
@@ -47,6 +52,7 @@ class RefusalCode(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     THROTTLED = "throttled"
+    DAILY_MESSAGE_LIMIT = "daily_message_limit"
 
 
 # The academy's state, as messaging/eligibility.py answers it → what the API says.
@@ -66,6 +72,13 @@ class _Text:
 
 _TEXTS: dict[RefusalCode, _Text] = {
     RefusalCode.INVALID_REQUEST: _Text(400, "요청 형식이 올바르지 않습니다: {errors}", "The request is not valid: {errors}"),
+    RefusalCode.TOO_MANY_ITEMS: _Text(
+        400, "{field} 항목이 {count}개로 최대 {limit}개를 넘습니다. 나누어 보내 주세요.",
+        "{field} has {count} items, over the limit of {limit}; split the request.",
+    ),
+    RefusalCode.REQUEST_TOO_LARGE: _Text(
+        413, "요청 본문이 너무 큽니다 (최대 {limit}바이트).", "The request body is too large (at most {limit} bytes).",
+    ),
     RefusalCode.BODY_EMPTY: _Text(400, "메시지 내용을 입력해 주세요.", "The message body is empty; write the text to send."),
     RefusalCode.BODY_TOO_LONG: _Text(
         400, "메시지가 {length}바이트로 최대 {limit}바이트를 넘습니다. 내용을 줄여 주세요.",
@@ -81,6 +94,10 @@ _TEXTS: dict[RefusalCode, _Text] = {
     RefusalCode.UNKNOWN_VARIABLE: _Text(
         400, "알 수 없는 변수 {variables}가 있습니다. 사용 가능한 변수: #{{이름}} 또는 alimtalk_replacements의 키.",
         "Unknown variables {variables}; use #{{이름}} or a key of alimtalk_replacements.",
+    ),
+    RefusalCode.UNUSED_VARIABLE: _Text(
+        400, "템플릿에 없는 변수 {variables}가 alimtalk_replacements에 있습니다. 해당 키를 지워 주세요.",
+        "alimtalk_replacements has keys the text does not use: {variables}; remove them.",
     ),
     RefusalCode.NO_STUDENTS: _Text(400, "받는 학생을 한 명 이상 선택해 주세요.", "Choose at least one student."),
     RefusalCode.STUDENT_NOT_FOUND: _Text(
@@ -152,6 +169,11 @@ _TEXTS: dict[RefusalCode, _Text] = {
     RefusalCode.PERMISSION_DENIED: _Text(403, "권한이 없습니다.", "You may not do this."),
     RefusalCode.METHOD_NOT_ALLOWED: _Text(405, "허용되지 않는 요청 방식입니다.", "Method not allowed."),
     RefusalCode.THROTTLED: _Text(429, "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.", "Too many requests; try again later."),
+    RefusalCode.DAILY_MESSAGE_LIMIT: _Text(
+        429, "오늘 보낼 수 있는 메시지 수({limit}건)를 넘습니다: 오늘 {sent}건, 이번 요청 {requested}건. 내일 다시 보내 주세요.",
+        "This send would pass the academy's daily limit of {limit} messages ({sent} today, {requested} in this "
+        "request); send the rest tomorrow.",
+    ),
 }
 
 

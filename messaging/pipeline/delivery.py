@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
+from messaging.compose.planning import message_variables
 from messaging.eligibility import why_academy_cannot_send
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -212,7 +213,7 @@ def _outgoing(row: dict, chunk: Chunk) -> OutgoingMessage:
         subject=row["subject"],
         pf_id=tenant.kakao_pf_id,
         template_id=template.solapi_template_id if template else "",
-        variables=row["variables"],
+        variables=message_variables(row["variables"], chunk.send_request.alimtalk_replacements),
         disable_sms=chunk.send_request.mode != MessageMode.BOTH,
     )
 

@@ -184,7 +184,9 @@ def test_alimtalk_replacements_fill_the_template_variables(academy, post_send, b
     [message] = messages_of(response)
     name = academy.students[0].name
     assert message.text == f"{name} 학생의 수학A 수업이 오후 4시에 시작합니다."
-    assert message.variables == {"이름": name, "반": "수학A", "시간": "오후 4시"}
+    # The shared values are stored once, on the send request; the message keeps its own.
+    assert message.variables == {"이름": name}
+    assert SendRequest.objects.get().alimtalk_replacements == {"반": "수학A", "시간": "오후 4시"}
 
 
 def test_both_mode_holds_the_dearer_of_alimtalk_and_its_text_fallback(academy, post_send, broker):
