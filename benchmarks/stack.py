@@ -99,6 +99,9 @@ class Stack:
             "MESSAGING_SQS_QUEUE_NAME": self.queue_name,
             # Infrastructure-made queues and Flower events belong to real deployments.
             "SQS_QUEUE_URL": "", "SQS_INTERACTIVE_QUEUE_URL": "", "CELERY_EVENTS_BROKER_URL": "",
+            # Benchmarks measure the API, not its rate limits.
+            "API_THROTTLE_TOKEN_RATE": "1000000/minute", "API_THROTTLE_ACADEMY_RATE": "1000000/minute",
+            "MESSAGING_DAILY_MESSAGE_LIMIT": "100000000",
             **WORKER_ENV,
             **self.extra_env,
             # This process (the "web" side, the drill's bookkeeping) logs warnings only;

@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--control-port", type=int, required=True)
     args = parser.parse_args()
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # moto answers every origin (Access-Control-Allow-Origin: *) unless told not to: any web
+    # page a developer opens could then read the queues. Read by moto when it is imported.
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     sqs = _Server(args.port)
     sqs.up()
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), _control_handler(sqs))

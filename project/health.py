@@ -10,8 +10,13 @@
 
 200 when the database and the broker answer (status "ok", or "degraded" with the breaker
 open or no live worker); 503 otherwise.
+
+Anyone gets the status alone ({"status": "ok"}, and the same HTTP status): enough for a
+load balancer. The details name hosts, queues and error texts, so they are for staff
+(an admin session) or a caller with HEALTH_TOKEN in the X-Health-Token header.
 """
 
+import hmac
 from datetime import timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -34,7 +39,27 @@ _QUEUE_ATTRIBUTES = {
 }
 
 
+HEALTH_TOKEN_HEADER = "X-Health-Token"
+
+
 def healthz(request) -> JsonResponse:
+    report = _report()
+    status = 200 if report["status"] != "down" else 503
+    if not _may_see_details(request):
+        report = {"status": report["status"]}
+    return JsonResponse(report, status=status)
+
+
+def _may_see_details(request) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    token = request.headers.get(HEALTH_TOKEN_HEADER, "")
+    return bool(settings.HEALTH_TOKEN and token) and hmac.compare_digest(token.encode(),
+                                                                        settings.HEALTH_TOKEN.encode())
+
+
+def _report() -> dict:
     database = _check(_database)
     broker = _check(_broker)
     report = {"database": database, "broker": broker}
@@ -44,7 +69,7 @@ def healthz(request) -> JsonResponse:
     degraded = healthy and (report["breaker"]["state"] == BreakerState.OPEN
                             or not any(w["alive"] for w in report["workers"]))
     report["status"] = "down" if not healthy else "degraded" if degraded else "ok"
-    return JsonResponse(report, status=200 if healthy else 503)
+    return report
 
 
 def _check(probe) -> dict:

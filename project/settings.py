@@ -45,6 +45,23 @@ def _secret(name: str) -> str:
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
+# --- HTTPS (production is behind a TLS-terminating proxy) ---------------------------
+# `manage.py check --deploy` is clean with these defaults and DEBUG off
+# (tests/foundation/test_deploy_check.py). Each can be switched off from the environment.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# The load balancer probes /healthz over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The proxy says which scheme the client used. Trusted only when the proxy sets (and
+# overwrites) the header; with no proxy in front, switch it off.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -64,6 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: an oversized one is answered 413 in JSON.
+    "project.limits.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,6 +126,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
+# Bodies over this many bytes are refused with 413 {code, detail} (project/limits.py).
+# The largest valid send (10,000 student ids, a 4,000-character body) is about 150 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+# Throttle counters live in the cache: with more than one web process, point CACHE_URL at
+# a shared cache (e.g. redis://host:6379/4), or each process counts on its own.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -115,7 +142,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "messaging.api.errors.exception_handler",
+    # Per token and per academy (messaging/api/throttles.py); rates are read per request
+    # from API_THROTTLE_RATES below, so they can be changed without touching DRF's cache.
+    "DEFAULT_THROTTLE_CLASSES": ["messaging.api.throttles.TokenRateThrottle"],
 }
+# Requests per period ("<n>/second|minute|hour|day") for each caller and each academy.
+API_THROTTLE_RATES = {
+    "token": env.str("API_THROTTLE_TOKEN_RATE", default="120/minute"),
+    "academy": env.str("API_THROTTLE_ACADEMY_RATE", default="600/minute"),
+}
+# Messages an academy may have accepted per day (KST), over all its send requests.
+MESSAGING_DAILY_MESSAGE_LIMIT = env.int("MESSAGING_DAILY_MESSAGE_LIMIT", default=100_000)
+# /api/schema/ and /api/docs/ for anyone; otherwise for staff only (admin login).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=DEBUG)
+# /healthz details (database errors, queues, workers) for callers with this token in the
+# X-Health-Token header, or staff; everyone else gets {"status": …} only. Empty: staff only.
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Academy messaging API",
     "DESCRIPTION": "Send SMS/LMS and KakaoTalk AlimTalk to students and parents.",
@@ -150,6 +192,13 @@ SOLAPI_READ_TIMEOUT = env.float("SOLAPI_READ_TIMEOUT", default=20.0)
 # The unguessable part of the delivery-report webhook path. Solapi signs nothing,
 # so knowing this path is what authenticates a report.
 SOLAPI_WEBHOOK_SECRET = _secret("SOLAPI_WEBHOOK_SECRET")
+MIN_WEBHOOK_SECRET_LENGTH = 32
+if not DEBUG and len(SOLAPI_WEBHOOK_SECRET) < MIN_WEBHOOK_SECRET_LENGTH:
+    raise ImproperlyConfigured(
+        f"SOLAPI_WEBHOOK_SECRET is {len(SOLAPI_WEBHOOK_SECRET)} characters; it is the only credential of "
+        f"the delivery-report webhook, so production needs at least {MIN_WEBHOOK_SECRET_LENGTH} "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
 
 # --- The delivery pipeline ----------------------------------------------------------
 # Messages per chain (one Solapi group). Solapi takes at most 10,000 per request;

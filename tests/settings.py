@@ -32,6 +32,10 @@ os.environ.update(
         "MESSAGING_TASK_TIME_LIMIT": "20",
         "MESSAGING_WORKER_HEARTBEAT_SECONDS": "1",
         "LOG_LEVEL": "INFO",
+        # Tests (the fuzz pass above all) make many requests with one token; the throttle
+        # tests set their own rates (tests/api/test_throttling.py).
+        "API_THROTTLE_TOKEN_RATE": "1000000/minute",
+        "API_THROTTLE_ACADEMY_RATE": "1000000/minute",
     }
 )
 

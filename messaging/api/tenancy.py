@@ -7,6 +7,7 @@ does not exist.
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from messaging.api.throttles import AcademyRateThrottle
 from messaging.compose.refusals import Refusal, RefusalCode
 from tenants.models import Membership, Tenant
 
@@ -30,10 +31,15 @@ def tenant_for_request(request: Request) -> Tenant:
 
 
 class TenantAPIView(APIView):
-    """An authenticated view acting for one academy, resolved before the handler runs."""
+    """An authenticated view acting for one academy, resolved before the handler runs, and
+    throttled per academy as well as per caller."""
 
     tenant: Tenant
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.tenant = tenant_for_request(request)
+        # The per-caller throttle ran in super(); the academy's needs the academy.
+        throttle = AcademyRateThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())

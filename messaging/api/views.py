@@ -47,7 +47,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="At most 100 characters. Replaying a key returns the first answer; the same key with a different "
                 "body is 422.",
 )
-ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 422)}
+ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 413, 422, 429)}
 MAX_IDEMPOTENCY_KEY_LENGTH = SendRequest._meta.get_field("idempotency_key").max_length
 
 
@@ -94,6 +94,8 @@ class SolapiReportWebhook(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Solapi's report traffic follows our own sends; throttling it would only make it retry.
+    throttle_classes: list = []
 
     @extend_schema(exclude=True)
     def post(self, request, secret: str):

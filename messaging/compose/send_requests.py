@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from billing.ledger import account_for
 from billing.pricing import price_list
-from messaging.compose import rules, suppression
+from messaging.compose import limits, rules, suppression
 from messaging.compose.planning import Draft, PlannedMessage, plan_messages
 from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
@@ -103,6 +103,7 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
     plan = plan_send(tenant=tenant, data=data)
     if not plan.sendable:
         raise Refusal(RefusalCode.NO_RECIPIENTS, extra={"skipped": plan.skipped()})
+    limits.check_daily_limit(tenant, len(plan.sendable))
     if plan.estimated_cost > plan.available:
         raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=plan.estimated_cost, available=plan.available,
                       extra={"estimated_cost": str(plan.estimated_cost), "available": str(plan.available)})

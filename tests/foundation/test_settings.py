@@ -28,13 +28,21 @@ def test_production_without_secrets_refuses_to_start_and_names_the_missing_one()
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 
 
+PRODUCTION_SECRETS = {"DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "SOLAPI_API_KEY": "k", "SOLAPI_API_SECRET": "s",
+                      "SOLAPI_WEBHOOK_SECRET": "w" * 32}
+
+
 def test_production_with_every_secret_starts():
-    result = _import_settings(
-        {"DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "SOLAPI_API_KEY": "k", "SOLAPI_API_SECRET": "s",
-         "SOLAPI_WEBHOOK_SECRET": "w"}
-    )
+    result = _import_settings(PRODUCTION_SECRETS)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_production_refuses_a_webhook_secret_shorter_than_32_characters():
+    result = _import_settings({**PRODUCTION_SECRETS, "SOLAPI_WEBHOOK_SECRET": "w" * 31})
+
+    assert result.returncode != 0
+    assert "SOLAPI_WEBHOOK_SECRET is 31 characters" in result.stderr
 
 
 def _conf(**overrides):

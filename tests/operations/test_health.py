@@ -12,9 +12,41 @@ from tests.pipeline.conftest import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
+HEALTH_TOKEN = "health-token-for-the-monitoring-system"
+
+
+@pytest.fixture(autouse=True)
+def health_token(settings):
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
+
+
 def _health(client):
-    response = client.get("/healthz")
+    """The details, as the monitoring system (holding the token) sees them."""
+    response = client.get("/healthz", headers={"X-Health-Token": HEALTH_TOKEN})
     return response.status_code, response.json()
+
+
+def test_anyone_else_gets_the_status_alone_and_no_details(client, admin_client, worker):
+    ping.apply_async(queue=INTERACTIVE_QUEUE).get(timeout=30)
+    breaker.trip(SolapiAuthError("유효하지 않은 API Key 입니다.", http_status=403, error_code="InvalidApiKey"))
+
+    anonymous = client.get("/healthz")
+    wrong_token = client.get("/healthz", headers={"X-Health-Token": "guess"})
+    staff = admin_client.get("/healthz")
+
+    assert (anonymous.status_code, anonymous.json()) == (200, {"status": "degraded"})
+    assert wrong_token.json() == {"status": "degraded"}
+    assert staff.json()["breaker"]["error_code"] == "InvalidApiKey"
+
+
+def test_a_down_broker_is_a_503_for_anyone_without_saying_why(client, local_sqs):
+    local_sqs.down()
+    try:
+        response = client.get("/healthz")
+    finally:
+        local_sqs.up()
+
+    assert (response.status_code, response.json()) == (503, {"status": "down"})
 
 
 def test_healthy_with_a_live_worker_the_database_and_the_queues(client, worker):

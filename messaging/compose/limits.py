@@ -1,0 +1,25 @@
+"""The daily message limit of an academy: a ceiling on what one academy (or one stolen
+token) can send in a day, whatever its credit."""
+
+from datetime import datetime, time
+
+from django.conf import settings
+
+from messaging.compose import rules
+from messaging.compose.refusals import Refusal, RefusalCode
+from messaging.models import Message, MessageStatus
+from tenants.models import Tenant
+
+
+def check_daily_limit(tenant: Tenant, requested: int, *, now: datetime | None = None) -> None:
+    """Refuse a send that would take the academy's accepted messages of the day (KST) over
+    MESSAGING_DAILY_MESSAGE_LIMIT. Two sends racing can pass it together: it is a ceiling
+    against runaway use, not an exact quota."""
+    limit = settings.MESSAGING_DAILY_MESSAGE_LIMIT
+    now = now or rules.kst_now()
+    day_start = datetime.combine(now.astimezone(rules.KST).date(), time.min, tzinfo=rules.KST)
+    sent = Message.objects.filter(send_request__tenant=tenant, send_request__created__gte=day_start).exclude(
+        status=MessageStatus.SKIPPED).count()
+    if sent + requested > limit:
+        raise Refusal(RefusalCode.DAILY_MESSAGE_LIMIT, limit=limit, sent=sent, requested=requested,
+                      extra={"limit": limit, "sent_today": sent, "requested": requested})

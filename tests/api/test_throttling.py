@@ -1,0 +1,55 @@
+"""Rates per token and per academy, and a daily message ceiling per academy: 429 in the
+API's refusal format, and nothing stored for a refused send."""
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+
+from messaging.models import Message, SendRequest
+from tests.api.conftest import assert_refusal, client_for, make_staff, send_body
+
+SEND_URL = "/api/v1/messages/send"
+CREDITS_URL = "/api/v1/credits"
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    """Counters of earlier tests (a reused user id on SQLite) must not count here."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@override_settings(API_THROTTLE_RATES={"token": "3/minute", "academy": "1000/minute"})
+def test_a_token_over_its_rate_gets_429_with_the_refusal_format(academy, api):
+    answers = [api.get(CREDITS_URL) for _ in range(4)]
+
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert_refusal(answers[3], 429, "throttled")
+    assert int(answers[3]["Retry-After"]) > 0
+
+
+@override_settings(API_THROTTLE_RATES={"token": "1000/minute", "academy": "3/minute"})
+def test_an_academy_over_its_rate_gets_429_whichever_staff_member_asks(academy, api, other_academy):
+    colleague = client_for(make_staff(academy.tenant, "colleague"))
+    outsider = client_for(other_academy.user)
+
+    answers = [api.get(CREDITS_URL), colleague.get(CREDITS_URL), api.get(CREDITS_URL), colleague.get(CREDITS_URL)]
+
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert_refusal(answers[3], 429, "throttled")
+    assert outsider.get(CREDITS_URL).status_code == 200  # another academy counts on its own
+
+
+@override_settings(MESSAGING_DAILY_MESSAGE_LIMIT=4)
+def test_a_send_past_the_daily_message_limit_is_refused_and_stores_nothing(academy, api, broker):
+    first = api.post(SEND_URL, send_body(academy.student_ids), format="json")  # 3 messages
+    assert first.status_code == 202, first.json()
+    stored = (SendRequest.objects.count(), Message.objects.count())
+
+    second = api.post(SEND_URL, send_body(academy.student_ids[:2]), format="json")
+
+    body = assert_refusal(second, 429, "daily_message_limit")
+    assert (body["limit"], body["sent_today"], body["requested"]) == (4, 3, 2)
+    assert (SendRequest.objects.count(), Message.objects.count()) == stored
+    assert api.post(SEND_URL, send_body(academy.student_ids[:1]), format="json").status_code == 202
