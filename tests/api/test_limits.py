@@ -123,3 +123,20 @@ def test_a_body_over_the_upload_limit_is_413_in_json(academy, api, settings, url
     assert (body["code"], body["limit"]) == ("request_too_large", 100_000) and body["detail"]
     assert len(response.content) < SMALL_ANSWER
     assert SendRequest.objects.count() == 0
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_invalid_request_not_a_500(academy, api):
+    payload = '{"student_ids": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    response = _timed_post_raw(api, payload)
+
+    assert_refusal(response, 400, "invalid_request")
+
+
+def _timed_post_raw(api, payload: str):
+    started = time.perf_counter()
+    response = api.post(SEND_URL, payload, content_type="application/json")
+    print(f"\n{len(payload):,} bytes nested: {len(response.content):,} bytes out, "
+          f"{(time.perf_counter() - started) * 1000:.1f} ms")
+    assert len(response.content) < SMALL_ANSWER
+    return response
