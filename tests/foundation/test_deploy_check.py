@@ -39,3 +39,15 @@ def test_switching_a_protection_off_makes_the_check_complain(tmp_path, override,
     result = _check_deploy(tmp_path, **override)
 
     assert result.returncode != 0 and warning in result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_with_the_ssl_redirect_on_only_healthz_answers_plain_http(client, settings):
+    """The load balancer probes /healthz over HTTP inside the network; everything else moves to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = True
+
+    api = client.get("/api/v1/credits")
+    health = client.get("/healthz")
+
+    assert (api.status_code, api["Location"]) == (301, "https://testserver/api/v1/credits")
+    assert health.status_code in (200, 503) and "status" in health.json()
