@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from harness.academies import make_template
 from messaging.api.serializers import (
     MAX_ITEM_ERRORS,
     MAX_RECIPIENT_STUDENTS,
@@ -20,7 +21,7 @@ from messaging.api.serializers import (
 )
 from messaging.models import Chunk, Message, SendRequest
 from messaging.pipeline.delivery import _outgoing
-from tests.api.conftest import assert_refusal, make_template, send_body
+from tests.api.conftest import assert_refusal, send_body
 
 SEND_URL = "/api/v1/messages/send"
 PREVIEW_URL = "/api/v1/messages/preview"

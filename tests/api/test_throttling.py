@@ -5,8 +5,9 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
+from harness.academies import make_staff
 from messaging.models import Message, SendRequest
-from tests.api.conftest import assert_refusal, client_for, make_staff, send_body
+from tests.api.conftest import assert_refusal, client_for, send_body
 
 SEND_URL = "/api/v1/messages/send"
 CREDITS_URL = "/api/v1/credits"

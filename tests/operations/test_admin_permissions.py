@@ -12,12 +12,13 @@ from django.urls import reverse
 
 from billing.ledger import account_for, release_holds
 from billing.models import CreditAccount, LedgerEntry
+from harness.academies import make_academy
 from messaging.failures import FailureClass
 from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus, SendRequest
 from messaging.pipeline import breaker
 from messaging.solapi.errors import SolapiAuthError
 from tenants.models import SenderStatus, Tenant
-from tests.pipeline.conftest import make_academy, send
+from tests.pipeline.conftest import send
 
 pytestmark = pytest.mark.django_db
 
