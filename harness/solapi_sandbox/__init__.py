@@ -32,6 +32,8 @@ Steering, all thread-safe and usable while it runs:
                        accept_then_timeout=, burst_length=5, status_5xx=503, hang_seconds=30.0)
     sb.set_latency(ms, operation="*"); sb.clear_faults()
     sb.set_platform_balance(balance=, point=); sb.set_platform_balance_exhausted(True)
+    sb.set_prices(sms=13, lms=29, ...); sb.set_billing_fault(overbill_per_message=5)
+    sb.set_fallback_signal("type"|"replacement"|"group_count")
     sb.set_webhook_url(url); sb.set_report_delay(s); sb.set_duplicate_report_rate(r)
 
 Observing:
@@ -45,7 +47,7 @@ Operations (for faults and the log): send_many, create_group, add_messages, send
 get_group_messages, balance, or "*". The same controls are served over HTTP under /_sandbox/.
 """
 
-from .codes import ErrorCode, GroupStatus, Operation, StatusCode
+from .codes import ErrorCode, FallbackSignal, GroupStatus, Operation, StatusCode
 from .faults import FaultAction
 from .ledger import RequestRecord
 from .messages import Stage
@@ -53,6 +55,7 @@ from .sandbox import SolapiSandbox
 
 __all__ = [
     "ErrorCode",
+    "FallbackSignal",
     "FaultAction",
     "GroupStatus",
     "Operation",

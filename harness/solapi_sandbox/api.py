@@ -80,11 +80,8 @@ class SolapiApi:
         return Reply.ok(self.state.group_json(call.params["group_id"]))
 
     def get_group_messages(self, call: Call) -> Reply:
-        limit = call.query.get("limit")
-        if limit is not None and (not limit.isdigit() or int(limit) < 1):
-            raise validation_error("limit 은 1 이상의 정수여야 합니다.")
         listing = self.state.group_messages_json(
-            call.params["group_id"], call.query.get("startKey"), int(limit) if limit else None
+            call.params["group_id"], call.query.get("startKey"), call.query.get("limit")
         )
         return Reply.ok(listing)
 

@@ -158,6 +158,9 @@ ATA_MAX_CHARS = 1000
 CUSTOM_FIELD_KEY_MAX_CHARS = 30
 CUSTOM_FIELD_VALUE_MAX_CHARS = 100
 MAX_MESSAGES_PER_REQUEST = 10_000
+# Solapi's list endpoints answer 20 items without `limit` and refuse more than 500 per page.
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 500
 
 # The signature's date must be this close to server time, and a signature cannot repeat within it.
 AUTH_WINDOW = timedelta(minutes=15)
@@ -166,6 +169,15 @@ DEFAULT_COUNTRY = "82"
 ACCOUNT_ID = "SANDBOX0000001"
 API_VERSION = "4"
 NETWORK_CODE = "SKT"
-# Sandbox prices in KRW per message, by lower-case type; not Solapi's tariff.
-PRICES: dict[str, float] = {"sms": 18.0, "lms": 45.0, "mms": 110.0, "ata": 13.0}
+# Sandbox prices in KRW per message, by lower-case type: the project's demo price list
+# (seed_demo), so that academies charged at list price match what the sandbox bills.
+PRICES: dict[str, float] = {"sms": 13.0, "lms": 29.0, "mms": 60.0, "ata": 9.0}
+
+
+class FallbackSignal(StrEnum):
+    """How a report tells that an AlimTalk fell back to SMS/LMS (Solapi has used each way)."""
+
+    TYPE = "type"  # the report's `type` is the text type that was delivered
+    REPLACEMENT = "replacement"  # `type` stays ATA, with `replacement: true`
+    GROUP_COUNT = "group_count"  # nothing per message; only the group's count.sentReplacement
 DEFAULT_PLATFORM_BALANCE = 1_000_000.0

@@ -34,6 +34,8 @@ class ControlPlane:
             ("POST", "recipients", self.change_recipients),
             ("GET", "platform-balance", self.platform_balance),
             ("POST", "platform-balance", self.change_platform_balance),
+            ("GET", "billing", self.billing),
+            ("POST", "billing", self.change_billing),
             ("GET", "reports", self.reports),
             ("POST", "reports", self.change_reports),
         ]
@@ -129,6 +131,24 @@ class ControlPlane:
         if "exhausted" in body:
             self.sandbox.set_platform_balance_exhausted(bool(body["exhausted"]))
         return self.platform_balance(call)
+
+    def billing(self, call: Call) -> Reply:
+        return Reply.ok(self.sandbox.billing())
+
+    def change_billing(self, call: Call) -> Reply:
+        """{"prices": {type: price}, "overbill_per_message": float, "fallback_signal": "type" |
+        "replacement" | "group_count"}, each optional."""
+        body = call.json_object()
+        unknown = set(body) - {"prices", "overbill_per_message", "fallback_signal"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        if "prices" in body:
+            self.sandbox.set_prices(**body["prices"])
+        if "overbill_per_message" in body:
+            self.sandbox.set_billing_fault(float(body["overbill_per_message"]))
+        if "fallback_signal" in body:
+            self.sandbox.set_fallback_signal(body["fallback_signal"])
+        return self.billing(call)
 
     def reports(self, call: Call) -> Reply:
         return Reply.ok(self.sandbox.report_status())

@@ -7,6 +7,25 @@ from typing import Any
 from .codes import ACCOUNT_ID, API_VERSION, DEFAULT_COUNTRY, PRICES, GroupStatus, StatusCode
 from .messages import Message
 
+
+@dataclass(frozen=True)
+class Tariff:
+    """What the sandbox bills, by lower-case type, and an optional billing fault: an extra
+    amount on every sent message, for tests that must see our books disagree with Solapi's."""
+
+    prices: dict[str, float] = field(default_factory=lambda: dict(PRICES))
+    overbill_per_message: float = 0.0
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(price, int | float) or price < 0 for price in self.prices.values()):
+            raise ValueError("prices must be non-negative numbers")
+
+    def price(self, message_type: str) -> float:
+        return float(self.prices.get(message_type.lower(), 0.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prices": dict(self.prices), "overbill_per_message": self.overbill_per_message}
+
 _LOG_CREATED = "메시지 그룹이 생성되었습니다."
 _LOG_ADDED = "메시지 {count}건이 추가되었습니다."
 _LOG_SENT = "메시지 발송을 요청하였습니다."
@@ -67,15 +86,23 @@ class Group:
         self.log.append({"createAt": now, "message": text})
         self.date_updated = now
 
-    def to_json(self) -> dict[str, Any]:
-        """The group object (validates as solapi's GroupMessageResponse)."""
+    def to_json(self, tariff: Tariff | None = None) -> dict[str, Any]:
+        """The group object (validates as solapi's GroupMessageResponse).
+
+        Billing follows what was delivered: every sent message is charged its type on sending
+        (`requested`); a failure is refunded; an AlimTalk that fell back is refunded as AlimTalk
+        and charged as the text it became (`replacement`). So requested + replacement − refund
+        is the price of what was delivered."""
+        tariff = tariff or Tariff()
         registered = [message for message in self.messages if message.registered]
         sent = [message for message in registered if message.sent]
         reported = [message for message in sent if message.reported]
         failed = [message for message in reported if message.status_code != StatusCode.DELIVERED]
+        fell_back = [message for message in reported if message.fell_back and message not in failed]
         charged = Counter(message.type.lower() for message in registered)
-        requested = sum(PRICES.get(message.type.lower(), 0.0) for message in sent)
-        refunded = sum(PRICES.get(message.type.lower(), 0.0) for message in failed)
+        requested = sum(tariff.price(message.type) for message in sent) + tariff.overbill_per_message * len(sent)
+        replacement = sum(tariff.price(message.report_type) for message in fell_back)
+        refunded = sum(tariff.price(message.type) for message in failed + fell_back)
         return {
             "groupId": self.group_id,
             "status": self.status,
@@ -87,20 +114,25 @@ class Group:
                 "sentPending": len(sent) - len(reported),
                 "sentSuccess": len(reported) - len(failed),
                 "sentFailed": len(failed),
-                "sentReplacement": sum(1 for message in reported if message.fell_back),
+                "sentReplacement": len(fell_back),
                 "refund": len(failed),
             },
             "countForCharge": {kind: {DEFAULT_COUNTRY: count} for kind, count in charged.items()},
-            "balance": {"requested": requested, "replacement": 0.0, "refund": refunded, "sum": requested - refunded},
+            "balance": {
+                "requested": requested,
+                "replacement": replacement,
+                "refund": refunded,
+                "sum": requested + replacement - refunded,
+            },
             "point": {"requested": 0.0, "replacement": 0.0, "refund": 0.0, "sum": 0.0},
-            "app": {"profit": dict.fromkeys(PRICES, 0.0), "appId": self.app_id},
+            "app": {"profit": dict.fromkeys(tariff.prices, 0.0), "appId": self.app_id},
             "log": self.log,
             "allowDuplicates": self.allow_duplicates,
             "isRefunded": False,
             "accountId": ACCOUNT_ID,
             "masterAccountId": None,
             "apiVersion": API_VERSION,
-            "price": {DEFAULT_COUNTRY: PRICES},
+            "price": {DEFAULT_COUNTRY: dict(tariff.prices)},
             "customFields": self.custom_fields,
             "dateCreated": self.date_created,
             "dateUpdated": self.date_updated,

@@ -17,6 +17,7 @@ from .codes import (
     NETWORK_CODE,
     SMS_MAX_BYTES,
     TEXT_MESSAGE_TYPES,
+    FallbackSignal,
     MessageType,
     StatusCode,
     status_message,
@@ -137,15 +138,29 @@ class Message:
             "customFields": self.custom_fields,
         }
 
-    def detail(self) -> dict[str, Any]:
+    def shown_type(self, signal: FallbackSignal) -> str:
+        """The `type` replies show: the delivered text type after a fallback, if that is the signal."""
+        return self.report_type if self.fell_back and signal is FallbackSignal.TYPE else self.type
+
+    def replacement_field(self, signal: FallbackSignal) -> dict[str, bool]:
+        """`replacement`, as far as the signal shows it: Solapi's `false` on a message that did
+        not fall back; `true` on one that did only with the "replacement" signal (so the changed
+        `type` is tested on its own); nothing at all with "group_count"."""
+        if signal is FallbackSignal.GROUP_COUNT or (self.fell_back and signal is FallbackSignal.TYPE):
+            return {}
+        return {"replacement": self.fell_back}
+
+    def detail(self, signal: FallbackSignal = FallbackSignal.TYPE) -> dict[str, Any]:
         """A value of the group-messages listing."""
+        shown_type = self.shown_type(signal)
         return {
             "messageId": self.message_id,
             "groupId": self.group_id,
             # The SDK's Message model requires `to` and accepts only known types.
             "to": self.to or "",
             "from": self.sender,
-            "type": self.type if self.type in KNOWN_MESSAGE_TYPES else None,
+            "type": shown_type if shown_type in KNOWN_MESSAGE_TYPES else None,
+            **self.replacement_field(signal),
             "text": self.text,
             "subject": self.subject,
             "imageId": self.image_id,
@@ -160,12 +175,13 @@ class Message:
             "dateUpdated": self.date_updated,
         }
 
-    def report(self) -> dict[str, Any]:
+    def report(self, signal: FallbackSignal = FallbackSignal.TYPE) -> dict[str, Any]:
         """The `data` of a single-report webhook event."""
         return {
             "messageId": self.message_id,
             "groupId": self.group_id,
-            "type": self.report_type,
+            "type": self.shown_type(signal),
+            **self.replacement_field(signal),
             "to": self.to,
             "from": self.sender,
             "statusCode": self.status_code,

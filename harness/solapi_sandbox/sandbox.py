@@ -158,6 +158,25 @@ class SolapiSandbox:
     def platform_balance(self) -> dict[str, Any]:
         return self.state.platform_balance()
 
+    # --- how it bills and how it reports a fallback -----------------------------------------
+
+    def set_prices(self, **prices: float) -> None:
+        """Change the tariff per type, e.g. set_prices(sms=13, lms=29); the rest stay."""
+        self.state.set_tariff(prices=prices)
+
+    def set_billing_fault(self, overbill_per_message: float = 0.0) -> None:
+        """Bill every sent message this much more than the tariff (0 turns the fault off)."""
+        self.state.set_tariff(overbill_per_message=overbill_per_message)
+
+    def billing(self) -> dict[str, Any]:
+        return {**self.state.tariff.to_json(), "fallback_signal": str(self.state.fallback_signal)}
+
+    def set_fallback_signal(self, signal: str) -> None:
+        """How reports and the listing show an AlimTalk that fell back to SMS/LMS: "type" (the
+        default: `type` becomes SMS/LMS), "replacement" (`type` stays ATA, `replacement: true`)
+        or "group_count" (nothing per message; only the group's count.sentReplacement)."""
+        self.state.set_fallback_signal(signal)
+
     def set_platform_balance(self, balance: float | None = None, point: float | None = None) -> None:
         self.state.set_platform_balance(balance=balance, point=point)
 
@@ -254,6 +273,7 @@ class SolapiSandbox:
             "senders": self.senders,
             "auth_status": self.credentials.auth_status,
             "platform_balance": self.platform_balance(),
+            "billing": self.billing(),
             "recipient_outcomes": {phone: outcome.to_json() for phone, outcome in self.recipient_outcomes.items()},
             "faults": self.faults.to_json(),
             "reports": self.report_status(),

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
-from .codes import DEFAULT_PLATFORM_BALANCE, ErrorCode
+from .codes import DEFAULT_PAGE_LIMIT, DEFAULT_PLATFORM_BALANCE, MAX_PAGE_LIMIT, ErrorCode, FallbackSignal
 from .errors import SolapiError, not_found, validation_error
 from .formats import digits_only, new_group_id, timestamp
-from .groups import Group
+from .groups import Group, Tariff
 from .messages import Message, RecipientOutcome, RegistrationRules
 
 
@@ -24,14 +24,43 @@ class SandboxState:
         self._balance_exhausted = False
         self._groups: dict[str, Group] = {}
         self._sent_messages: dict[str, Message] = {}
+        self._tariff = Tariff()
+        self._fallback_signal = FallbackSignal.TYPE
 
     def reset(self) -> None:
-        """Forget groups, messages, recipient outcomes and balance changes; keep the senders."""
+        """Forget groups, messages, recipient outcomes, balance, tariff and fallback-signal
+        changes; keep the senders."""
         with self._lock:
             self._outcomes.clear()
             self._groups.clear()
             self._sent_messages.clear()
             self._balance, self._point, self._balance_exhausted = self._initial_balance, 0.0, False
+            self._tariff = Tariff()
+            self._fallback_signal = FallbackSignal.TYPE
+
+    # --- how Solapi bills and reports ------------------------------------------------------
+
+    def set_tariff(self, prices: dict[str, float] | None = None, overbill_per_message: float | None = None) -> None:
+        with self._lock:
+            current = self._tariff
+            self._tariff = Tariff(
+                {**current.prices, **{kind.lower(): float(price) for kind, price in (prices or {}).items()}},
+                current.overbill_per_message if overbill_per_message is None else float(overbill_per_message),
+            )
+
+    @property
+    def tariff(self) -> Tariff:
+        with self._lock:
+            return self._tariff
+
+    def set_fallback_signal(self, signal: str) -> None:
+        with self._lock:
+            self._fallback_signal = FallbackSignal(signal)
+
+    @property
+    def fallback_signal(self) -> FallbackSignal:
+        with self._lock:
+            return self._fallback_signal
 
     # --- senders and recipients -------------------------------------------------------------
 
@@ -103,7 +132,7 @@ class SandboxState:
         group = Group(group_id or new_group_id(), bool(allow_duplicates), app_id, custom_fields or {}, timestamp())
         with self._lock:
             self._groups[group.group_id] = group
-            return group.to_json()
+            return group.to_json(self._tariff)
 
     def add_messages(self, group_id: str, messages: list[Message]) -> None:
         with self._lock:
@@ -136,7 +165,7 @@ class SandboxState:
             group.send_in_progress = False
             accepted = group.send(timestamp())
             self._sent_messages.update((message.message_id, message) for message in accepted)
-            return group.to_json(), accepted
+            return group.to_json(self._tariff), accepted
 
     def abandon_send(self, group_id: str) -> None:
         with self._lock:
@@ -148,24 +177,36 @@ class SandboxState:
         with self._lock:
             group = self._group(group_id)
             group.fail(timestamp())
-            return group.to_json()
+            return group.to_json(self._tariff)
 
     def group_json(self, group_id: str) -> dict[str, Any]:
         with self._lock:
-            return self._group(group_id).to_json()
+            return self._group(group_id).to_json(self._tariff)
 
-    def group_messages_json(self, group_id: str, start_key: str | None, limit: int | None) -> dict[str, Any]:
-        """The group-messages listing. Without a limit the sandbox answers the whole group at once."""
+    def group_messages_json(self, group_id: str, start_key: str | None, limit: str | None) -> dict[str, Any]:
+        """One page of the group-messages listing, paged as Solapi pages it: `limit` items
+        (20 without one, at most 500), starting at `startKey`, the previous page's `nextKey`.
+        The last page has `nextKey: null`. A bad limit or a key from elsewhere is refused."""
+        if limit is None:
+            size = DEFAULT_PAGE_LIMIT
+        elif limit.isdigit() and 1 <= int(limit) <= MAX_PAGE_LIMIT:
+            size = int(limit)
+        else:
+            raise validation_error(f"limit 은 1 이상 {MAX_PAGE_LIMIT} 이하의 정수여야 합니다.")
         with self._lock:
             messages = self._group(group_id).messages
-            start = next((i for i, m in enumerate(messages) if m.message_id == start_key), 0) if start_key else 0
-            page = messages[start : start + limit] if limit else messages[start:]
+            start = 0
+            if start_key:
+                start = next((i for i, m in enumerate(messages) if m.message_id == start_key), -1)
+                if start < 0:
+                    raise validation_error(f"startKey({start_key})가 이 그룹의 메시지가 아닙니다.")
+            page = messages[start : start + size]
             following = start + len(page)
             return {
                 "startKey": start_key,
                 "nextKey": messages[following].message_id if following < len(messages) else None,
-                "limit": limit or max(len(page), 1),
-                "messageList": {message.message_id: message.detail() for message in page},
+                "limit": size,
+                "messageList": {message.message_id: message.detail(self._fallback_signal) for message in page},
             }
 
     def record_reports(self, message_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -179,7 +220,7 @@ class SandboxState:
                     continue
                 message.mark_reported(now)
                 self._groups[message.group_id].report_received(now)
-                reports.append(message.report())
+                reports.append(message.report(self._fallback_signal))
         return reports
 
     def _group(self, group_id: str) -> Group:

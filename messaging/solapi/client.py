@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -20,8 +21,7 @@ from django.conf import settings
 from pydantic import ValidationError
 from solapi.lib.authenticator import Authenticator
 from solapi.model import KakaoOption, RequestMessage
-from solapi.model.response.common_response import GroupMessageResponse
-from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
+from solapi.model.response.common_response import CommonCashResponse, GroupMessageResponse
 
 from messaging.failures import PLATFORM_PAUSE_CLASSES
 from messaging.solapi.errors import (
@@ -33,9 +33,15 @@ from messaging.solapi.errors import (
     platform_error,
 )
 from messaging.solapi.outcomes import StatusOutcome, classify_status
+from messaging.solapi.schemas import GroupMessagesPage
 
 # Solapi accepts at most 10,000 messages in one request (RecipientsTooMany above it).
 MAX_MESSAGES_PER_REQUEST = 10_000
+# Solapi pages its lists: 20 items without `limit`, at most 500 with it; `startKey` is the
+# previous page's `nextKey`, and the last page has none. We ask for the most per page.
+GROUP_MESSAGES_PAGE_LIMIT = 500
+# A group holds at most 1,000,000 messages: more pages than that means a cursor that loops.
+MAX_GROUP_MESSAGE_PAGES = 1_000_000 // GROUP_MESSAGES_PAGE_LIMIT + 1
 # The key under customFields that carries our Message id, echoed back in every list and report.
 MESSAGE_ID_FIELD = "message_id"
 
@@ -79,6 +85,25 @@ class MessageResult:
     outcome: StatusOutcome
     status_message: str = ""
     message_type: str = ""
+    # Solapi's fallback flag: True when an AlimTalk went out as SMS/LMS; None when not said.
+    replacement: bool | None = None
+
+
+@dataclass(frozen=True)
+class Charges:
+    """One of a group's money columns (`balance` or `point`), as Solapi bills it. Floats, as
+    Solapi sends them, so results stay JSON (Celery); `net` is exact money."""
+
+    requested: float = 0.0
+    replacement: float = 0.0
+    refund: float = 0.0
+
+    @property
+    def net(self) -> Decimal:
+        """What Solapi kept: charged on sending, plus fallback sends, minus refunds."""
+        # Through str: 8.4 must stay 8.40, not 8.4000000000000003552713678800500929355621337890625.
+        requested, replacement, refund = (Decimal(str(v)) for v in (self.requested, self.replacement, self.refund))
+        return requested + replacement - refund
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,14 @@ class GroupStatus:
     status: str
     # True when Solapi answered a send with 409: the group had already gone out.
     already_sent: bool = False
+    # AlimTalks Solapi sent as SMS/LMS instead (count.sentReplacement).
+    sent_replacement: int = 0
+    balance: Charges = Charges()
+    point: Charges = Charges()
+
+    @property
+    def billed(self) -> Decimal:
+        return self.balance.net + self.point.net
 
     @property
     def went_out(self) -> bool:
@@ -136,29 +169,41 @@ class SolapiClient:
         return self._group(self._request("GET", f"/messages/v4/groups/{group_id}"))
 
     def get_group_messages(self, group_id: str) -> list[MessageResult]:
-        body = self._request("GET", f"/messages/v4/groups/{group_id}/messages")
-        try:
-            parsed = GetGroupMessagesResponse.model_validate(body)
-        except ValidationError as exc:
-            raise SolapiBadResponse(f"group messages: {exc.error_count()} schema errors") from exc
-        return [
-            MessageResult(
-                message_id=our_message_id(m.custom_fields),
-                solapi_message_id=m.message_id or key,
-                outcome=classify_status(m.status_code),
-                message_type=str(m.type or ""),
-            )
-            for key, m in parsed.message_list.items()
-        ]
+        """Every message of a group: page after page, until Solapi gives no nextKey."""
+        results: dict[str, MessageResult] = {}
+        start_key: str | None = None
+        for _ in range(MAX_GROUP_MESSAGE_PAGES):
+            query = {"limit": GROUP_MESSAGES_PAGE_LIMIT, **({"startKey": start_key} if start_key else {})}
+            body = self._request("GET", f"/messages/v4/groups/{group_id}/messages", params=query)
+            try:
+                page = GroupMessagesPage.model_validate(body)
+            except ValidationError as exc:
+                raise SolapiBadResponse(f"group messages: {exc.error_count()} schema errors") from exc
+            for key, m in page.message_list.items():
+                results[m.message_id or key] = MessageResult(
+                    message_id=our_message_id(m.custom_fields),
+                    solapi_message_id=m.message_id or key,
+                    outcome=classify_status(m.status_code),
+                    message_type=str(m.type or ""),
+                    replacement=m.replacement,
+                )
+            if not page.next_key:
+                return list(results.values())
+            if page.next_key == start_key:
+                raise SolapiBadResponse(f"group messages: nextKey {page.next_key} repeats")
+            start_key = page.next_key
+        raise SolapiBadResponse(f"group messages: more than {MAX_GROUP_MESSAGE_PAGES} pages")
 
     # --- transport ----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+    def _request(self, method: str, path: str, payload: Any = None,
+                 params: dict[str, Any] | None = None) -> dict[str, Any]:
         # A fresh signature per attempt: Solapi refuses a reused one (DuplicatedSignature).
         headers = {"Authorization": self._authenticator.get_auth_info()}
         started = time.monotonic()
         try:
-            response = self._http.request(method, self.base_url + path, json=payload, headers=headers)
+            response = self._http.request(method, self.base_url + path, json=payload, params=params,
+                                          headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise SolapiConnectionError(f"{type(exc).__name__}: {exc}") from exc
         except httpx.TimeoutException as exc:
@@ -181,7 +226,13 @@ class SolapiClient:
             group = GroupMessageResponse.model_validate(body)
         except ValidationError as exc:
             raise SolapiBadResponse(f"group: {exc.error_count()} schema errors", ambiguous=True) from exc
-        return GroupStatus(group_id=group.group_id, status=group.status)
+        return GroupStatus(
+            group_id=group.group_id,
+            status=group.status,
+            sent_replacement=group.count.sent_replacement,
+            balance=_charges(group.balance),
+            point=_charges(group.point),
+        )
 
 
 class _AlreadySent(Exception):
@@ -194,6 +245,10 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _charges(cash: CommonCashResponse) -> Charges:
+    return Charges(requested=cash.requested, replacement=cash.replacement, refund=cash.refund)
 
 
 def our_message_id(custom_fields: dict | None) -> int | None:
