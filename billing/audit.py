@@ -1,10 +1,32 @@
-"""The ledger invariants, checked against what is stored."""
+"""The ledger invariants, checked against what is stored, and the checks other apps add.
 
+Billing sits below messaging and imports nothing from it. Checks that need messaging's
+tables (our books against Solapi's bill, group by group) are registered by messaging when
+it loads (messaging/apps.py) and run by `billing_audit` with the ledger's own.
+"""
+
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
 from billing.models import ZERO, CreditAccount, HoldStatus
+
+Check = Callable[[], list[str]]
+_checks: dict[str, Check] = {}
+
+
+def register_check(name: str, check: Check) -> None:
+    """Add a check to billing_audit: it returns one line per problem, none when all is well."""
+    _checks[name] = check
+
+
+def audit() -> list[str]:
+    """Every problem billing_audit knows of: the ledger's, then each registered check's."""
+    problems = audit_accounts()
+    for name, check in _checks.items():
+        problems.extend(f"{name}: {problem}" for problem in check())
+    return problems
 
 
 def audit_accounts() -> list[str]:

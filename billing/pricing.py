@@ -85,9 +85,14 @@ def alimtalk_length(body: str) -> int:
     return len(body)
 
 
+def platform_prices() -> dict[str, Decimal]:
+    """The platform's list price per type, before any academy's negotiated price."""
+    return {p.message_type: p.amount for p in Price.objects.all()}
+
+
 def price_list(tenant: Tenant) -> dict[str, Decimal]:
     """Every configured price for this academy, overrides applied. One query each."""
-    prices = {p.message_type: p.amount for p in Price.objects.all()}
+    prices = platform_prices()
     prices.update({p.message_type: p.amount for p in TenantPrice.objects.filter(tenant=tenant)})
     return prices
 

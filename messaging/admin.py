@@ -3,17 +3,21 @@
 Operators are not the academy, so phone numbers are masked everywhere here.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.shortcuts import render
 from django.utils.html import format_html, format_html_join
 
 from messaging.compose.resend import RETRYABLE, retry_failed_messages
 from messaging.models import (
+    BooksStatus,
     BreakerState,
     Chunk,
     CircuitBreaker,
     DeliveryAttempt,
     DeliveryReport,
+    GroupReconciliation,
     Message,
     MessageOutcome,
     SendRequest,
@@ -142,6 +146,37 @@ class DeliveryReportAdmin(ReadOnlyAdmin):
     list_filter = ["status_code"]
     search_fields = ["event_data_id", "solapi_message_id"]
     exclude = ["payload"]  # it carries the full phone number
+
+
+class ExplainForm(forms.Form):
+    explanation = forms.CharField(max_length=300, help_text="Why Solapi's bill differs (e.g. a credit note, a "
+                                  "tariff change): kept on the record.")
+
+
+@admin.register(GroupReconciliation)
+class GroupReconciliationAdmin(ReadOnlyAdmin):
+    """Our books against Solapi's bill, one row per settled group. A difference stays in
+    billing_audit until an operator explains it here."""
+
+    list_display = ["solapi_group_id", "chunk", "status", "expected", "billed", "difference", "charged", "delivered",
+                    "fallbacks", "solapi_fallbacks", "checked"]
+    list_filter = ["status"]
+    search_fields = ["solapi_group_id", "=chunk__send_request__id"]
+    actions = ["explain_difference"]
+
+    @admin.action(description="Explain the difference (removes it from billing_audit)")
+    def explain_difference(self, request, queryset):
+        form = ExplainForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            explained = queryset.filter(status=BooksStatus.DIFFERS).update(
+                status=BooksStatus.EXPLAINED,
+                explanation=f"{form.cleaned_data['explanation']} ({request.user})"[:300])
+            self.message_user(request, f"{explained} difference(s) marked explained.")
+            return None
+        return render(request, "admin/messaging/explain_difference.html", {
+            "form": form, "records": queryset, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": "Explain a difference",
+        })
 
 
 @admin.register(SuppressedRecipient)

@@ -271,6 +271,45 @@ class DeliveryReport(models.Model):
         return f"report {self.event_data_id} ({self.status_code})"
 
 
+class BooksStatus(models.TextChoices):
+    MATCHED = "matched", "일치 (matched)"
+    DIFFERS = "differs", "불일치 (Solapi billed a different amount)"
+    # An operator looked into a difference and wrote down why (admin action).
+    EXPLAINED = "explained", "확인됨 (difference explained)"
+
+
+class GroupReconciliation(models.Model):
+    """Our books against Solapi's for one settled group (chunk): what our records say Solapi
+    should bill (each delivered message at the list price of what was delivered) against what
+    Solapi billed (its balance and point: requested + replacement − refund). A difference is
+    logged as an ERROR (group_books_differ) and reported by billing_audit until explained."""
+
+    chunk = models.OneToOneField(Chunk, on_delete=models.CASCADE, related_name="reconciliation")
+    solapi_group_id = models.CharField(max_length=64)
+    expected = models.DecimalField(**MONEY)
+    billed = models.DecimalField(**MONEY)
+    # billed − expected: positive when Solapi billed more than our records explain.
+    difference = models.DecimalField(**MONEY)
+    # What the academies paid for the group's messages (their negotiated prices, net of refunds).
+    charged = models.DecimalField(**MONEY)
+    delivered = models.PositiveIntegerField(default=0)
+    # AlimTalks sent as SMS/LMS: by our records, and by Solapi's count.sentReplacement.
+    fallbacks = models.PositiveIntegerField(default=0)
+    solapi_fallbacks = models.PositiveIntegerField(default=0)
+    # Solapi's group money columns as read: {"balance": {...}, "point": {...}}.
+    solapi_billing = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=BooksStatus.choices)
+    explanation = models.CharField(max_length=300, blank=True)
+    checked = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"books of {self.solapi_group_id}: {self.status} ({self.difference:+})"
+
+
 class SuppressionReason(models.TextChoices):
     OPTED_OUT = "opted_out", "수신거부 (opted out)"
     INVALID = "invalid", "없는 번호 (invalid number)"

@@ -33,11 +33,18 @@ def settle(messages: Sequence[Message]) -> None:
     messages = [m for m in messages if m.status in _EVENTS]
     if not messages:
         return
-    _move_credit(messages)
-    suppression.learn_from(messages)
-    _write_outcomes(messages)
+    ready = [m for m in messages if not awaits_delivered_type(m)]
+    _move_credit(ready)
+    suppression.learn_from(ready)
+    _write_outcomes(ready)
     for send_request_id in {m.send_request_id for m in messages}:
         refresh_counts(send_request_id)
+
+
+def awaits_delivered_type(message: Message) -> bool:
+    """An AlimTalk with fallback, delivered, without a word on whether it fell back: its
+    credit moves once the group's fallback count tells (messaging/reports/books.py)."""
+    return bool(message.fallback_type) and message.status == MessageStatus.DELIVERED and not message.delivered_type
 
 
 def _move_credit(messages: Sequence[Message]) -> None:

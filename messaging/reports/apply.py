@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from messaging.models import DeliveryReport, Message, MessageStatus
 from messaging.pipeline import settlement
+from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
 from messaging.solapi.reports import Report
 
@@ -86,7 +87,7 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
     message.completed_at = now
     message.solapi_status_code = outcome.code
     message.solapi_message_id = report.solapi_message_id or message.solapi_message_id
-    message.delivered_type = report.message_type if report.message_type in ("SMS", "LMS", "MMS", "ATA") else ""
+    message.delivered_type = delivered_type(message, report.message_type, report.replacement, outcome.delivered)
     if outcome.delivered:
         message.status = MessageStatus.DELIVERED
     else:

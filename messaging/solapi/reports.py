@@ -8,9 +8,9 @@ webhook (parse_webhook) and the group's message list, polled when a report is ov
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from solapi.model.webhook.single_report import SingleReportPayload
 
 from messaging.solapi.client import MessageResult, our_message_id
+from messaging.solapi.schemas import ReportPayload
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Report:
     # Solapi's words for the status, e.g. why a message failed.
     status_message: str
     payload: dict
+    # Solapi's fallback flag (True: an AlimTalk went out as SMS/LMS); None when not said.
+    replacement: bool | None = None
 
 
 class InvalidReportPayload(ValueError):
@@ -33,7 +35,8 @@ class InvalidReportPayload(ValueError):
 def parse_webhook(body: object) -> list[Report]:
     """Solapi's single-report envelope: [{eventDataId, data: {...}, retryCount}]."""
     try:
-        reports = SingleReportPayload.model_validate(body).root
+        # The SDK's SingleReportPayload, with `replacement` kept (messaging/solapi/schemas.py).
+        reports = ReportPayload.model_validate(body).root
     except ValidationError as exc:
         raise InvalidReportPayload(f"not a Solapi single report: {exc.error_count()} errors") from exc
     return [
@@ -45,6 +48,7 @@ def parse_webhook(body: object) -> list[Report]:
             message_type=report.data.type or "",
             status_message=report.data.status_message or "",
             payload=report.data.model_dump(mode="json", by_alias=True, exclude_none=True),
+            replacement=report.data.replacement,
         )
         for report in reports
     ]
@@ -57,6 +61,6 @@ def polled_report(result: MessageResult) -> Report:
         event_id=f"poll:{result.solapi_message_id}:{result.outcome.code}", message_id=result.message_id,
         solapi_message_id=result.solapi_message_id, status_code=result.outcome.code,
         message_type=result.message_type, status_message=result.status_message,
-        payload={"source": "poll", "statusCode": result.outcome.code},
+        payload={"source": "poll", "statusCode": result.outcome.code}, replacement=result.replacement,
     )
 
