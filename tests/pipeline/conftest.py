@@ -5,6 +5,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db.models import Sum
 
 from billing.audit import audit_accounts
@@ -40,6 +41,23 @@ def send(academy: Academy, *, mode: str = "sms", body: str = "#{이름} 학생 �
     if publish:
         assert outbox.publish_dispatch(send_request)
     return send_request
+
+
+@pytest.fixture
+def reporting_sandbox(sandbox, live_server):
+    """The sandbox POSTing its delivery reports to the running app's webhook."""
+    sandbox.set_webhook_url(f"{live_server.url}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
+    sandbox.set_report_delay(0.2)
+    yield sandbox
+    sandbox.set_webhook_url(None)
+
+
+def finished(send_request: SendRequest) -> list[Message]:
+    """Wait until every message of the request has its final status (its report arrived)."""
+    wait_until(lambda: not Message.objects.filter(send_request=send_request, status=MessageStatus.ACCEPTED).exists()
+               and not Message.objects.filter(send_request=send_request, status__in=["pending", "held", "sending"])
+               .exists(), what="every report to arrive")
+    return list(Message.objects.filter(send_request=send_request).order_by("id"))
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 45.0, what: str = "a condition") -> None:

@@ -7,25 +7,10 @@ import pytest
 from django.conf import settings
 
 from messaging.failures import FailureClass
-from messaging.models import DeliveryReport, Message, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
-from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
+from messaging.models import DeliveryReport, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
+from tests.pipeline.conftest import assert_books_balance, finished, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def reporting_sandbox(sandbox, live_server):
-    sandbox.set_webhook_url(f"{live_server.url}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
-    sandbox.set_report_delay(0.2)
-    yield sandbox
-    sandbox.set_webhook_url(None)
-
-
-def _finished(send_request) -> list[Message]:
-    wait_until(lambda: not Message.objects.filter(send_request=send_request, status=MessageStatus.ACCEPTED).exists()
-               and not Message.objects.filter(send_request=send_request, status__in=["pending", "held", "sending"])
-               .exists(), what="every report to arrive")
-    return list(Message.objects.filter(send_request=send_request).order_by("id"))
 
 
 def test_delivered_reports_finish_the_messages_once_despite_redelivered_webhooks(worker, reporting_sandbox, academy):
@@ -33,7 +18,7 @@ def test_delivered_reports_finish_the_messages_once_despite_redelivered_webhooks
 
     send_request = send(academy)
     wait_settled(send_request)
-    messages = _finished(send_request)
+    messages = finished(send_request)
 
     assert statuses(messages) == [MessageStatus.DELIVERED] * 3
     wait_until(lambda: reporting_sandbox.report_status().get("events_delivered") == 6,
@@ -52,7 +37,7 @@ def test_a_failure_after_acceptance_refunds_the_academy_and_suppresses_a_dead_nu
     reporting_sandbox.set_recipient_outcome(dead, stage="report", code="3010")
     reporting_sandbox.set_recipient_outcome(busy, stage="report", code="3041")
 
-    messages = _finished(send(academy))
+    messages = finished(send(academy))
 
     assert statuses(messages) == [MessageStatus.FAILED, MessageStatus.FAILED, MessageStatus.DELIVERED]
     assert [m.failure_class for m in messages[:2]] == [FailureClass.RECIPIENT_INVALID, FailureClass.TRANSIENT]
@@ -71,7 +56,7 @@ def test_alimtalk_with_fallback_captures_what_solapi_actually_delivered(worker, 
     fell_back = academy.parent_phones()[0]
     reporting_sandbox.set_recipient_outcome(fell_back, fallback=True)
 
-    messages = _finished(send(academy, mode="both"))
+    messages = finished(send(academy, mode="both"))
 
     assert statuses(messages) == [MessageStatus.DELIVERED] * 3
     assert [m.delivered_type for m in messages] == ["SMS", "ATA", "ATA"]

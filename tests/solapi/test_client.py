@@ -4,11 +4,13 @@ errorCode and whether the request may have reached Solapi."""
 
 import dataclasses
 import json
+from decimal import Decimal
 
 import pytest
 
 from harness.ports import free_port
 from messaging.failures import FailureClass
+from messaging.solapi import client as client_module
 from messaging.solapi.client import MAX_MESSAGES_PER_REQUEST, OutgoingMessage, SolapiClient, build_client
 from messaging.solapi.errors import (
     SolapiAccountBlockedError,
@@ -103,6 +105,32 @@ def test_group_messages_report_our_ids_and_their_status(solapi, sandbox):
     results = solapi.get_group_messages(group_id)
 
     assert sorted((r.message_id, r.outcome.code) for r in results) == [(1, "4000"), (2, "4000"), (3, "4000")]
+
+
+def test_group_messages_are_read_page_after_page_to_the_last(solapi, sandbox, monkeypatch):
+    monkeypatch.setattr(client_module, "GROUP_MESSAGES_PAGE_LIMIT", 2)
+    group_id, _, _ = _send(solapi, _messages(5))
+
+    results = solapi.get_group_messages(group_id)
+
+    assert sorted(r.message_id for r in results) == [1, 2, 3, 4, 5]
+    pages = [r.path for r in sandbox.request_log if r.operation == "get_group_messages"]
+    assert len(pages) == 3
+
+
+def test_a_group_tells_its_fallbacks_and_what_solapi_billed(solapi, sandbox):
+    sandbox.set_recipient_outcome("01000000001", fallback=True)
+    sandbox.set_fallback_signal("replacement")
+    alimtalk = [dataclasses.replace(m, message_type="ATA", pf_id="KA01PF", template_id="TPL", disable_sms=False)
+                for m in _messages(2)]
+    group_id, _, _ = _send(solapi, alimtalk)
+    assert sandbox.wait_for_reports(timeout=5)
+
+    group = solapi.get_group(group_id)
+    listed = {r.message_id: (r.message_type, r.replacement) for r in solapi.get_group_messages(group_id)}
+
+    assert (group.status, group.sent_replacement, group.billed) == ("COMPLETE", 1, Decimal("22"))
+    assert listed == {1: ("ATA", True), 2: ("ATA", False)}
 
 
 def test_one_pooled_connection_serves_many_calls(solapi, sandbox):

@@ -183,6 +183,73 @@ def test_group_messages_page_with_limit_and_start_key(client, sender):
     assert GetGroupMessagesResponse.model_validate(second).limit == 2
 
 
+def test_group_messages_page_by_20_without_a_limit_and_by_at_most_500(client, sender):
+    group_id = client.create_group()
+    client.add_messages(group_id, [message_json(sender, f"010444{i:05d}") for i in range(520)])
+    listing = f"/messages/v4/groups/{group_id}/messages"
+
+    default = client.request("GET", listing).json()
+    largest = client.request("GET", f"{listing}?limit=500").json()
+    rest = client.request("GET", f"{listing}?limit=500&startKey={largest['nextKey']}").json()
+
+    assert (len(default["messageList"]), default["limit"]) == (20, 20)
+    assert len(largest["messageList"]) == 500 and len(rest["messageList"]) == 20 and rest["nextKey"] is None
+    assert set(largest["messageList"]).isdisjoint(rest["messageList"])
+    for query in ("limit=501", "limit=0", "limit=ten", "startKey=M4VNOTINTHISGROUP"):
+        assert error_of(client.request("GET", f"{listing}?{query}")) == (400, "ValidationError")
+
+
+@pytest.mark.parametrize(
+    ("signal", "fell_back", "kept"),
+    [
+        ("type", {"type": "SMS"}, {"type": "ATA", "replacement": False}),
+        ("replacement", {"type": "ATA", "replacement": True}, {"type": "ATA", "replacement": False}),
+        ("group_count", {"type": "ATA"}, {"type": "ATA"}),
+    ],
+)
+def test_a_fallback_is_signalled_the_chosen_way_and_billed_as_delivered(sandbox, client, sender, make_receiver,
+                                                                       signal, fell_back, kept):
+    receiver = make_receiver()
+    sandbox.set_webhook_url(receiver.url)
+    sandbox.set_fallback_signal(signal)
+    sandbox.set_recipient_outcome("01075000001", fallback=True)
+    group_id = client.create_group()
+    alimtalk = {"kakao_options": KakaoOption(pf_id="KA01PF0000", template_id="TPL0001")}
+    client.add_messages(group_id, [message_json(sender, f"0107500000{i}", "짧은 알림", **alimtalk) for i in (1, 2)])
+    client.send_group(group_id)
+    assert sandbox.wait_for_reports(timeout=5)
+
+    def signalled(item: dict) -> dict:
+        return {key: item[key] for key in ("type", "replacement") if key in item}
+
+    reports = {event["data"]["to"]: signalled(event["data"]) for event in receiver.events}
+    listed = {m["to"]: signalled(m) for m in client.request("GET", f"/messages/v4/groups/{group_id}/messages")
+              .json()["messageList"].values()}
+    assert reports == listed == {"01075000001": fell_back, "01075000002": kept}
+    group = client.request("GET", f"/messages/v4/groups/{group_id}").json()
+    assert group["count"]["sentReplacement"] == 1
+    # Two AlimTalks charged on sending; the one that fell back refunded and charged as an SMS.
+    assert group["balance"] == {"requested": 18.0, "replacement": 13.0, "refund": 9.0, "sum": 22.0}
+
+
+def test_the_tariff_and_an_overbilling_fault_change_what_a_group_is_billed(sandbox, client, control, sender):
+    sandbox.set_prices(sms=20)
+    control.post("/billing", json={"overbill_per_message": 2.5})
+    group_id = client.create_group()
+    client.add_messages(group_id, [message_json(sender, "01076000001"), message_json(sender, "01076000002", "x" * 100)])
+    client.send_group(group_id)
+
+    balance = client.request("GET", f"/messages/v4/groups/{group_id}").json()["balance"]
+
+    assert balance["requested"] == 20 + 29 + 2 * 2.5
+    assert control.get("/billing").json() == {
+        "prices": {"sms": 20.0, "lms": 29.0, "mms": 60.0, "ata": 9.0}, "overbill_per_message": 2.5,
+        "fallback_signal": "type"}
+    assert control.post("/billing", json={"fallback_signal": "carrier pigeon"}).status_code == 400
+    sandbox.reset()
+    assert sandbox.billing()["overbill_per_message"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("method", "suffix"), [("PUT", "/messages"), ("POST", "/send"), ("GET", ""), ("GET", "/messages")]
 )
