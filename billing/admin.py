@@ -2,11 +2,10 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import render
 
 from billing.ledger import top_up
 from billing.models import CreditAccount, Hold, LedgerEntry, Price, TenantPrice
-from tenants.admin import GuardedAdmin, ReadOnlyAdmin, custom_permission, record_action
+from tenants.admin import GuardedAdmin, ReadOnlyAdmin, action_form_page, custom_permission, record_action
 
 
 @admin.register(Price)
@@ -57,10 +56,10 @@ class CreditAccountAdmin(ReadOnlyAdmin):
                 record_action(request, topped_up, f"topped up {amount} ({memo})")
             self.message_user(request, f"Topped up {len(topped_up)} account(s) by {amount}.")
             return None
-        return render(request, "admin/billing/top_up.html", {
-            "form": form, "accounts": queryset, "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": "Top up credit",
-        })
+        return action_form_page(
+            request, self, queryset.select_related("tenant"), form, action="top_up_selected", title="Top up credit",
+            intro="Top up these accounts:", submit="Top up",
+            describe=lambda account: f"{account.tenant}: balance {account.balance}, held {account.held}")
 
 
 @admin.register(LedgerEntry)

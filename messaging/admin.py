@@ -6,7 +6,6 @@ Operators are not the academy, so phone numbers are masked everywhere here.
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.shortcuts import render
 from django.utils.html import format_html, format_html_join
 
 from messaging.compose.resend import RETRYABLE, retry_failed_messages
@@ -28,6 +27,7 @@ from messaging.pipeline import breaker
 from tenants.admin import (
     MaskedPhonesAdmin,
     ReadOnlyAdmin,
+    action_form_page,
     custom_permission,
     masked_phone_column,
     record_action,
@@ -173,10 +173,10 @@ class GroupReconciliationAdmin(ReadOnlyAdmin):
                 explanation=f"{form.cleaned_data['explanation']} ({request.user})"[:300])
             self.message_user(request, f"{explained} difference(s) marked explained.")
             return None
-        return render(request, "admin/messaging/explain_difference.html", {
-            "form": form, "records": queryset, "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": "Explain a difference",
-        })
+        return action_form_page(
+            request, self, queryset, form, action="explain_difference", title="Explain a difference",
+            intro="Explain why Solapi billed these groups differently from our books:", submit="Explain",
+            describe=lambda r: f"{r.solapi_group_id}: expected {r.expected}, billed {r.billed} ({r.difference:+})")
 
 
 @admin.register(SuppressedRecipient)

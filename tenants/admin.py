@@ -1,10 +1,13 @@
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
 from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
@@ -107,6 +110,16 @@ class MaskedPhonesAdmin(GuardedAdmin):
                               messages.WARNING)
             return queryset.none(), False
         return super().get_search_results(request, queryset, search_term)
+def action_form_page(request: HttpRequest, model_admin: admin.ModelAdmin, queryset: QuerySet, form: forms.Form, *,
+                     action: str, title: str, intro: str, submit: str,
+                     describe: Callable[[object], str] = str) -> HttpResponse:
+    """The intermediate page of an admin action that asks for input: the selected rows, the
+    form, and a submit button named "apply" that posts the action again with the same rows."""
+    return render(request, "admin/action_form.html", {
+        "form": form, "rows": [(obj.pk, describe(obj)) for obj in queryset], "opts": model_admin.model._meta,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": title, "intro": intro,
+        "action": action, "submit": submit,
+    })
 
 
 class MembershipInline(admin.TabularInline):

@@ -7,11 +7,21 @@ from django.contrib import admin
 from django.test import RequestFactory
 from django.urls import reverse
 
+from billing.audit import audit
 from billing.ledger import HoldRequest, account_for, hold_credit, release_holds
 from billing.models import CreditAccount, LedgerEntry
 from harness.academies import make_academy
 from messaging.failures import FailureClass
-from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus, SendRequest
+from messaging.models import (
+    BooksStatus,
+    BreakerState,
+    Chunk,
+    CircuitBreaker,
+    GroupReconciliation,
+    Message,
+    MessageStatus,
+    SendRequest,
+)
 from messaging.pipeline import breaker
 from messaging.solapi.errors import SolapiAuthError
 from tenants.models import SenderStatus, Tenant
@@ -117,9 +127,13 @@ def test_top_up_action_credits_the_account_through_the_ledger(admin_client, acad
     release_holds(message_ids=Message.objects.values_list("id", flat=True))
     before = account.balance
 
-    admin_client.post(reverse("admin:billing_creditaccount_changelist"), {
+    url = reverse("admin:billing_creditaccount_changelist")
+    page = admin_client.post(url, {"action": "top_up_selected", "_selected_action": [account.id]})
+    admin_client.post(url, {
         "action": "top_up_selected", "_selected_action": [account.id], "apply": "1", "amount": "500",
         "memo": "bank transfer"})
+
+    assert page.status_code == 200 and f"{academy.tenant}: balance {before}" in page.content.decode()
 
     account = CreditAccount.objects.get(id=account.id)
     assert account.balance == before + Decimal("500")
@@ -161,3 +175,20 @@ def test_admin_search_finds_numbers_by_their_last_four_digits_not_whole(admin_cl
     assert "search by the last 4 digits" in whole.content.decode()
     students = admin_client.get(reverse("admin:tenants_student_changelist"), {"q": phone[-4:]})
     assert students.context["cl"].result_count == 1
+def test_a_books_difference_is_explained_from_the_admin_and_leaves_billing_audit(admin_client, academy):
+    chunk = Chunk.objects.create(send_request=SendRequest.objects.get(), index=0, solapi_group_id="G4VBOOKS")
+    books = GroupReconciliation.objects.create(
+        chunk=chunk, solapi_group_id="G4VBOOKS", expected=Decimal("39"), billed=Decimal("54"),
+        difference=Decimal("15"), charged=Decimal("39"), status=BooksStatus.DIFFERS)
+    url = reverse("admin:messaging_groupreconciliation_changelist")
+    assert audit() == [f"unreconciled groups: group G4VBOOKS (chunk {chunk.id}): Solapi billed 54.00, our books "
+                       "say 39.00 (difference +15.00)"]
+
+    page = admin_client.post(url, {"action": "explain_difference", "_selected_action": [books.id]})
+    admin_client.post(url, {"action": "explain_difference", "_selected_action": [books.id], "apply": "1",
+                            "explanation": "Solapi credit note 2026-11"})
+
+    assert page.status_code == 200 and "G4VBOOKS: expected 39.00, billed 54.00 (+15.00)" in page.content.decode()
+    books.refresh_from_db()
+    assert (books.status, books.explanation) == (BooksStatus.EXPLAINED, "Solapi credit note 2026-11 (admin)")
+    assert audit() == []
