@@ -34,7 +34,8 @@ from messaging.solapi.errors import SolapiError
 
 logger = logging.getLogger(__name__)
 
-GROUPS_PER_RUN = 50
+# One get_group call each; a group Solapi has not finished yet is looked at again next run.
+GROUPS_PER_RUN = 200
 # Solapi's group statuses after which nothing it bills for the group changes.
 SETTLED_GROUP_STATUSES = frozenset({"COMPLETE", "FAILED"})
 _IN_FLIGHT = [MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING, MessageStatus.ACCEPTED]
@@ -86,8 +87,9 @@ def _settle_fallbacks(chunk: Chunk, group: GroupStatus) -> None:
                                     known_fallbacks=known_fallbacks):
         logger.error("fallback_unattributed group=%s unknown=%s solapi_fallbacks=%s known_fallbacks=%s",
                      chunk.solapi_group_id, len(still_unknown), group.sent_replacement, known_fallbacks)
-    for message in unknown:
-        Message.objects.filter(id=message.id, delivered_type="").update(delivered_type=message.delivered_type)
+    for message_type in {m.delivered_type for m in unknown}:
+        ids = [m.id for m in unknown if m.delivered_type == message_type]
+        Message.objects.filter(id__in=ids, delivered_type="").update(delivered_type=message_type)
     settlement.settle(unknown)
 
 
