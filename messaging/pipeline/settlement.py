@@ -6,12 +6,15 @@ delivery reports and by the reconciliation sweep; safe to run any number of time
 | accepted / delivered             | capture the hold                                    |
 | AlimTalk with fallback, accepted | keep holding the dearer price until the report      |
 | … delivered                      | capture the price of the type Solapi delivered      |
+| … delivered, as what not said    | keep holding until the group's fallback count tells |
 | failed before Solapi accepted it | release the hold                                    |
 | failed after Solapi accepted it  | refund the capture (Solapi refunds us as well)      |
 """
 
 from collections import defaultdict
 from collections.abc import Sequence
+
+from django.db.models import Q
 
 from billing import ledger
 from billing.pricing import price_list, price_of
@@ -45,6 +48,10 @@ def awaits_delivered_type(message: Message) -> bool:
     """An AlimTalk with fallback, delivered, without a word on whether it fell back: its
     credit moves once the group's fallback count tells (messaging/reports/books.py)."""
     return bool(message.fallback_type) and message.status == MessageStatus.DELIVERED and not message.delivered_type
+
+
+# The same, as a query.
+AWAITS_DELIVERED_TYPE = Q(status=MessageStatus.DELIVERED, delivered_type="") & ~Q(fallback_type="")
 
 
 def _move_credit(messages: Sequence[Message]) -> None:

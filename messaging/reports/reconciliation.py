@@ -11,7 +11,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from billing import ledger
@@ -27,8 +26,6 @@ from messaging.solapi.reports import polled_report
 logger = logging.getLogger(__name__)
 
 GROUPS_PER_RUN = 50
-# Delivered AlimTalks whose fallback is not known yet: books.check_settled_groups settles them.
-AWAITING_DELIVERED_TYPE = Q(status=MessageStatus.DELIVERED, delivered_type="") & ~Q(fallback_type="")
 
 
 def reconcile() -> dict[str, int]:
@@ -74,7 +71,7 @@ def settle_open_holds() -> int:
     keep their hold on purpose until their report."""
     open_ids = ledger.messages_with_open_holds()
     stuck = Message.objects.filter(id__in=open_ids, status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED]).exclude(
-        AWAITING_DELIVERED_TYPE)
+        settlement.AWAITS_DELIVERED_TYPE)
     stuck_accepted = Message.objects.filter(id__in=open_ids, status=MessageStatus.ACCEPTED, fallback_type="",
                                             chunk__status=ChunkStatus.FINALIZED)
     messages = list(stuck[:5000]) + list(stuck_accepted[:5000])
