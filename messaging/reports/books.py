@@ -15,9 +15,9 @@ from dataclasses import asdict
 from decimal import Decimal
 
 from django.db import IntegrityError
-from django.db.models import Sum
 
-from billing.models import ZERO, Hold, HoldStatus
+from billing import ledger
+from billing.models import ZERO, HoldStatus
 from billing.pricing import platform_prices
 from messaging.models import (
     BooksStatus,
@@ -101,8 +101,7 @@ def _delivered_with_fallback(chunk: Chunk, updated: list[Message]) -> list[Messa
 
 
 def _has_open_holds(chunk: Chunk) -> bool:
-    ids = Message.objects.filter(chunk=chunk).values_list("id", flat=True)
-    return Hold.objects.filter(message_id__in=ids, status=HoldStatus.HELD).exists()
+    return Message.objects.filter(chunk=chunk, id__in=ledger.messages_with_open_holds()).exists()
 
 
 def _record(chunk: Chunk, group: GroupStatus) -> int:
@@ -111,9 +110,9 @@ def _record(chunk: Chunk, group: GroupStatus) -> int:
                      .values_list("message_type", "delivered_type", "fallback_type"))
     expected = sum((prices.get(shown or sent, ZERO) for sent, shown, _ in delivered), ZERO).quantize(_CENT)
     fallbacks = sum(1 for _, shown, fallback in delivered if fallback and shown and shown != "ATA")
-    ids = Message.objects.filter(chunk=chunk).values_list("id", flat=True)
-    charged = Hold.objects.filter(message_id__in=ids, status=HoldStatus.CAPTURED, refunded=False).aggregate(
-        total=Sum("captured_amount", default=ZERO))["total"]
+    holds = ledger.holds_for(Message.objects.filter(chunk=chunk).values_list("id", flat=True))
+    charged = sum((h.captured_amount for h in holds.values() if h.status == HoldStatus.CAPTURED and not h.refunded),
+                  ZERO)
     billed = group.billed.quantize(_CENT)
     difference = billed - expected
     try:
