@@ -85,14 +85,9 @@ def alimtalk_length(body: str) -> int:
     return len(body)
 
 
-def platform_prices() -> dict[str, Decimal]:
-    """The platform's list price per type, before any academy's negotiated price."""
-    return {p.message_type: p.amount for p in Price.objects.all()}
-
-
 def price_list(tenant: Tenant) -> dict[str, Decimal]:
     """Every configured price for this academy, overrides applied. One query each."""
-    prices = platform_prices()
+    prices = {p.message_type: p.amount for p in Price.objects.all()}
     prices.update({p.message_type: p.amount for p in TenantPrice.objects.filter(tenant=tenant)})
     return prices
 

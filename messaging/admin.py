@@ -158,7 +158,7 @@ class GroupReconciliationAdmin(ReadOnlyAdmin):
     """Our books against Solapi's bill, one row per settled group. A difference stays in
     billing_audit until an operator explains it here."""
 
-    list_display = ["solapi_group_id", "chunk", "status", "expected", "billed", "difference", "charged", "delivered",
+    list_display = ["solapi_group_id", "chunk", "status", "expected", "billed", "difference", "delivered",
                     "fallbacks", "solapi_fallbacks", "checked"]
     list_filter = ["status"]
     search_fields = ["solapi_group_id", "=chunk__send_request__id"]

@@ -279,19 +279,18 @@ class BooksStatus(models.TextChoices):
 
 
 class GroupReconciliation(models.Model):
-    """Our books against Solapi's for one settled group (chunk): what our records say Solapi
-    should bill (each delivered message at the list price of what was delivered) against what
-    Solapi billed (its balance and point: requested + replacement − refund). A difference is
-    logged as an ERROR (group_books_differ) and reported by billing_audit until explained."""
+    """Our books against Solapi's for one settled group (chunk): what the academies were
+    charged for its messages (net of refunds) against what Solapi billed (its balance and
+    point: requested + replacement − refund). A difference is logged as an ERROR
+    (group_books_differ) and reported by billing_audit until explained."""
 
     chunk = models.OneToOneField(Chunk, on_delete=models.CASCADE, related_name="reconciliation")
     solapi_group_id = models.CharField(max_length=64)
+    # What the academies were charged for the group's messages, net of refunds.
     expected = models.DecimalField(**MONEY)
     billed = models.DecimalField(**MONEY)
-    # billed − expected: positive when Solapi billed more than our records explain.
+    # billed − expected: positive when Solapi billed more than the academies were charged.
     difference = models.DecimalField(**MONEY)
-    # What the academies paid for the group's messages (their negotiated prices, net of refunds).
-    charged = models.DecimalField(**MONEY)
     delivered = models.PositiveIntegerField(default=0)
     # AlimTalks sent as SMS/LMS: by our records, and by Solapi's count.sentReplacement.
     fallbacks = models.PositiveIntegerField(default=0)

@@ -169,8 +169,8 @@ DEFAULT_COUNTRY = "82"
 ACCOUNT_ID = "SANDBOX0000001"
 API_VERSION = "4"
 NETWORK_CODE = "SKT"
-# Sandbox prices in KRW per message, by lower-case type: the project's demo price list
-# (seed_demo), so that academies charged at list price match what the sandbox bills.
+# Sandbox prices in KRW per message, by lower-case type: the prices the project's academies are
+# given (harness/academies.py, which the sandbox does not import), so their charges match its bill.
 PRICES: dict[str, float] = {"sms": 13.0, "lms": 29.0, "mms": 60.0, "ata": 9.0}
 
 

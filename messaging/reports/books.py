@@ -1,10 +1,11 @@
 """Our books against Solapi's, group by group, once a group has settled.
 
-Our records say what Solapi should bill for a group: each delivered message at the list
-price of the type it was delivered as (an AlimTalk that fell back is an SMS or LMS). Solapi
-says what it billed: the group's `balance` and `point`, each requested + replacement − refund.
-The two are recorded as a GroupReconciliation; a difference is logged as an ERROR
-(`group_books_differ`) and billing_audit reports it until an operator explains it.
+Our books say what the academies were charged for the group's messages: each delivered
+message at the price of what was delivered (an AlimTalk that fell back is an SMS or LMS),
+failures refunded. Solapi says what it billed: the group's `balance` and `point`, each
+requested + replacement − refund. Academies pay Solapi's prices, so the two agree. They are
+recorded as a GroupReconciliation; a difference is logged as an ERROR (`group_books_differ`)
+and billing_audit reports it until an operator explains it.
 
 Before comparing, delivered AlimTalks whose report did not say whether they fell back get
 their type: from the group's listing if it says, else from the group's fallback count.
@@ -18,7 +19,6 @@ from django.db import IntegrityError
 
 from billing import ledger
 from billing.models import ZERO, HoldStatus
-from billing.pricing import platform_prices
 from messaging.models import (
     BooksStatus,
     Chunk,
@@ -105,20 +105,19 @@ def _has_open_holds(chunk: Chunk) -> bool:
 
 
 def _record(chunk: Chunk, group: GroupStatus) -> int:
-    prices = platform_prices()
     delivered = list(Message.objects.filter(chunk=chunk, status=MessageStatus.DELIVERED)
-                     .values_list("message_type", "delivered_type", "fallback_type"))
-    expected = sum((prices.get(shown or sent, ZERO) for sent, shown, _ in delivered), ZERO).quantize(_CENT)
-    fallbacks = sum(1 for _, shown, fallback in delivered if fallback and shown and shown != "ATA")
+                     .values_list("delivered_type", "fallback_type"))
+    fallbacks = sum(1 for shown, fallback in delivered if fallback and shown and shown != "ATA")
     holds = ledger.holds_for(Message.objects.filter(chunk=chunk).values_list("id", flat=True))
     charged = sum((h.captured_amount for h in holds.values() if h.status == HoldStatus.CAPTURED and not h.refunded),
                   ZERO)
+    expected = Decimal(charged).quantize(_CENT)
     billed = group.billed.quantize(_CENT)
     difference = billed - expected
     try:
         GroupReconciliation.objects.create(
             chunk=chunk, solapi_group_id=chunk.solapi_group_id, expected=expected, billed=billed,
-            difference=difference, charged=Decimal(charged).quantize(_CENT), delivered=len(delivered),
+            difference=difference, delivered=len(delivered),
             fallbacks=fallbacks, solapi_fallbacks=group.sent_replacement,
             solapi_billing={"balance": asdict(group.balance), "point": asdict(group.point)},
             status=BooksStatus.MATCHED if difference == 0 else BooksStatus.DIFFERS,

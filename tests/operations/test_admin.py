@@ -179,7 +179,7 @@ def test_a_books_difference_is_explained_from_the_admin_and_leaves_billing_audit
     chunk = Chunk.objects.create(send_request=SendRequest.objects.get(), index=0, solapi_group_id="G4VBOOKS")
     books = GroupReconciliation.objects.create(
         chunk=chunk, solapi_group_id="G4VBOOKS", expected=Decimal("39"), billed=Decimal("54"),
-        difference=Decimal("15"), charged=Decimal("39"), status=BooksStatus.DIFFERS)
+        difference=Decimal("15"), status=BooksStatus.DIFFERS)
     url = reverse("admin:messaging_groupreconciliation_changelist")
     assert audit() == [f"unreconciled groups: group G4VBOOKS (chunk {chunk.id}): Solapi billed 54.00, our books "
                        "say 39.00 (difference +15.00)"]
