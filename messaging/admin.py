@@ -163,14 +163,18 @@ class GroupReconciliationAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["solapi_group_id", "=chunk__send_request__id"]
     actions = ["explain_difference"]
+    has_explain_books_difference_permission = custom_permission("messaging.explain_books_difference")
 
-    @admin.action(description="Explain the difference (removes it from billing_audit)")
+    @admin.action(description="Explain the difference (removes it from billing_audit)",
+                  permissions=["explain_books_difference"])
     def explain_difference(self, request, queryset):
         form = ExplainForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
-            explained = queryset.filter(status=BooksStatus.DIFFERS).update(
+            differing = list(queryset.filter(status=BooksStatus.DIFFERS))
+            explained = queryset.filter(id__in=[r.id for r in differing]).update(
                 status=BooksStatus.EXPLAINED,
                 explanation=f"{form.cleaned_data['explanation']} ({request.user})"[:300])
+            record_action(request, differing, f"explained the difference: {form.cleaned_data['explanation']}")
             self.message_user(request, f"{explained} difference(s) marked explained.")
             return None
         return action_form_page(

@@ -304,6 +304,7 @@ class GroupReconciliation(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status"])]
+        permissions = [("explain_books_difference", "Can explain a difference between our books and Solapi's bill")]
 
     def __str__(self) -> str:
         return f"books of {self.solapi_group_id}: {self.status} ({self.difference:+})"

@@ -14,7 +14,16 @@ from billing.ledger import account_for, release_holds
 from billing.models import CreditAccount, LedgerEntry
 from harness.academies import make_academy
 from messaging.failures import FailureClass
-from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus, SendRequest
+from messaging.models import (
+    BooksStatus,
+    BreakerState,
+    Chunk,
+    CircuitBreaker,
+    GroupReconciliation,
+    Message,
+    MessageStatus,
+    SendRequest,
+)
 from messaging.pipeline import breaker
 from messaging.solapi.errors import SolapiAuthError
 from tenants.models import SenderStatus, Tenant
@@ -33,6 +42,10 @@ def academy():
     Message.objects.filter(id=first.id).update(status=MessageStatus.FAILED,
                                                failure_class=FailureClass.TRANSIENT_EXHAUSTED)
     breaker.trip(SolapiAuthError("bad key", http_status=403, error_code="InvalidApiKey"))
+    chunk = Chunk.objects.create(send_request=SendRequest.objects.get(), index=0, solapi_group_id="G4VBOOKS")
+    GroupReconciliation.objects.create(chunk=chunk, solapi_group_id="G4VBOOKS", expected=Decimal("39"),
+                                       billed=Decimal("54"), difference=Decimal("15"),
+                                       status=BooksStatus.DIFFERS)
     return academy
 
 
@@ -43,7 +56,7 @@ def _staff(client, username: str, *codenames: str):
     return user
 
 
-VIEW_ONLY = ("view_creditaccount", "view_circuitbreaker", "view_message", "view_tenant")
+VIEW_ONLY = ("view_creditaccount", "view_circuitbreaker", "view_message", "view_tenant", "view_groupreconciliation")
 
 
 def _actions(academy):
@@ -60,6 +73,9 @@ def _actions(academy):
             "action": "retry_failed_transient", "_selected_action": [failed.id]}),
         "reregister_sender": ("admin:tenants_tenant_changelist", {
             "action": "sender_registered_again", "_selected_action": [academy.tenant.id]}),
+        "explain_books_difference": ("admin:messaging_groupreconciliation_changelist", {
+            "action": "explain_difference", "_selected_action": [GroupReconciliation.objects.get().id], "apply": "1",
+            "explanation": "a credit note"}),
         "delete_tenant": ("admin:tenants_tenant_changelist", {
             "action": "delete_selected", "_selected_action": [academy.tenant.id], "post": "yes"}),
     }
@@ -72,6 +88,7 @@ def _state(academy) -> dict:
         "breaker": CircuitBreaker.objects.get().state, "send_requests": SendRequest.objects.count(),
         "messages": Message.objects.count(),
         "sender": Tenant.objects.filter(id=academy.tenant.id).values_list("messaging_sender_status", flat=True).get(),
+        "books": GroupReconciliation.objects.get().status,
         "history": LogEntry.objects.count(),
     }
 
@@ -98,7 +115,8 @@ def test_the_top_up_form_itself_is_refused_without_the_permission(client, academ
     assert client.post(reverse(changelist), first_step).status_code == 403
 
 
-@pytest.mark.parametrize("permission", ["top_up_credit", "close_breaker", "retry_messages", "reregister_sender"])
+@pytest.mark.parametrize("permission", ["top_up_credit", "close_breaker", "retry_messages", "reregister_sender",
+                                        "explain_books_difference"])
 def test_a_staff_member_with_the_permission_acts_and_the_history_names_them(client, academy, permission):
     user = _staff(client, f"operator-{permission}", *VIEW_ONLY, permission)
     changelist, post = _actions(academy)[permission]
@@ -114,6 +132,7 @@ def test_a_staff_member_with_the_permission_acts_and_the_history_names_them(clie
         "close_breaker": {"breaker", "history"},
         "retry_messages": {"send_requests", "messages", "history"},
         "reregister_sender": {"sender", "history"},
+        "explain_books_difference": {"books", "history"},
     }[permission]
     assert changed == expected
     entry = LogEntry.objects.get()

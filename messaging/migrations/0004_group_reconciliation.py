@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0002_notification_log_is_message_outcome'),
+        ('messaging', '0003_admin_action_permissions'),
     ]
 
     operations = [
@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-id'],
+                'permissions': [('explain_books_difference', "Can explain a difference between our books and Solapi's bill")],
                 'indexes': [models.Index(fields=['status'], name='messaging_g_status_22fbe3_idx')],
             },
         ),
