@@ -1,11 +1,13 @@
 """A loopback HTTP proxy that forwards to an upstream and can answer with faults.
 
-Used between a worker and the local SQS to return 5xx for chosen SQS operations
-(tests/foundation/test_kombu_fix.py), without touching the SQS server itself.
+Used between a worker and the local SQS to return 5xx, or a 4xx such as QueueDoesNotExist,
+for chosen SQS operations (tests/foundation/test_kombu_fix.py), without touching the SQS
+server itself.
 """
 
 import contextlib
 import http.client
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,18 +34,21 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, operation: str, times: int = 1, status: int = 503) -> None:
-        """Answer the next `times` requests for this SQS operation (e.g. ReceiveMessage) with `status`."""
+    def fail_next(self, operation: str, times: int = 1, status: int = 503, code: str | None = None) -> None:
+        """Answer the next `times` requests for this SQS operation (e.g. ReceiveMessage) with
+        `status` and the SQS error `code` (by default ServiceUnavailable for a 5xx,
+        QueueDoesNotExist for a 4xx), in SQS's JSON error format."""
+        code = code or ("ServiceUnavailable" if status >= 500 else "QueueDoesNotExist")
         with self._lock:
-            self._rules.append({"operation": operation, "times": times, "status": status})
+            self._rules.append({"operation": operation, "times": times, "status": status, "code": code})
 
-    def _fault_for(self, operation: str) -> int | None:
+    def _fault_for(self, operation: str) -> tuple[int, str] | None:
         with self._lock:
             for rule in self._rules:
                 if rule["operation"] == operation and rule["times"] > 0:
                     rule["times"] -= 1
                     self.injected += 1
-                    return rule["status"]
+                    return rule["status"], rule["code"]
         return None
 
     def _handler(self):
@@ -63,9 +68,11 @@ class FaultProxy:
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
-                status = proxy._fault_for(operation)
-                if status is not None:
-                    payload = b'{"__type":"ServiceUnavailable","message":"injected by FaultProxy"}'
+                fault = proxy._fault_for(operation)
+                if fault is not None:
+                    status, code = fault
+                    payload = json.dumps({"__type": f"com.amazonaws.sqs#{code}",
+                                          "message": "injected by FaultProxy"}).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/x-amz-json-1.0")
                     self.send_header("Content-Length", str(len(payload)))

@@ -2,7 +2,9 @@
 
 `down()` closes the listening socket and drops open connections, as an unreachable
 endpoint would; `up()` listens again. The queues and their messages live on in the
-process meanwhile, as they would on AWS during a network outage. Every request is
+process meanwhile, as they would on AWS during a network outage. `restart_empty()` is the
+other outage: the server process is stopped and a new one started on the same port, with
+no queues and no messages (a queue deleted by mistake, a local SQS restarted). Every request is
 counted by SQS operation, so benchmarks can report SQS requests per message.
 
 Run directly: python -m harness.sqs --port 9324 --control-port 9325
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +65,18 @@ class LocalSQS:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+    def restart_empty(self, down_for: float = 0.0) -> None:
+        """Stop the server process, wait `down_for` seconds, and start a new, empty one on the
+        same ports: every queue and message is gone, and clients holding queue URLs get
+        QueueDoesNotExist. Request counts start from zero."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def queue_names(self) -> list[str]:
+        """The names of the queues that exist now."""
+        return sorted(url.rsplit("/", 1)[-1] for url in self.client().list_queues().get("QueueUrls", []))
 
     def down(self) -> None:
         self._control("POST", "/down")

@@ -1,9 +1,17 @@
-"""kombu 5.7.0 kills the worker on one SQS 5xx (docs/celery-on-sqs.md, "The kombu 5.7.0
-receive crash"). A fault-injecting proxy between a real worker and the local SQS answers
-ReceiveMessage with 503s: with project/kombu_fixes.py the worker survives and runs the
-next task; without it, the worker dies or stops polling."""
+"""kombu 5.7.0 kills the worker on one SQS 5xx, and on a QueueDoesNotExist (project/kombu_fixes.py;
+docs/celery-on-sqs.md, "The kombu 5.7.0 receive crash").
 
+A fault-injecting proxy between a real worker and the local SQS answers ReceiveMessage with
+503s or 400 QueueDoesNotExist: with the fix the worker survives and runs the next task; without
+it, the worker dies or stops polling. Then the real thing: the local SQS is restarted empty
+under a running worker, which creates its queues again (or, with predefined queue URLs, waits
+for them) and resumes by itself; a publish from a process that cached the old queue URL
+creates the queue again instead of failing.
+"""
+
+import re
 import sys
+import uuid
 
 import celery.exceptions
 import kombu
@@ -11,7 +19,7 @@ import pytest
 
 from harness.proxy import FaultProxy
 from harness.worker import WorkerProcess
-from messaging.pipeline.queues import BULK_QUEUE
+from messaging.pipeline.queues import ALL_QUEUES, BULK_QUEUE
 from project import kombu_fixes
 from project.celery import ping
 
@@ -62,6 +70,101 @@ def test_without_the_fix_one_503_kills_the_worker_or_its_queue(start_worker, pro
     # next task does not run.
     with pytest.raises(celery.exceptions.TimeoutError):
         ping.delay().get(timeout=15)
+
+
+def test_worker_survives_queue_does_not_exist_on_receive_and_logs_it_once(start_worker, proxy):
+    worker = start_worker("behind-proxy", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"},
+                          extra_args=("-Q", BULK_QUEUE))
+    proxy.fail_next("ReceiveMessage", times=5, status=400)
+
+    worker.wait_for_log("sqs_receive_resumed", timeout=60)
+    result = ping.delay()
+
+    assert result.get(timeout=30) == "pong"
+    assert proxy.injected == 5
+    assert worker.alive
+    # Five refusals in a row are one log line (one per RECEIVE_FAILURE_LOG_SECONDS), not five,
+    # and the queue's cached URL was dropped so that it is looked up (and created) again.
+    assert _lines(worker, "sqs_receive_failed") == 1, worker.log()
+    assert "code=QueueDoesNotExist" in worker.log()
+    assert _lines(worker, "sqs_queue_missing") >= 1
+    assert re.search(r"sqs_receive_resumed queue=\S+ failures=5 ", worker.log()), worker.log()
+
+
+def test_other_4xx_on_receive_is_waited_out_too(start_worker, proxy):
+    worker = start_worker("behind-proxy", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"},
+                          extra_args=("-Q", BULK_QUEUE))
+    proxy.fail_next("ReceiveMessage", times=3, status=403, code="AccessDenied")
+
+    worker.wait_for_log("sqs_receive_resumed", timeout=60)
+
+    assert ping.delay().get(timeout=30) == "pong"
+    assert "http=403 code=AccessDenied" in worker.log()
+    assert _lines(worker, "sqs_queue_missing") == 0  # the URL is fine: nothing to look up again
+
+
+def test_without_the_fix_queue_does_not_exist_kills_the_worker(start_worker, proxy, monkeypatch):
+    monkeypatch.setattr(
+        WorkerProcess, "command", lambda self: [sys.executable, "-c", UNFIXED_BOOTSTRAP, *_celery_args(self)]
+    )
+    worker = start_worker("unfixed", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"})
+    proxy.fail_next("ReceiveMessage", times=1, status=400)
+
+    worker.wait_for_log("QueueDoesNotExist", timeout=30)
+    with pytest.raises(celery.exceptions.TimeoutError):
+        ping.delay().get(timeout=15)
+    assert "Unrecoverable error" in worker.log() or not worker.alive
+
+
+def test_worker_resumes_by_itself_after_sqs_restarts_without_its_queues(start_worker, local_sqs):
+    # A queue of this worker's own proves that *it* resumed (the session's worker may be running
+    # on the default queues); it consumes the default queues too, so it must survive losing them.
+    own = f"{BULK_QUEUE}-lost"
+    worker = start_worker("lost-queues", extra_args=("-Q", ",".join([*ALL_QUEUES, own])))
+    assert ping.apply_async(queue=own).get(timeout=30) == "pong"
+
+    local_sqs.restart_empty(down_for=2)
+
+    # This test process cached the queue's URL when it published above: the publish finds the
+    # queue gone and creates it again; the worker, polling meanwhile, may have done so first.
+    assert ping.apply_async(queue=own).get(timeout=60) == "pong"
+    assert worker.alive
+    assert set(ALL_QUEUES) <= set(local_sqs.queue_names()), "the worker creates the queues it consumes again"
+    log = worker.log()
+    assert "sqs_receive_resumed" in log
+    assert "Unrecoverable error" not in log
+    # A 2 s outage and the missing queues: a line per queue and reason, not ten a second.
+    assert _lines(worker, "sqs_receive_failed") <= 3 * 3, log
+
+
+def test_with_predefined_queue_urls_the_worker_waits_for_the_queue(start_worker, local_sqs):
+    name = f"{BULK_QUEUE}-predefined-{uuid.uuid4().hex[:6]}"
+    urls = _create_queues(local_sqs, name, f"{name}-interactive")
+    worker = start_worker("predefined", env={
+        "MESSAGING_SQS_QUEUE_NAME": name, "SQS_QUEUE_URL": urls[name],
+        "SQS_INTERACTIVE_QUEUE_URL": urls[f"{name}-interactive"]})
+    assert ping.apply_async(queue=name).get(timeout=30) == "pong"
+
+    local_sqs.restart_empty()
+    worker.wait_for_log("code=QueueDoesNotExist", timeout=30)
+    worker.wait_for_log("sqs_receive_failed queue=" + name, timeout=30)
+    # kombu may not create predefined queues: infrastructure does, with their own settings.
+    assert name not in local_sqs.queue_names()
+    assert _create_queues(local_sqs, name, f"{name}-interactive") == urls
+
+    assert ping.apply_async(queue=name).get(timeout=60) == "pong"
+    assert worker.alive
+    assert "sqs_queue_missing" not in worker.log()
+
+
+def _create_queues(local_sqs, *names: str) -> dict[str, str]:
+    client = local_sqs.client()
+    return {name: client.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "25"})["QueueUrl"]
+            for name in names}
+
+
+def _lines(worker: WorkerProcess, text: str) -> int:
+    return sum(text in line for line in worker.log().splitlines())
 
 
 def _celery_args(worker: WorkerProcess) -> list[str]:
