@@ -379,6 +379,26 @@ def sqs_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     return outcome
 
 
+def lost_queue_checks(worker, ids: list[int]) -> list[Check]:
+    """The lost-queue drill's checks beyond check_drill's: the same worker process ran on (it is
+    the only consumer, so a settled run means it resumed by itself), its failed receives were
+    logged sparingly, and no message failed."""
+    from messaging.models import Message
+
+    log = worker.log()
+    events = Counter(event for line in log.splitlines()
+                     for event in ("sqs_receive_failed", "sqs_queue_missing", "sqs_receive_resumed") if event in line)
+    failed = Message.objects.filter(send_request_id__in=ids, status="failed").values_list("failure_class", flat=True)
+    return [
+        Check("worker survived the lost queue", worker.alive and "Unrecoverable error" not in log,
+              f"the same process ran on; its log: {_fmt(events) or 'no receive failed'}"),
+        Check("failed receives logged sparingly", events["sqs_receive_failed"] <= 20,
+              f"{events['sqs_receive_failed']} sqs_receive_failed lines (one per queue, reason and 30 s)"),
+        Check("no message failed for the lost queue", not failed,
+              f"{len(failed)} failed: {_fmt(Counter(failed)) or 'none'}"),
+    ]
+
+
 def _wait(predicate: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -13,10 +13,10 @@ from datetime import timedelta
 
 from celery import signature
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from messaging.models import MessageStatus, SendRequest
+from messaging.models import Message, MessageStatus, SendRequest
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,19 @@ def publish_dispatch(send_request: SendRequest) -> bool:
 
 
 def relay_undispatched() -> int:
-    """The outbox relay: publish requests whose dispatch never reached SQS. Returns how many
-    were published."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
-    waiting = SendRequest.objects.filter(dispatched__isnull=True, created__lte=cutoff)[:BATCH]
+    """The outbox relay: publish requests whose dispatch never reached SQS, and those whose
+    dispatch reached SQS but never ran (lost with its queue: a queue deleted, an SQS endpoint
+    back empty). Those still have due messages outside any chunk long after the publish; the
+    stale-chunk threshold tells "lost" from "waiting in a backlog", and dispatching twice is
+    harmless (split_into_chunks takes only unchunked messages, under the request's row lock).
+    Returns how many were published."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
+    lost_cutoff = now - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
+    unchunked = Message.objects.filter(send_request=OuterRef("pk"), status=MessageStatus.PENDING,
+                                       chunk__isnull=True).exclude(not_before__gt=now)
+    owed = Q(dispatched__isnull=True, created__lte=cutoff) | Q(Exists(unchunked), dispatched__lte=lost_cutoff)
+    waiting = SendRequest.objects.filter(owed)[:BATCH]
     return sum(publish_dispatch(send_request) for send_request in waiting)
 
 

@@ -98,7 +98,7 @@ def _broker_unreachable(exc: BaseException) -> bool:
 
 @shared_task(name="messaging.redispatch_undispatched")
 def redispatch_undispatched() -> int:
-    """The outbox relay: publish requests whose dispatch never reached SQS."""
+    """The outbox relay: publish requests whose dispatch never reached SQS, or was lost there."""
     return outbox.relay_undispatched()
 
 

@@ -103,3 +103,32 @@ def test_the_relay_waits_before_republishing_a_recent_request(sqs_down, settings
     assert redispatch_undispatched() == 0
     assert sqs_down.request_counts()["SendMessage"] == 0
     assert SendRequest.objects.get().dispatched is None
+
+
+def test_the_relay_publishes_again_a_dispatch_lost_with_its_queue_once_it_is_stale(sqs_down, settings):
+    # Published, but the queue was lost with it (an SQS endpoint back empty): its messages are
+    # still pending outside any chunk. Only past the stale-chunk threshold, so that a dispatch
+    # merely waiting in a backlog is not published twice.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    academy = make_academy("lost")
+    api = client_for(academy.user)
+    lost, recent = (api.post("/api/v1/messages/send", send_body(academy.student_ids), format="json").json()["id"]
+                    for _ in range(2))
+    SendRequest.objects.filter(id=lost).update(dispatched=timezone.now() - timedelta(seconds=1300))
+    SendRequest.objects.filter(id=recent).update(dispatched=timezone.now() - timedelta(seconds=60))
+    sqs_down.up()
+    sqs_down.reset_counts()
+    settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
+
+    assert redispatch_undispatched() == 1
+    assert [task_of(m) for m in sqs_down.drain(INTERACTIVE_QUEUE)] == [("messaging.dispatch", [lost])]
+    # Published again just now: not again until it is stale again.
+    assert redispatch_undispatched() == 0
+    # Messages deferred to the morning are not owed a dispatch (release_deferred sends them).
+    SendRequest.objects.filter(id=lost).update(dispatched=timezone.now() - timedelta(seconds=1300))
+    Message.objects.filter(send_request_id=lost).update(not_before=timezone.now() + timedelta(hours=9))
+    assert redispatch_undispatched() == 0
+    assert sqs_down.request_counts()["SendMessage"] == 1
