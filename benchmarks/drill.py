@@ -11,6 +11,14 @@
            waits for the outbox relay. Two more checks here: the worker survives, and no
            message fails because of the outage (messaging/pipeline/outbox.py: "a broker outage
            delays messages but loses none").
+4. queue:  the local SQS is stopped and started empty (every queue and message gone, as when
+           a queue is deleted or a local SQS restarts) mid-run. Lost with it: the chain steps
+           waiting in the queues and the dispatches of two sends accepted just before (bulk and
+           interactive). Sends are accepted while it is down and after it is back. Nobody
+           touches the worker: it must create its queues again and resume (project/kombu_fixes.py),
+           and beat's recovery tasks bring back what the queues lost. Extra checks: the worker
+           survived, its failed receives were logged sparingly, both queues exist again, no
+           message failed.
 
 After each drill, one function checks the outcome (check_drill; the reduced drill in
 tests/drills/ uses it too):
@@ -27,7 +35,7 @@ resume_stale_chunks) are called directly, as beat would: the relay from the mome
 back, the stale-chunk sweep only after a grace period longer than the visibility timeout. The
 output says whether they found anything to do.
 
-    python -m benchmarks.drill [--only kill,solapi,sqs] [--messages 2000] [--kills 20] [--seed 7]
+    python -m benchmarks.drill [--only kill,solapi,sqs,queue] [--messages 2000] [--kills 20] [--seed 7]
 
 Exit code 1 if any check fails.
 """
@@ -45,6 +53,7 @@ from typing import Any
 
 from benchmarks.stack import (
     IN_FLIGHT,
+    Sent,
     Stack,
     banner,
     is_settled,
@@ -279,7 +288,7 @@ def _in_flight(ids: list[int]) -> bool:
 
 
 def kill_drill(stack: Stack, *, messages: int, kills: int, seed: int) -> DrillOutcome:
-    banner(f"drill 1/3: the worker is SIGKILLed {kills} times at random during a {messages:,}-message run")
+    banner(f"drill 1/4: the worker is SIGKILLed {kills} times at random during a {messages:,}-message run")
     rng = random.Random(seed)
     stack.sandbox.reset()
     # Slower Solapi calls stretch the run, so that every kill lands while messages are in flight.
@@ -312,7 +321,7 @@ def kill_drill(stack: Stack, *, messages: int, kills: int, seed: int) -> DrillOu
 
 
 def solapi_drill(stack: Stack, *, messages: int) -> DrillOutcome:
-    banner(f"drill 2/3: Solapi faults (10% 5xx, 5% accept-then-time-out, bursts of 429) on {messages:,} messages")
+    banner(f"drill 2/4: Solapi faults (10% 5xx, 5% accept-then-time-out, bursts of 429) on {messages:,} messages")
     stack.sandbox.reset()
     stack.sandbox.set_fault_rates("*", error_5xx=0.10, accept_then_timeout=0.05, burst_429=0.03, burst_length=5,
                                   hang_seconds=5)
@@ -333,7 +342,7 @@ def solapi_drill(stack: Stack, *, messages: int) -> DrillOutcome:
 
 
 def sqs_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
-    banner(f"drill 3/3: the local SQS is stopped for {outage:.0f} s during a {messages:,}-message run")
+    banner(f"drill 3/4: the local SQS is stopped for {outage:.0f} s during a {messages:,}-message run")
     stack.sandbox.reset()
     stack.sandbox.set_latency(DRILL_LATENCY_MS)  # so that the outage catches tasks mid-run
     academy = seed_academy("drill-sqs", messages, phone_offset=70_000_000)
@@ -390,13 +399,76 @@ def lost_queue_checks(worker, ids: list[int]) -> list[Check]:
                      for event in ("sqs_receive_failed", "sqs_queue_missing", "sqs_receive_resumed") if event in line)
     failed = Message.objects.filter(send_request_id__in=ids, status="failed").values_list("failure_class", flat=True)
     return [
-        Check("worker survived the lost queue", worker.alive and "Unrecoverable error" not in log,
+        # "Error in timer": kombu swallowed an error in its polling loop, and the queue is never polled again.
+        Check("worker survived the lost queue",
+              worker.alive and "Unrecoverable error" not in log and "Error in timer" not in log,
               f"the same process ran on; its log: {_fmt(events) or 'no receive failed'}"),
         Check("failed receives logged sparingly", events["sqs_receive_failed"] <= 20,
               f"{events['sqs_receive_failed']} sqs_receive_failed lines (one per queue, reason and 30 s)"),
         Check("no message failed for the lost queue", not failed,
               f"{len(failed)} failed: {_fmt(Counter(failed)) or 'none'}"),
     ]
+
+
+def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
+    banner(f"drill 4/4: the local SQS is stopped for {outage:.0f} s and started empty (queues gone) during a "
+           f"{messages:,}-message run")
+    from dataclasses import replace
+
+    from django.conf import settings
+
+    from messaging.models import Chunk
+    from messaging.pipeline.queues import ALL_QUEUES
+
+    stack.sandbox.reset()
+    stack.sandbox.set_latency(DRILL_LATENCY_MS)
+    # Up to MESSAGING_INTERACTIVE_MAX_RECIPIENTS a send goes to the interactive queue, above to the bulk queue.
+    small = settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS // 2
+    academy = seed_academy("drill-queue", messages + 500 + 2 * small, phone_offset=80_000_000)
+    used = [messages]
+
+    def send_to(recipients: int) -> Sent:
+        """A send to `recipients` parents no other send of this drill writes to."""
+        start, used[0] = used[0], used[0] + recipients
+        return send(replace(academy, student_ids=academy.student_ids[start:start + recipients]))
+
+    worker = stack.start_worker("queue", env=DRILL_ENV)
+    began = time.monotonic()
+    run = send(replace(academy, student_ids=academy.student_ids[:messages]))
+    _wait(lambda: Chunk.objects.filter(send_request_id=run.id, status="held").exists()
+          and stack.sandbox.accepted_total > 0, 120)
+    # Published just before: the busy worker has most likely not received these dispatches yet.
+    just_before = [send_to(200), send_to(small)]
+    accepted_at_stop = stack.sandbox.accepted_total
+    stack.sqs.stop()
+    stopped_at = time.monotonic()
+    unchunked = [s.id for s in just_before if not Chunk.objects.filter(send_request_id=s.id).exists()]
+    print(f"  SQS stopped at {stopped_at - began:.1f} s (sandbox accepted {accepted_at_stop}); dispatches still "
+          f"in the queue: {len(unchunked)} of {len(just_before)}", flush=True)
+    during = send_to(100)  # its publish fails; the relay owes it
+    time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))
+    stack.sqs.start()  # a new, empty server on the same port
+    started_at = time.monotonic()
+    after = [send_to(200), send_to(small)]  # each publish finds its queue gone and creates it again
+    print(f"  SQS started empty after {started_at - stopped_at:.1f} s; worker alive: {worker.alive}; "
+          f"sends after: dispatched={[s.dispatched for s in after]}", flush=True)
+    ids = [run.id, *(s.id for s in just_before), during.id, *(s.id for s in after)]
+    recovery = Recovery()
+    waited = settle(ids, timeout=300, recovery=recovery)
+    queues = stack.sqs.queue_names()
+    checks = lost_queue_checks(worker, ids)
+    worker.stop()
+    facts = {"outage": f"{started_at - stopped_at:.0f} s stopped, then started empty, from {stopped_at - began:.1f} s "
+                       f"after the send; sandbox accepted {accepted_at_stop} before it",
+             "lost with the queue": f"{len(unchunked)} dispatch(es) not yet run, and the chain steps waiting",
+             "sends during / after": f"dispatched={during.dispatched} / {[s.dispatched for s in after]}",
+             "settled": f"{waited:.0f} s after SQS came back", "recovery": recovery.summary(), "load": loadavg()}
+    outcome = _outcome("queue", ids, stack, facts)
+    outcome.checks += checks
+    missing = [name for name in ALL_QUEUES if name not in queues]
+    outcome.checks.append(Check("both queues exist again", not missing,
+                                f"{', '.join(queues)}" + (f"; MISSING {missing}" if missing else "")))
+    return outcome
 
 
 def _wait(predicate: Callable[[], bool], timeout: float) -> None:
@@ -409,7 +481,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="kill,solapi,sqs")
+    parser.add_argument("--only", default="kill,solapi,sqs,queue")
     parser.add_argument("--messages", type=int, default=MESSAGES)
     parser.add_argument("--kills", type=int, default=KILLS)
     parser.add_argument("--outage", type=float, default=OUTAGE_SECONDS)
@@ -428,6 +500,7 @@ def main() -> int:
             "kill": lambda: kill_drill(stack, messages=args.messages, kills=args.kills, seed=args.seed),
             "solapi": lambda: solapi_drill(stack, messages=args.messages),
             "sqs": lambda: sqs_drill(stack, messages=args.messages, outage=args.outage),
+            "queue": lambda: queue_drill(stack, messages=args.messages, outage=args.outage),
         }
         for name in only:
             outcome = drills[name]()

@@ -1,5 +1,5 @@
 """The lost-queue drill of `make drill` (benchmarks/drill.py, queue_drill), reduced: the local SQS
-is stopped and started empty under a running worker, in the middle of a 200-message send.
+is stopped for 6 s and started empty under a running worker, in the middle of a 200-message send.
 
 Everything that waited in the queue is gone with it: the chain steps of the chunks not yet
 sent, and the dispatch of a send accepted just before (the worker, busy, had not received it).
@@ -11,6 +11,7 @@ billing_audit clean, no hold left open; and none failed for the outage.
 """
 
 import math
+import time
 
 import pytest
 
@@ -28,6 +29,9 @@ QUEUE = f"{BULK_QUEUE}-lost-queue"
 MESSAGES = 200
 # One process, so that tasks wait in the queue while it works (they are what gets lost).
 WORKER_ENV = {"MESSAGING_CHUNK_SIZE": "20"}
+# Long enough that the worker finishes its task, fails to publish the next step and polls the
+# unreachable SQS; it then polls a queue that no longer exists, before anyone creates it again.
+OUTAGE_SECONDS = 6
 
 
 def test_worker_resumes_after_sqs_restarts_empty_and_nothing_is_lost(sandbox, local_sqs, start_worker,
@@ -47,10 +51,12 @@ def test_worker_resumes_after_sqs_restarts_empty_and_nothing_is_lost(sandbox, lo
     queued_behind = send(part(MESSAGES, MESSAGES + 10), queue=QUEUE)
 
     local_sqs.stop()
+    stopped = time.monotonic()
     # The worker was busy: this dispatch was still waiting in the queue that is now gone.
     dispatch_lost = not Chunk.objects.filter(send_request=queued_behind).exists()
     during = send(part(MESSAGES + 10, MESSAGES + 20), queue=QUEUE, publish=False)
     assert not outbox.publish_dispatch(during), "SQS is down: the publish fails and the relay owes it"
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
     local_sqs.start()  # empty: no queues, no messages
     after = send(part(MESSAGES + 20, MESSAGES + 30), queue=QUEUE)  # creates the queue again if need be
 
