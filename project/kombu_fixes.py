@@ -15,9 +15,9 @@ What the fix does instead:
 
 - A failed receive (5xx, timeout, unreachable, any 4xx) is logged as ``sqs_receive_failed``
   once per RECEIVE_FAILURE_LOG_SECONDS per queue and reason (with how many failures it stands
-  for), the
-  queue is polled again after RECEIVE_RETRY_SECONDS instead of polling_interval (no hot loop
-  against a broken endpoint), and ``sqs_receive_resumed`` is logged when a receive works again.
+  for), the queue is polled again after RECEIVE_RETRY_SECONDS instead of polling_interval (no
+  hot loop against a broken endpoint), and ``sqs_receive_resumed`` is logged when a receive
+  works again.
 - On QueueDoesNotExist the queue's entry in kombu's URL cache is dropped, so the next poll
   looks the queue up and creates it again as kombu does at start-up. With predefined queue
   URLs (SQS_QUEUE_URL) kombu may not create queues: the worker keeps polling the same URL
