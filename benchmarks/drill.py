@@ -14,8 +14,9 @@
 4. queue:  the local SQS is stopped and started empty (every queue and message gone, as when
            a queue is deleted or a local SQS restarts) mid-run. Lost with it: the chain steps
            waiting in the queues and the dispatches of two sends accepted just before (bulk and
-           interactive). Sends are accepted while it is down and after it is back. Nobody
-           touches the worker: it must create its queues again and resume (project/kombu_fixes.py),
+           interactive). Sends are accepted while it is down and after the worker has created
+           both queues again by itself. Nobody touches the worker: it must create its queues again
+           and resume (project/kombu_fixes.py),
            and beat's recovery tasks bring back what the queues lost. Extra checks: the worker
            survived, its failed receives were logged sparingly, both queues exist again, no
            message failed.
@@ -449,9 +450,13 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))
     stack.sqs.start()  # a new, empty server on the same port
     started_at = time.monotonic()
-    after = [send_to(200), send_to(small)]  # each publish finds its queue gone and creates it again
-    print(f"  SQS started empty after {started_at - stopped_at:.1f} s; worker alive: {worker.alive}; "
-          f"sends after: dispatched={[s.dispatched for s in after]}", flush=True)
+    # Nobody else publishes until the queues are back: the worker must create them by itself.
+    _wait(lambda: set(ALL_QUEUES) <= set(stack.sqs.queue_names()), 120, "the worker to create its queues again")
+    recreated = time.monotonic() - started_at
+    after = [send_to(200), send_to(small)]
+    print(f"  SQS started empty after {started_at - stopped_at:.1f} s; the worker created both queues again in "
+          f"{recreated:.1f} s; worker alive: {worker.alive}; sends after: dispatched={[s.dispatched for s in after]}",
+          flush=True)
     ids = [run.id, *(s.id for s in just_before), during.id, *(s.id for s in after)]
     recovery = Recovery()
     waited = settle(ids, timeout=300, recovery=recovery)
@@ -461,6 +466,7 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     facts = {"outage": f"{started_at - stopped_at:.0f} s stopped, then started empty, from {stopped_at - began:.1f} s "
                        f"after the send; sandbox accepted {accepted_at_stop} before it",
              "lost with the queue": f"{len(unchunked)} dispatch(es) not yet run, and the chain steps waiting",
+             "queues created again": f"by the worker, {recreated:.1f} s after SQS came back",
              "sends during / after": f"dispatched={during.dispatched} / {[s.dispatched for s in after]}",
              "settled": f"{waited:.0f} s after SQS came back", "recovery": recovery.summary(), "load": loadavg()}
     outcome = _outcome("queue", ids, stack, facts)
@@ -471,11 +477,11 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     return outcome
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
+def _wait(predicate: Callable[[], bool], timeout: float, what: str = "the drill's run to start") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError("the drill's run did not start")
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
 
 

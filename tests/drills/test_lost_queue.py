@@ -58,7 +58,9 @@ def test_worker_resumes_after_sqs_restarts_empty_and_nothing_is_lost(sandbox, lo
     assert not outbox.publish_dispatch(during), "SQS is down: the publish fails and the relay owes it"
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
     local_sqs.start()  # empty: no queues, no messages
-    after = send(part(MESSAGES + 20, MESSAGES + 30), queue=QUEUE)  # creates the queue again if need be
+    # Nobody publishes until the worker has created its queue again by itself.
+    wait_until(lambda: QUEUE in local_sqs.queue_names(), timeout=60, what="the worker to create its queue again")
+    after = send(part(MESSAGES + 20, MESSAGES + 30), queue=QUEUE)
 
     ids = [before.id, queued_behind.id, during.id, after.id]
     # Chains lost with the queue come back through the stale-chunk sweep; it must wait longer
