@@ -3,9 +3,9 @@ is stopped for 6 s and started empty under a running worker, in the middle of a 
 
 Everything that waited in the queue is gone with it: the chain steps of the chunks not yet
 sent, and the dispatch of a send accepted just before (the worker, busy, had not received it).
-A send is accepted while SQS is down (its publish fails), another after it is back. Nobody
-touches the worker: it must create its queue again and carry on, and beat's recovery tasks
-(called here as beat would) must bring back what the queue lost. Then the drill's checks:
+A send is accepted while SQS is down (its publish fails), another once the worker has created
+its queue again. Nobody touches the worker: it must create the queue by itself and carry on,
+and beat's recovery tasks (called here as beat would) must bring back what the queue lost. Then the drill's checks:
 every message final, each accepted message sent exactly once by the sandbox's count,
 billing_audit clean, no hold left open; and none failed for the outage.
 """
