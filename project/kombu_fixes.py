@@ -22,10 +22,11 @@ What the fix does instead:
   looks the queue up and creates it again as kombu does at start-up. With predefined queue
   URLs (SQS_QUEUE_URL) kombu may not create queues: the worker keeps polling the same URL
   until infrastructure brings the queue back.
-- A publish that meets QueueDoesNotExist drops the cache entry and publishes once more (which
-  creates the queue). With predefined URLs it raises kombu's OperationalError, so the caller
-  treats it as the broker being unreachable (the outbox relay publishes again later; a chain
-  step's errback skips the rollback).
+- A publish (or the declaration of a queue before a connection's first publish to it) that
+  meets QueueDoesNotExist drops the cache entry and tries once more, which creates the queue.
+  With predefined URLs it raises kombu's OperationalError, so the caller treats it as the
+  broker being unreachable (the outbox relay publishes again later; a chain step's errback
+  skips the rollback).
 
 Earlier kombu releases checked ``'Messages' in messages`` (safe for the list); whether a later
 one handles the 4xx and the stale cache has to be checked, so the fix applies to 5.7.0 only and
@@ -95,6 +96,7 @@ def apply() -> bool:
     _patch(Channel, "_loop1", _loop1)
     _patch(Channel, "_schedule_queue", _schedule_queue)
     _patch(Channel, "_put", _put)
+    _patch(Channel, "_size", _size)
     _patch(AsyncAWSQueryConnection, "_on_list_ready", _on_list_ready)
     return True
 
@@ -209,16 +211,30 @@ def _error_code(response) -> str:
 def _put(self, queue, message, **kwargs):
     # kombu's _put pops a property from the message; keep a copy to publish again.
     again = {**message, "properties": dict(message.get("properties") or {})} if "properties" in message else message
+    original = _original("Channel", "_put")
+    return _once_more_if_queue_gone(self, queue, lambda: original(self, queue, message, **kwargs),
+                                    lambda: original(self, queue, again, **kwargs))
+
+
+def _size(self, queue):
+    # Declaring a queue (kombu's queue_declare, on a connection's first publish to it) asks its size.
+    original = _original("Channel", "_size")
+    return _once_more_if_queue_gone(self, queue, lambda: original(self, queue), lambda: original(self, queue))
+
+
+def _once_more_if_queue_gone(channel, queue: str, call, call_again):
+    """Make `call`; if SQS says the queue does not exist, forget its URL and `call_again` (which
+    looks it up and creates it). With predefined queues, a missing queue is a broker fault."""
     try:
-        return _original("Channel", "_put")(self, queue, message, **kwargs)
+        return call()
     except Exception as error:
         if _client_error_code(error) not in QUEUE_GONE_CODES:
             raise
-        if self.predefined_queues:
+        if channel.predefined_queues:
             raise kombu.exceptions.OperationalError(
-                f"SQS queue {self.canonical_queue_name(queue)} does not exist (predefined URL)") from error
-        _forget_queue_url(self, queue)
-    return _original("Channel", "_put")(self, queue, again, **kwargs)
+                f"SQS queue {channel.canonical_queue_name(queue)} does not exist (predefined URL)") from error
+        _forget_queue_url(channel, queue)
+    return call_again()
 
 
 def _client_error_code(error: Exception) -> str:

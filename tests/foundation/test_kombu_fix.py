@@ -15,13 +15,16 @@ import uuid
 
 import celery.exceptions
 import kombu
+import kombu.exceptions
 import pytest
+from kombu.transport.SQS import Channel
 
 from harness.proxy import FaultProxy
 from harness.worker import WorkerProcess
 from messaging.pipeline.queues import ALL_QUEUES, BULK_QUEUE
 from project import kombu_fixes
 from project.celery import ping
+from tests.pipeline.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -129,7 +132,9 @@ def test_worker_resumes_by_itself_after_sqs_restarts_without_its_queues(start_wo
     # queue gone and creates it again; the worker, polling meanwhile, may have done so first.
     assert ping.apply_async(queue=own).get(timeout=60) == "pong"
     assert worker.alive
-    assert set(ALL_QUEUES) <= set(local_sqs.queue_names()), "the worker creates the queues it consumes again"
+    # Nobody publishes to the default queues here: the worker creates them again as it polls them.
+    wait_until(lambda: set(ALL_QUEUES) <= set(local_sqs.queue_names()), timeout=30,
+               what="the worker to create the queues it consumes again")
     log = worker.log()
     assert "sqs_receive_resumed" in log
     assert "Unrecoverable error" not in log
@@ -155,6 +160,58 @@ def test_with_predefined_queue_urls_the_worker_waits_for_the_queue(start_worker,
     assert ping.apply_async(queue=name).get(timeout=60) == "pong"
     assert worker.alive
     assert "sqs_queue_missing" not in worker.log()
+
+
+def test_a_publish_to_a_queue_that_vanished_creates_it_again(local_sqs, monkeypatch):
+    # A long-lived publisher (web, beat, a worker's next chain step) holds the queue's URL. Celery
+    # declares a queue on a connection's first publish to it (kombu asks the queue's size), and
+    # then only puts: both paths meet the vanished queue.
+    name = f"{BULK_QUEUE}-vanished-{uuid.uuid4().hex[:6]}"
+    client = local_sqs.client()
+    with _connection(local_sqs) as connection:
+        producer = connection.Producer()
+        queue = kombu.Queue(name)
+
+        def publish(n: int) -> None:
+            producer.publish({"n": n}, routing_key=name, declare=[queue])
+
+        def lose_the_queue() -> None:
+            client.delete_queue(QueueUrl=client.get_queue_url(QueueName=name)["QueueUrl"])
+
+        publish(1)
+        lose_the_queue()
+        with monkeypatch.context() as unfixed:
+            unfixed.setattr(Channel, "_put", kombu_fixes._originals["Channel._put"])
+            with pytest.raises(Exception, match=r"NonExistentQueue|QueueDoesNotExist"):
+                publish(2)
+        publish(3)  # declared already on this connection: only the put
+        lose_the_queue()
+        with monkeypatch.context() as unfixed:
+            unfixed.setattr(Channel, "_size", kombu_fixes._originals["Channel._size"])
+            with pytest.raises(Exception, match=r"NonExistentQueue|QueueDoesNotExist"):
+                connection.SimpleQueue(name)  # a declaration
+        connection.SimpleQueue(name).put({"n": 4})
+
+    url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1, "the queue was created again and holds the publish made after"
+    client.delete_queue(QueueUrl=url)
+
+
+def test_a_publish_to_a_missing_predefined_queue_is_a_broker_fault(local_sqs):
+    # kombu may not create a predefined queue; the outbox and the rollback errback treat
+    # OperationalError as "broker unreachable" (the relay publishes again later).
+    name = f"{BULK_QUEUE}-never-created"
+    predefined = {name: {"url": f"http://{local_sqs.endpoint}/123456789012/{name}"}}
+    with (_connection(local_sqs, predefined_queues=predefined) as connection,
+          pytest.raises(kombu.exceptions.OperationalError, match="does not exist")):
+        connection.SimpleQueue(name).put({"n": 1})
+    assert name not in local_sqs.queue_names()
+
+
+def _connection(local_sqs, **options) -> kombu.Connection:
+    return kombu.Connection(local_sqs.broker_url(), transport_options={
+        "region": local_sqs.region, "is_secure": False, **options})
 
 
 def _create_queues(local_sqs, *names: str) -> dict[str, str]:
