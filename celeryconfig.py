@@ -124,7 +124,8 @@ enable_utc = True
 
 # --- Beat ---------------------------------------------------------------------------
 beat_schedule = {
-    # The outbox relay: send requests whose publish failed (broker down) go out again.
+    # The outbox relay: send requests whose publish failed (broker down), or whose dispatch was
+    # lost with its queue, go out again.
     "redispatch-undispatched": {"task": "messaging.redispatch_undispatched", "schedule": 30.0},
     # Chunks that stopped moving (a lost chain) are driven again; all steps are idempotent.
     "resume-stale-chunks": {"task": "messaging.resume_stale_chunks", "schedule": 60.0},
