@@ -48,8 +48,7 @@ def test_the_fix_applies_only_to_the_affected_kombu_version(monkeypatch):
 
 
 def test_worker_survives_sqs_503s_on_receive_and_runs_the_next_task(start_worker, proxy):
-    worker = start_worker("behind-proxy", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"},
-                          extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
     proxy.fail_next("ReceiveMessage", times=3, status=503)
 
     worker.wait_for_log("sqs_receive_failed", timeout=30)
@@ -64,7 +63,7 @@ def test_without_the_fix_one_503_kills_the_worker_or_its_queue(start_worker, pro
     monkeypatch.setattr(
         WorkerProcess, "command", lambda self: [sys.executable, "-c", UNFIXED_BOOTSTRAP, *_celery_args(self)]
     )
-    worker = start_worker("unfixed", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"})
+    worker = _behind(proxy, start_worker, "unfixed")
     proxy.fail_next("ReceiveMessage", times=1, status=503)
 
     worker.wait_for_log("AttributeError", timeout=30)
@@ -76,8 +75,7 @@ def test_without_the_fix_one_503_kills_the_worker_or_its_queue(start_worker, pro
 
 
 def test_worker_survives_queue_does_not_exist_on_receive_and_logs_it_once(start_worker, proxy):
-    worker = start_worker("behind-proxy", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"},
-                          extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
     proxy.fail_next("ReceiveMessage", times=5, status=400)
 
     worker.wait_for_log("sqs_receive_resumed", timeout=60)
@@ -95,8 +93,7 @@ def test_worker_survives_queue_does_not_exist_on_receive_and_logs_it_once(start_
 
 
 def test_other_4xx_on_receive_is_waited_out_too(start_worker, proxy):
-    worker = start_worker("behind-proxy", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"},
-                          extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
     proxy.fail_next("ReceiveMessage", times=3, status=403, code="AccessDenied")
 
     worker.wait_for_log("sqs_receive_resumed", timeout=60)
@@ -110,7 +107,7 @@ def test_without_the_fix_queue_does_not_exist_kills_the_worker(start_worker, pro
     monkeypatch.setattr(
         WorkerProcess, "command", lambda self: [sys.executable, "-c", UNFIXED_BOOTSTRAP, *_celery_args(self)]
     )
-    worker = start_worker("unfixed", env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"})
+    worker = _behind(proxy, start_worker, "unfixed")
     proxy.fail_next("ReceiveMessage", times=1, status=400)
 
     worker.wait_for_log("QueueDoesNotExist", timeout=30)
@@ -212,6 +209,11 @@ def test_a_publish_to_a_missing_predefined_queue_is_a_broker_fault(local_sqs):
 def _connection(local_sqs, **options) -> kombu.Connection:
     return kombu.Connection(local_sqs.broker_url(), transport_options={
         "region": local_sqs.region, "is_secure": False, **options})
+
+
+def _behind(proxy: FaultProxy, start_worker, name: str, **kwargs) -> WorkerProcess:
+    """A worker that reaches SQS through the fault proxy."""
+    return start_worker(name, env={"CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{proxy.port}"}, **kwargs)
 
 
 def _create_queues(local_sqs, *names: str) -> dict[str, str]:
