@@ -431,11 +431,11 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     def send_to(recipients: int) -> Sent:
         """A send to `recipients` parents no other send of this drill writes to."""
         start, used[0] = used[0], used[0] + recipients
-        return send(replace(academy, student_ids=academy.student_ids[start:start + recipients]))
+        return send(replace(academy, students=academy.students[start:start + recipients]))
 
     worker = stack.start_worker("queue", env=DRILL_ENV)
     began = time.monotonic()
-    run = send(replace(academy, student_ids=academy.student_ids[:messages]))
+    run = send(replace(academy, students=academy.students[:messages]))
     _wait(lambda: Chunk.objects.filter(send_request_id=run.id, status="held").exists()
           and stack.sandbox.accepted_total > 0, 120)
     # Published just before: the busy worker has most likely not received these dispatches yet.

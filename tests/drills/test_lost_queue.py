@@ -12,15 +12,16 @@ billing_audit clean, no hold left open; and none failed for the outage.
 
 import math
 import time
+from dataclasses import replace
 
 import pytest
 
 from benchmarks.drill import Recovery, check_drill, lost_queue_checks, settle
+from harness.academies import Academy, make_academy
 from messaging.models import Chunk
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import BULK_QUEUE
-from tenants.models import Student
-from tests.pipeline.conftest import Academy, make_academy, send, settled, wait_until
+from tests.pipeline.conftest import send, settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -36,13 +37,11 @@ OUTAGE_SECONDS = 6
 
 def test_worker_resumes_after_sqs_restarts_empty_and_nothing_is_lost(sandbox, local_sqs, start_worker,
                                                                       transactional_db):
-    academy = make_academy(students=0, credit="100000")
-    Student.objects.bulk_create([Student(tenant=academy.tenant, name=f"학생{i}", parent_phone=f"010{i:08d}")
-                                 for i in range(1, MESSAGES + 31)])
-    students = list(Student.objects.filter(tenant=academy.tenant).order_by("id"))
+    academy = make_academy(students=MESSAGES + 30, credit="100000")
 
     def part(start: int, end: int) -> Academy:
-        return Academy(tenant=academy.tenant, students=students[start:end], user=academy.user)
+        """The academy, sending to these of its students only."""
+        return replace(academy, students=academy.students[start:end])
 
     sandbox.set_latency(200)  # slow enough that the restart lands mid-run
     worker = start_worker("lost-queue", env=WORKER_ENV, concurrency=1, extra_args=("-Q", QUEUE))
