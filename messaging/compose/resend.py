@@ -10,10 +10,13 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from messaging.compose import rules
 from messaging.compose.planning import PlannedMessage
+from messaging.compose.recipient_checks import Recipient, standing_of
 from messaging.compose.send_requests import create_send_request
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest
+from messaging.operations.counts import refresh_counts
 from messaging.pipeline import outbox
 
 # Failures that say nothing about the recipient or the text: sending again may work.
@@ -38,20 +41,37 @@ def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[Send
     for original, messages in by_request.items():
         with transaction.atomic():
             retry = create_send_request(
-                tenant_id=original.tenant_id, user=user, messages=[_planned_again(m) for m in messages],
+                tenant_id=original.tenant_id, user=user, messages=_planned_again(original, messages),
                 mode=original.mode, send_to=original.send_to, purpose=original.purpose, body=original.body,
                 subject=original.subject, template=original.template,
                 alimtalk_replacements=original.alimtalk_replacements, fingerprint=original.fingerprint,
             )
+            refresh_counts(retry.id)
         outbox.publish_dispatch(retry)
         created.append(retry)
     return created
 
 
-def _planned_again(message: Message) -> PlannedMessage:
-    """The failed message, to be written again as it was planned (text, type, price)."""
-    return PlannedMessage(
-        student_id=message.student_id, recipient_kind=message.recipient_kind, phone=message.phone,
-        text=message.text, subject=message.subject, variables=message.variables, message_type=message.message_type,
-        fallback_type=message.fallback_type, price=message.price, retry_of_id=message.id,
-    )
+def _planned_again(original: SendRequest, messages: list[Message]) -> list[PlannedMessage]:
+    """The failed messages, to be written again as they were planned (text, type, price), each
+    checked again as a new send would be: a recipient who opted out or withdrew consent since
+    is skipped with the reason, and an ad at night waits for 08:00 (the reserve step checks
+    all of it once more when the retry is sent)."""
+    standing = standing_of(tenant_id=original.tenant_id, purpose=original.purpose,
+                           phones=[m.phone for m in messages], student_ids=[m.student_id for m in messages])
+    now = rules.kst_now()
+    planned, waiting = [], 0
+    for message in messages:
+        again = PlannedMessage(
+            student_id=message.student_id, recipient_kind=message.recipient_kind, phone=message.phone,
+            text=message.text, subject=message.subject, variables=message.variables,
+            message_type=message.message_type, fallback_type=message.fallback_type, price=message.price,
+            retry_of_id=message.id,
+        )
+        recipient = Recipient(student_id=message.student_id, kind=message.recipient_kind, phone=message.phone)
+        again.skip_reason = standing.skip_reason(recipient)
+        if not again.skip_reason and standing.must_wait(recipient, now):
+            again.not_before = rules.release_time(rules.next_morning(now), waiting)
+            waiting += 1
+        planned.append(again)
+    return planned

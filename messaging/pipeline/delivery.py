@@ -1,7 +1,8 @@
 """The delivery pipeline's steps, as plain services. messaging/pipeline/tasks.py runs them.
 
     dispatch:  split a send request's pending messages into chunks
-    reserve:   re-check the academy, hold credit for each message (one transaction)
+    reserve:   re-check the academy and each recipient (opt-out, consent, night window),
+               hold credit for each message that may go (one transaction)
     send:      one Solapi group per chunk: create, add messages, send
     finalize:  capture what Solapi accepted, release the rest, log every outcome
     roll back: after an unexpected failure, release what was not accepted
@@ -13,10 +14,12 @@ and a Solapi group is sent at most once (a repeated send answers 409).
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +27,9 @@ from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
+from messaging.compose import rules
 from messaging.compose.planning import message_variables
+from messaging.compose.recipient_checks import Recipient, standing_of
 from messaging.eligibility import why_academy_cannot_send
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -37,6 +42,7 @@ from messaging.models import (
     SendRequest,
     SolapiOperation,
 )
+from messaging.operations.counts import refresh_counts
 from messaging.pipeline import breaker, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
@@ -90,18 +96,27 @@ def stale_chunks(limit: int = 500) -> list[StaleChunk]:
 
 
 def reserve_chunk(chunk_id: int) -> None:
+    """Check again, for every pending message of the chunk, what may have changed since the
+    request was accepted, then hold credit for what may go:
+    - the academy (messaging switched off, sender rejected): its messages fail;
+    - the recipient (opted out, consent withdrawn): skipped with the reason, credit released;
+    - the night window (an ad reaching this step at night: a retry, a stale chunk): back to
+      waiting for 08:00 KST, its credit still held;
+    - the credit: held now unless the request's acceptance held it already (holds are keyed
+      by message id), and a message whose hold does not fit fails with insufficient_credit."""
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update(of=("self",)).select_related("send_request").get(id=chunk_id)
         if chunk.status != ChunkStatus.QUEUED:
             return
         tenant = Tenant.objects.get(id=chunk.send_request.tenant_id)
-        pending = list(chunk.messages.filter(status=MessageStatus.PENDING).values_list("id", "price"))
-        # Checked again: the academy may have changed since the request was accepted.
+        pending = chunk.messages.filter(status=MessageStatus.PENDING)
         refusal = why_academy_cannot_send(tenant)
         if refusal:
-            _fail(chunk.messages.filter(status=MessageStatus.PENDING), refusal, str(refusal.label))
+            _fail(pending, refusal, str(refusal.label))
         else:
-            outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in pending])
+            may_go = _recheck_recipients(chunk, list(pending.values("id", "price", "phone", "student_id",
+                                                                    "recipient_kind")))
+            outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in may_go])
             Message.objects.filter(id__in=outcome.held, status=MessageStatus.PENDING).update(
                 status=MessageStatus.HELD
             )
@@ -113,6 +128,44 @@ def reserve_chunk(chunk_id: int) -> None:
         chunk.status = ChunkStatus.HELD
         chunk.save(update_fields=["status", "updated"])
 
+
+def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decimal]]:
+    """Skip the messages whose recipient may no longer get them, put night ads back to wait
+    for 08:00, and return (id, price) of the rest. Two queries for the whole chunk."""
+    send_request = chunk.send_request
+    standing = standing_of(tenant_id=send_request.tenant_id, purpose=send_request.purpose,
+                           phones=[r["phone"] for r in rows], student_ids=[r["student_id"] for r in rows])
+    now = rules.kst_now()
+    skipped: dict[str, list[int]] = defaultdict(list)
+    waiting: list[int] = []
+    may_go = []
+    for row in rows:
+        recipient = Recipient(student_id=row["student_id"], kind=row["recipient_kind"], phone=row["phone"])
+        reason = standing.skip_reason(recipient)
+        if reason:
+            skipped[reason].append(row["id"])
+        elif standing.must_wait(recipient, now):
+            waiting.append(row["id"])
+        else:
+            may_go.append((row["id"], row["price"]))
+    for reason, ids in skipped.items():
+        Message.objects.filter(id__in=ids, status=MessageStatus.PENDING).update(
+            status=MessageStatus.SKIPPED, skip_reason=reason, completed_at=timezone.now())
+        logger.info("skipped_at_send_time chunk=%s reason=%s count=%s", chunk.id, reason, len(ids))
+    if skipped:
+        # Held when the request was accepted; a staff retry's messages have no hold yet.
+        ledger.release_holds(message_ids=[i for ids in skipped.values() for i in ids],
+                             memo="skipped at send time: opted out or consent withdrawn")
+    morning = rules.next_morning(now)
+    for position in range(0, len(waiting), rules.RELEASE_WAVE_SIZE):
+        # Out of the chunk: dispatch takes it again when it is due (outbox.release_due_deferred).
+        Message.objects.filter(id__in=waiting[position : position + rules.RELEASE_WAVE_SIZE]).update(
+            chunk=None, not_before=rules.release_time(morning, position))
+    if waiting:
+        logger.info("deferred_at_send_time chunk=%s count=%s until=%s", chunk.id, len(waiting), morning.isoformat())
+    if skipped or waiting:
+        refresh_counts(send_request.id)
+    return may_go
 
 # --- send -----------------------------------------------------------------------------
 
