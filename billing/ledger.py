@@ -68,11 +68,13 @@ def adjust(*, tenant: Tenant, amount: Decimal, memo: str, user=None) -> LedgerEn
         return _apply(account, [_Entry(EntryKind.ADJUSTMENT, balance=amount, memo=memo, user=user)])[0]
 
 
-def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest]) -> HoldOutcome:
+def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothing: bool = False) -> HoldOutcome:
     """Reserve credit for many messages in one transaction.
 
     Messages that already have a hold count as held and are not charged again.
-    A request that does not fit in what is left is refused and changes nothing.
+    A request that does not fit in what is left is refused and changes nothing; with
+    `all_or_nothing`, one that does not fit raises InsufficientCredit and nothing is held
+    (a send request is accepted whole or refused whole).
     """
     outcome = HoldOutcome()
     if not requests:
@@ -97,6 +99,9 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest]) -> HoldOutco
                 outcome.held.append(request.message_id)
             else:
                 outcome.refused.append(request.message_id)
+        if all_or_nothing and outcome.refused:
+            wanted = sum((r.amount for r in requests if r.message_id not in existing), ZERO)
+            raise InsufficientCredit(available=account.available, requested=wanted)
         Hold.objects.bulk_create(new_holds)
         _apply(account, entries)
     return outcome

@@ -43,11 +43,17 @@ class PriceNotConfigured(PricingError):
 
 def euckr_bytes(text: str) -> int:
     """Length in EUC-KR bytes (Hangul 2, ASCII 1). Raises UnsupportedCharacters."""
-    if not text.isascii():
-        bad = [c for c in dict.fromkeys(text) if not _encodable(c)]
-        if bad:
-            raise UnsupportedCharacters(bad)
+    bad = unsupported_characters(text)
+    if bad:
+        raise UnsupportedCharacters(bad)
     return len(text.encode("euc_kr"))
+
+
+def unsupported_characters(text: str) -> list[str]:
+    """The characters of `text` that SMS/LMS cannot carry, each once, in order of appearance."""
+    if text.isascii():
+        return []
+    return [c for c in dict.fromkeys(text) if not _encodable(c)]
 
 
 def _encodable(char: str) -> bool:

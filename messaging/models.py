@@ -144,6 +144,8 @@ class SkipReason(models.TextChoices):
     BLOCKED = "blocked", "수신 차단 번호 (blocked number)"
     DUPLICATE_PHONE = "duplicate_phone", "중복 번호 (same number, same text)"
     NO_MARKETING_CONSENT = "no_marketing_consent", "광고 수신 미동의 (no marketing consent)"
+    # The student's name (#{이름}) has characters SMS/LMS cannot carry (e.g. 똠, emoji).
+    UNSUPPORTED_CHARACTERS_IN_NAME = "unsupported_characters_in_name", "이름에 보낼 수 없는 글자 (name not sendable)"
 
 
 class Message(models.Model):

@@ -97,6 +97,9 @@ class SkippedSerializer(serializers.Serializer):
     student_id = serializers.IntegerField()
     recipient = serializers.CharField()
     reason = serializers.CharField()
+    student_name = serializers.CharField(required=False, help_text="With unsupported_characters_in_name: whose name.")
+    characters = serializers.ListField(child=serializers.CharField(), required=False,
+                                       help_text="With unsupported_characters_in_name: what SMS/LMS cannot carry.")
 
 
 class SendAcceptedSerializer(serializers.Serializer):

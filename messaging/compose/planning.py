@@ -19,24 +19,18 @@ from billing.pricing import (
     alimtalk_length,
     hold_amount,
     text_message_type,
+    unsupported_characters,
 )
 from messaging.compose import rules
+from messaging.compose.recipient_checks import Recipient, Standing
 from messaging.compose.refusals import Refusal, RefusalCode
-from messaging.models import MessageMode, Purpose, SendTo, SkipReason, SuppressionReason
+from messaging.models import MessageMode, Purpose, SendTo, SkipReason
 from tenants.models import AlimTalkTemplate, RecipientKind, Student
 from tenants.phones import InvalidPhone, normalize_phone
 
 VARIABLE = re.compile(r"#\{([^{}]+)\}")
 # The per-student variable every body may use.
 STUDENT_NAME = "이름"
-
-NO_CONSENT = rules.Consent(ads=False, night_ads=False)
-
-_SUPPRESSION_SKIPS = {
-    SuppressionReason.OPTED_OUT: SkipReason.OPTED_OUT,
-    SuppressionReason.INVALID: SkipReason.INVALID_PHONE,
-    SuppressionReason.BLOCKED: SkipReason.BLOCKED,
-}
 
 
 @dataclass(frozen=True)
@@ -72,6 +66,8 @@ class PlannedMessage:
     price: Decimal = Decimal("0")
     bytes: int = 0
     skip_reason: str = ""
+    # What the skipped entry says besides its reason (the name that cannot be sent).
+    skip_detail: dict[str, object] = field(default_factory=dict)
     # An ad at night to someone without night consent waits until 08:00 KST.
     not_before: datetime | None = None
     # A staff resend of this failed message (messaging/compose/resend.py).
@@ -87,16 +83,16 @@ def plan_messages(
     draft: Draft,
     students: Iterable[Student],
     prices: Mapping[str, Decimal],
-    suppressed: Mapping[str, str],
-    consents: Mapping[tuple[int, str], rules.Consent] | None = None,
+    standing: Standing,
     now: datetime | None = None,
 ) -> list[PlannedMessage]:
     """One PlannedMessage per recipient, in student order; raises Refusal for problems
     of the text itself, which no recipient could receive. An ad reaches only recipients
-    with marketing consent, and at night only those with night consent right away."""
+    with marketing consent, and at night only those with night consent right away
+    (messaging/compose/recipient_checks.py, asked again when the message is sent)."""
     check_variables(draft)
+    check_text_encodes(draft)
     now = now or rules.kst_now()
-    night = draft.purpose == Purpose.AD and rules.in_night_window(now)
     planned: list[PlannedMessage] = []
     deferred = 0
     seen: set[tuple[str, str]] = set()
@@ -111,12 +107,9 @@ def plan_messages(
         if not message.phone:
             message.skip_reason = SkipReason.NO_PHONE
             continue
-        if message.phone in suppressed:
-            message.skip_reason = _SUPPRESSION_SKIPS[suppressed[message.phone]]
-            continue
-        consent = (consents or {}).get((student.id, kind), NO_CONSENT)
-        if draft.purpose == Purpose.AD and not consent.ads:
-            message.skip_reason = SkipReason.NO_MARKETING_CONSENT
+        recipient = Recipient(student_id=student.id, kind=kind, phone=message.phone)
+        message.skip_reason = standing.skip_reason(recipient)
+        if message.skip_reason:
             continue
         # Only the recipient's own variables are stored per message; the shared ones are
         # stored once, on the send request (alimtalk_replacements).
@@ -126,9 +119,16 @@ def plan_messages(
         if (message.phone, message.text) in seen:
             message.skip_reason = SkipReason.DUPLICATE_PHONE
             continue
+        try:
+            _size_and_price(message, draft, prices)
+        except UnsupportedCharacters as exc:
+            # The text itself encodes (check_text_encodes): what does not is this student's
+            # name. Skip them, by name, and send the rest of the class.
+            message.skip_reason = SkipReason.UNSUPPORTED_CHARACTERS_IN_NAME
+            message.skip_detail = {"student_name": student.name, "characters": exc.characters}
+            continue
         seen.add((message.phone, message.text))
-        _size_and_price(message, draft, prices)
-        if night and not consent.night_ads:
+        if standing.must_wait(recipient, now):
             message.not_before = rules.release_time(rules.next_morning(now), deferred)
             deferred += 1
     return planned
@@ -151,6 +151,19 @@ def message_variables(recipient: Mapping[str, str], shared: Mapping[str, str]) -
     shared alimtalk_replacements. Planning renders the text with them and the pipeline sends
     them to Solapi with the same precedence, so the two always agree."""
     return {**recipient, **shared}
+
+
+def check_text_encodes(draft: Draft) -> None:
+    """Refuse a text that no recipient could receive by SMS/LMS: characters outside EUC-KR in
+    the body, the shared variables or the subject. A student's name is checked per recipient."""
+    if draft.mode == MessageMode.ALIMTALK:
+        return  # AlimTalk is not limited to EUC-KR
+    text = render(draft.source_text, {STUDENT_NAME: "", **draft.replacements})
+    if draft.mode == MessageMode.SMS:
+        text += draft.subject
+    bad = unsupported_characters(text)
+    if bad:
+        raise Refusal(RefusalCode.UNSUPPORTED_CHARACTERS, characters=" ".join(bad), extra={"characters": bad})
 
 
 def render(text: str, variables: Mapping[str, str]) -> str:
@@ -178,9 +191,6 @@ def _size_and_price(message: PlannedMessage, draft: Draft, prices: Mapping[str, 
             message.message_type, message.bytes = size.message_type, size.body_bytes
             message.subject = draft.subject
         message.price = hold_amount(prices, message.message_type, message.fallback_type or None)
-    except UnsupportedCharacters as exc:
-        raise Refusal(RefusalCode.UNSUPPORTED_CHARACTERS, characters=" ".join(exc.characters),
-                      extra={"characters": exc.characters}) from None
     except TextTooLong as exc:
         code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
         raise Refusal(code, length=exc.length, limit=exc.limit, extra={"bytes": exc.length, "limit": exc.limit}) \

@@ -15,16 +15,17 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from billing.ledger import account_for
+from billing import ledger
+from billing.ledger import HoldRequest, account_for
 from billing.pricing import price_list
-from messaging.compose import limits, rules, suppression
+from messaging.compose import limits, rules
 from messaging.compose.planning import Draft, PlannedMessage, plan_messages
+from messaging.compose.recipient_checks import standing_of
 from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
-from messaging.selectors import consents_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 
 
@@ -61,7 +62,7 @@ class SendPlan:
         return sum((m.price for m in self.sendable), Decimal("0"))
 
     def skipped(self) -> list[dict[str, Any]]:
-        return [{"student_id": m.student_id, "recipient": m.recipient_kind, "reason": m.skip_reason}
+        return [{"student_id": m.student_id, "recipient": m.recipient_kind, "reason": m.skip_reason, **m.skip_detail}
                 for m in self.messages if m.skipped]
 
     @property
@@ -83,11 +84,9 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     draft = Draft(mode=data.message_mode, send_to=data.send_to, body=data.body, subject=data.subject,
                   template=template, replacements=data.alimtalk_replacements, purpose=data.purpose)
     rules.check_ad_text(tenant=tenant, purpose=data.purpose, text=draft.source_text)
-    phones = [p for s in students for p in (s.phone, s.parent_phone) if p]
-    planned = plan_messages(draft=draft, students=students, prices=price_list(tenant),
-                            suppressed=suppression.suppressed(tenant.id, phones),
-                            consents=consents_for([s.id for s in students]) if data.purpose == Purpose.AD
-                            else None)
+    standing = standing_of(tenant_id=tenant.id, purpose=data.purpose, student_ids=[s.id for s in students],
+                           phones=[p for s in students for p in (s.phone, s.parent_phone)])
+    planned = plan_messages(draft=draft, students=students, prices=price_list(tenant), standing=standing)
     return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
                     available=account_for(tenant).available)
 
@@ -151,7 +150,22 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
         }
         send_request.save(update_fields=["response"])
+        _hold_credit(plan.tenant, send_request)
     return send_request
+
+
+def _hold_credit(tenant: Tenant, send_request: SendRequest) -> None:
+    """A 202 means paid for: hold every sendable message's credit (deferred night ads too) in
+    the request's own transaction, or refuse the whole request. Under the account's row lock,
+    so concurrent sends racing the last credit cannot all be accepted. The reserve step finds
+    these holds and does not hold again (holds are keyed by message id)."""
+    pending = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING)
+    requests = [HoldRequest(message_id, price) for message_id, price in pending.values_list("id", "price")]
+    try:
+        ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True)
+    except ledger.InsufficientCredit as exc:
+        raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=exc.requested, available=exc.available,
+                      extra={"estimated_cost": str(exc.requested), "available": str(exc.available)}) from None
 
 
 def create_send_request(*, tenant_id: int, user, messages: Sequence[PlannedMessage], **fields: Any) -> SendRequest:
