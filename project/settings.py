@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from project.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -235,15 +237,5 @@ MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECON
 MESSAGING_REPORT_POLL_AFTER_SECONDS = env.int("MESSAGING_REPORT_POLL_AFTER_SECONDS", default=3600)
 MESSAGING_REPORT_TIMEOUT_SECONDS = env.int("MESSAGING_REPORT_TIMEOUT_SECONDS", default=80 * 3600)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_phones": {"()": "project.logging.PhoneMaskingFilter"}},
-    "formatters": {"kv": {"()": "project.logging.KeyValueFormatter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["mask_phones"]},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # httpx logs every request at INFO; our DeliveryAttempt rows already record each Solapi call.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
-}
+# One console handler, key=value lines, secrets and phone numbers masked (project/logging.py).
+LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"))

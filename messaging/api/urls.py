@@ -11,5 +11,7 @@ urlpatterns = [
     path("consents", views.ConsentApi.as_view(), name="consents"),
     path("consents/due-for-reconfirmation", views.ConsentsDueApi.as_view(), name="consents-due"),
     path("opt-outs", views.OptOutApi.as_view(), name="opt-outs"),
+    # The secret in a header (X-Webhook-Secret), or as the path segment (the older form).
+    path("solapi/reports/", views.SolapiReportWebhook.as_view(), name="solapi-reports-by-header"),
     path("solapi/reports/<str:secret>/", views.SolapiReportWebhook.as_view(), name="solapi-reports"),
 ]

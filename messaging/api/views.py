@@ -88,9 +88,14 @@ class CreditsApi(TenantAPIView):
         return Response(credit_summary(self.tenant))
 
 
+WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
+
+
 class SolapiReportWebhook(APIView):
-    """Solapi's single-report webhook. Solapi signs nothing, so the unguessable path
-    segment is the credential; a wrong one looks like any unknown URL."""
+    """Solapi's single-report webhook. Solapi signs nothing, so an unguessable secret is the
+    credential: in the X-Webhook-Secret header, or as the path segment (what a webhook URL
+    alone can carry). A wrong or missing one looks like any unknown URL. Logs mask both
+    forms (project/logging.py)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -98,8 +103,10 @@ class SolapiReportWebhook(APIView):
     throttle_classes: list = []
 
     @extend_schema(exclude=True)
-    def post(self, request, secret: str):
-        if not hmac.compare_digest(secret.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
+    def post(self, request, secret: str = ""):
+        given = secret or request.headers.get(WEBHOOK_SECRET_HEADER, "")
+        # Constant time: how much of a guess matched must not show in how long the answer takes.
+        if not given or not hmac.compare_digest(given.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
             raise Refusal(RefusalCode.NOT_FOUND)
         try:
             parsed = parse_webhook(request.data)
