@@ -8,11 +8,20 @@ from decimal import Decimal
 
 import pytest
 
-from billing.ledger import adjust
+from billing.ledger import InsufficientCredit, adjust, release_holds
 from harness.academies import make_academy
 from messaging.compose.refusals import Refusal, RefusalCode
+from messaging.compose.resend import retry_failed_messages
 from messaging.failures import FailureClass
-from messaging.models import Chunk, DeliveryAttempt, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
+from messaging.models import (
+    Chunk,
+    DeliveryAttempt,
+    Message,
+    MessageOutcome,
+    MessageStatus,
+    OutcomeEvent,
+    SuppressedRecipient,
+)
 from messaging.pipeline import outbox
 from tenants.models import SenderStatus
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled
@@ -122,12 +131,29 @@ def test_a_refused_recipient_fails_alone_and_is_remembered_when_the_number_is_at
 # --- credit and the academy's state, checked again at send time ----------------------------
 
 
-def test_credit_spent_after_the_request_fails_the_messages_that_no_longer_fit(worker, sandbox, academy):
+def test_credit_held_at_acceptance_cannot_be_spent_before_the_send(worker, sandbox, academy):
     send_request = send(academy, publish=False)
-    adjust(tenant=academy.tenant, amount=Decimal("-9974"), memo="leave room for two SMS")
 
+    with pytest.raises(InsufficientCredit):
+        adjust(tenant=academy.tenant, amount=Decimal("-9974"), memo="would take what the send holds")
+    adjust(tenant=academy.tenant, amount=Decimal("-9961"), memo="leave exactly what the send holds")
     assert outbox.publish_dispatch(send_request)
     messages = wait_settled(send_request)
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
+    assert_books_balance(academy, credit=Decimal("39"), spent=Decimal("39"))
+
+
+def test_a_retry_whose_credit_was_spent_meanwhile_fails_the_messages_that_no_longer_fit(worker, sandbox, academy):
+    # A staff retry is held by its reserve step, not when it is made: that step re-checks the credit.
+    originals = list(send(academy, publish=False).messages.order_by("id"))
+    Message.objects.filter(id__in=[m.id for m in originals]).update(status=MessageStatus.FAILED,
+                                                                   failure_class=FailureClass.TRANSIENT)
+    release_holds(message_ids=[m.id for m in originals])
+    adjust(tenant=academy.tenant, amount=Decimal("-9974"), memo="leave room for two SMS")
+
+    (retry,) = retry_failed_messages([m.id for m in originals])
+    messages = wait_settled(retry)
 
     assert statuses(messages) == [MessageStatus.ACCEPTED, MessageStatus.ACCEPTED, MessageStatus.FAILED]
     assert messages[2].failure_class == FailureClass.INSUFFICIENT_CREDIT
