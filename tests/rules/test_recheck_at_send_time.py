@@ -81,7 +81,7 @@ def test_the_reserve_step_skips_whoever_opted_out_or_withdrew_and_releases_their
     consent(academy)
     send_request_id = send_ad(academy)
     assert account_for(academy.tenant).held == Decimal("39")
-    opted_out, withdrawn, still_in = academy.students
+    opted_out, withdrawn, _ = academy.students
     suppression.suppress(tenant_id=academy.tenant.id, phone=opted_out.parent_phone,
                          reason=SuppressionReason.OPTED_OUT)
     consent_record(student=withdrawn, recipient=RecipientKind.PARENT, marketing=False, night=False)
@@ -166,7 +166,7 @@ def retried(messages: list[Message]) -> list[Message]:
 def test_a_retry_skips_whoever_opted_out_or_withdrew_since(academy, at):
     at(last_8am() + timedelta(hours=3))
     consent(academy)
-    opted_out, withdrawn, still_in = academy.students
+    opted_out, withdrawn, _ = academy.students
     originals = failed_ad(academy)
     suppression.suppress(tenant_id=academy.tenant.id, phone=opted_out.parent_phone,
                          reason=SuppressionReason.OPTED_OUT)
