@@ -19,6 +19,7 @@ from messaging.models import (
     GroupReconciliation,
     Message,
     MessageOutcome,
+    MessageStatus,
     SendRequest,
     SuppressedRecipient,
 )
@@ -108,9 +109,11 @@ class MessageAdmin(ReadOnlyAdmin):
         record_action(request, Message.objects.filter(retry__send_request__in=retries),
                       "retried (new send request by this user)")
         skipped = queryset.count() - retried
+        skipped_now = Message.objects.filter(send_request__in=retries, status=MessageStatus.SKIPPED).count()
         self.message_user(
             request,
-            f"Retrying {retried} message(s) in {len(retries)} new send request(s). "
+            f"Retrying {retried} message(s) in {len(retries)} new send request(s); {skipped_now} of them skipped "
+            f"now (opted out or consent withdrawn since). "
             f"{skipped} not retried: not failed, already retried, or failed for a lasting reason "
             f"(retryable: {', '.join(sorted(RETRYABLE))}).",
             messages.SUCCESS if retried else messages.WARNING,
