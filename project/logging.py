@@ -94,7 +94,7 @@ class SecretMaskingFilter(logging.Filter):
             return True
         record.msg, record.args = mask_secrets(message), None
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and not isinstance(value, int | float | bool | type(None)):
+            if key not in _STANDARD_ATTRS and not isinstance(value, _PLAIN):
                 text = str(value)
                 if mask_secrets(text) != text:
                     setattr(record, key, mask_secrets(text))
@@ -103,9 +103,6 @@ class SecretMaskingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = mask_secrets(record.exc_text)
         return True
-
-
-_TRACEBACKS = logging.Formatter()
 
 
 def logging_config(level: str = "INFO") -> dict:
