@@ -5,7 +5,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing.audit import audit_accounts
 from billing.ledger import account_for, entries_for_message
@@ -14,6 +13,7 @@ from harness.academies import make_academy
 from messaging.compose import send_requests
 from messaging.models import Message, SendRequest
 from tests.api.conftest import assert_refusal, client_for, send_body
+from tests.billing.test_concurrency import run_at_once
 
 SMS = Decimal("13")
 
@@ -60,22 +60,9 @@ def test_concurrent_sends_racing_the_last_credit_get_202_only_as_far_as_it_goes(
         return real_persist(*args, **kwargs)
 
     monkeypatch.setattr(send_requests, "_persist", persist_together)
-    results: list = [None] * senders
+    results = run_at_once(senders, lambda i: client_for(academy.user).post(
+        "/api/v1/messages/send", send_body([academy.student_ids[i]]), format="json"))
 
-    def post(i: int) -> None:
-        try:
-            body = send_body([academy.student_ids[i]])
-            results[i] = client_for(academy.user).post("/api/v1/messages/send", body, format="json")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not any(thread.is_alive() for thread in threads)
     codes = sorted((r.status_code, r.json().get("code", "")) for r in results)
     assert codes == [(202, "")] * fits + [(402, "insufficient_credit")] * (senders - fits)
     account = account_for(academy.tenant)

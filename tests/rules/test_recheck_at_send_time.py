@@ -64,6 +64,13 @@ def consent(academy, *, night=False):
         consent_record(student=student, recipient=RecipientKind.PARENT, marketing=True, night=night)
 
 
+def first_opts_out_second_withdraws(academy) -> None:
+    opted_out, withdrawn, _ = academy.students
+    suppression.suppress(tenant_id=academy.tenant.id, phone=opted_out.parent_phone,
+                         reason=SuppressionReason.OPTED_OUT)
+    consent_record(student=withdrawn, recipient=RecipientKind.PARENT, marketing=False, night=False)
+
+
 def send_ad(academy) -> int:
     data = SendInput(student_ids=academy.student_ids, purpose="ad",
                      body=f"(광고) {academy.tenant.name} 특강 안내\n무료수신거부 080-123-4567")
@@ -81,10 +88,7 @@ def test_the_reserve_step_skips_whoever_opted_out_or_withdrew_and_releases_their
     consent(academy)
     send_request_id = send_ad(academy)
     assert account_for(academy.tenant).held == Decimal("39")
-    opted_out, withdrawn, _ = academy.students
-    suppression.suppress(tenant_id=academy.tenant.id, phone=opted_out.parent_phone,
-                         reason=SuppressionReason.OPTED_OUT)
-    consent_record(student=withdrawn, recipient=RecipientKind.PARENT, marketing=False, night=False)
+    first_opts_out_second_withdraws(academy)
 
     messages = reserve(send_request_id)
 
@@ -166,11 +170,8 @@ def retried(messages: list[Message]) -> list[Message]:
 def test_a_retry_skips_whoever_opted_out_or_withdrew_since(academy, at):
     at(last_8am() + timedelta(hours=3))
     consent(academy)
-    opted_out, withdrawn, _ = academy.students
     originals = failed_ad(academy)
-    suppression.suppress(tenant_id=academy.tenant.id, phone=opted_out.parent_phone,
-                         reason=SuppressionReason.OPTED_OUT)
-    consent_record(student=withdrawn, recipient=RecipientKind.PARENT, marketing=False, night=False)
+    first_opts_out_second_withdraws(academy)
 
     retries = retried(originals)
 
