@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0003_admin_action_permissions'),
+        ('messaging', '0004_group_reconciliation'),
     ]
 
     operations = [
