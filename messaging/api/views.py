@@ -1,6 +1,7 @@
 """The messaging API. Views are thin: parse, call one service or selector, answer."""
 
 import hmac
+from dataclasses import asdict
 
 from django.conf import settings
 from django.urls import reverse
@@ -33,7 +34,7 @@ from messaging.selectors import (
     send_request_detail,
     send_request_of,
 )
-from messaging.solapi.reports import InvalidReportPayload, parse_webhook
+from messaging.solapi.reports import InvalidReportPayload, TooManyReports, parse_webhook
 from tenants.models import Student
 from tenants.phones import InvalidPhone, normalize_phone
 from tenants.services import consent_record
@@ -109,12 +110,15 @@ class SolapiReportWebhook(APIView):
         if not given or not hmac.compare_digest(given.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
             raise Refusal(RefusalCode.NOT_FOUND)
         try:
-            parsed = parse_webhook(request.data)
+            batch = parse_webhook(request.data)
         except InvalidReportPayload as exc:
             raise Refusal(RefusalCode.INVALID_REQUEST, errors=str(exc)) from None
-        summary = apply_reports(parsed)
-        return Response({"applied": summary.applied, "duplicates": summary.duplicates,
-                         "unmatched": summary.unmatched})
+        except TooManyReports as exc:
+            raise Refusal(RefusalCode.TOO_MANY_ITEMS, field="reports", count=exc.count, limit=exc.limit,
+                          extra={"field": "reports", "count": exc.count, "limit": exc.limit}) from None
+        # 200 whatever became of each report: Solapi re-sends a batch that is not answered
+        # 200, and a report that could not be used would not be any better the second time.
+        return Response(asdict(apply_reports(batch.reports, rejected=batch.rejected)))
 
 
 def _idempotency_key(request) -> str | None:

@@ -3,22 +3,29 @@
 Reports come from Solapi's single-report webhook, or from polling a group's messages
 when a report is overdue (messaging/reports/reconciliation.py); the adapter reads both
 into Reports (messaging/solapi/reports.py), and both go through apply_reports.
-Solapi re-delivers webhooks, so each report is stored under its unique event id first;
-a second copy stops there.
+
+Each report is handled on its own, in its own transaction:
+- one that does not fit our tables (an id longer than its column, a NUL character) is
+  counted as invalid, logged and not stored; the rest of the batch goes on;
+- Solapi re-delivers webhooks, so a report is stored under its unique event id first,
+  and a second copy stops there;
+- a report moves a message only when it is tied to what we sent (_is_ours); any other
+  is stored without a message, logged, and changes nothing.
 """
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from messaging.models import DeliveryReport, Message, MessageStatus
+from messaging.models import Chunk, DeliveryReport, Message, MessageStatus
 from messaging.pipeline import settlement
 from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
-from messaging.solapi.reports import Report
+from messaging.solapi.reports import Rejection, Report
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +33,37 @@ logger = logging.getLogger(__name__)
 # overtake the send task's own bookkeeping).
 _REPORTABLE = (MessageStatus.SENDING, MessageStatus.ACCEPTED)
 
+# What of a report goes into which column; a value longer than its column is invalid.
+_COLUMNS = {
+    "event_id": DeliveryReport._meta.get_field("event_data_id"),
+    "solapi_message_id": DeliveryReport._meta.get_field("solapi_message_id"),
+    "status_code": DeliveryReport._meta.get_field("status_code"),
+    "message_type": DeliveryReport._meta.get_field("message_type"),
+    "group_id": Chunk._meta.get_field("solapi_group_id"),
+}
+
 
 @dataclass
 class ReportSummary:
     applied: int = 0
     duplicates: int = 0
+    # No message of ours, or one the report is not tied to (the two are not told apart).
     unmatched: int = 0
+    invalid: int = 0
 
 
-def apply_reports(reports: list[Report]) -> ReportSummary:
-    summary = ReportSummary()
+def apply_reports(reports: list[Report], rejected: Sequence[Rejection] = ()) -> ReportSummary:
+    """Apply what can be applied; `rejected` are the reports the adapter could not read,
+    counted and logged with the ones that do not fit our tables."""
+    summary = ReportSummary(invalid=len(rejected))
+    for rejection in rejected:
+        _log_invalid(rejection.event_id, rejection.reason, position=rejection.position)
     finished: list[Message] = []
     for report in reports:
+        if reason := _unfit(report):
+            summary.invalid += 1
+            _log_invalid(report.event_id, reason)
+            continue
         try:
             with transaction.atomic():
                 stored = DeliveryReport.objects.create(
@@ -57,6 +83,52 @@ def apply_reports(reports: list[Report]) -> ReportSummary:
     return summary
 
 
+def _unfit(report: Report) -> str:
+    """Why the report cannot be stored as it is, or ""."""
+    if not report.status_code:
+        # An empty code would read as an unknown failure and fail the message.
+        return "no statusCode"
+    for attribute, column in _COLUMNS.items():
+        if len(getattr(report, attribute)) > column.max_length:
+            return f"{attribute} longer than {column.max_length} characters"
+    texts = [report.event_id, report.solapi_message_id, report.group_id, report.status_code,
+             report.message_type, report.status_message, report.payload]
+    for text in _strings(texts):
+        # JSON carries \u0000 and lone surrogates (\ud800); PostgreSQL stores neither, in text or jsonb.
+        if "\x00" in text:
+            return "a NUL character in a text"
+        if not text.isascii() and not _encodes(text):
+            return "an unpaired surrogate in a text"
+    return ""
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON value, keys included (a stack: no recursion limit to meet)."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            yield current
+        elif isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
+def _log_invalid(event_id: str, reason: str, *, position: int | None = None) -> None:
+    # The event id is the sender's text: cut, and quoted so it cannot forge a log line.
+    logger.warning("report_invalid event=%r position=%s reason=%s", event_id[:100], position, reason)
+
+
 def _find_message(report: Report) -> Message | None:
     """Our id travels in customFields; Solapi's message id is the fallback."""
     if report.message_id:
@@ -65,14 +137,42 @@ def _find_message(report: Report) -> Message | None:
         lookup = Q(solapi_message_id=report.solapi_message_id)
     else:
         return None
-    return Message.objects.select_for_update().filter(lookup).first()
+    return Message.objects.select_for_update(of=("self",)).select_related("chunk").filter(lookup).first()
+
+
+def _is_ours(message: Message, report: Report) -> bool:
+    """Whether the report is about what we sent, not merely about our id.
+
+    Our id (customFields.message_id) is a small sequential number anyone can write into a
+    forged report; the Solapi ids are Solapi's and reach no academy (the API shows neither).
+    - Once we have recorded the message's Solapi id (a registration refusal, an applied
+      report, a poll), the report must carry that id.
+    - Before that (accepted messages: their ids are not written at registration, see
+      messaging/pipeline/delivery.py, _record_registrations), it must name the Solapi group
+      of the message's chunk. The chunk keeps the group id from before its messages were
+      registered to the end (a new group is made only for messages never registered), and
+      Solapi puts groupId in every report. A poll asks for one group, and its reports carry
+      that group's id (messaging/reports/reconciliation.py).
+    """
+    if message.solapi_message_id:
+        return report.solapi_message_id == message.solapi_message_id
+    group_id = message.chunk.solapi_group_id if message.chunk else ""
+    return bool(group_id) and report.group_id == group_id
 
 
 def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Message | None:
     message = _find_message(report)
     if message is None:
         summary.unmatched += 1
-        logger.warning("report_unmatched event=%s solapi_message=%s", report.event_id, report.solapi_message_id)
+        logger.warning("report_unmatched event=%r solapi_message=%r", report.event_id, report.solapi_message_id)
+        return None
+    if not _is_ours(message, report):
+        # Stored without a message (the payload keeps what it claimed), and nothing moves:
+        # no status, no refund, no Solapi id overwritten. Counted as unmatched, so the answer
+        # does not tell a forger that the id exists.
+        summary.unmatched += 1
+        logger.warning("report_mismatched event=%r message=%s group=%r solapi_message=%r", report.event_id,
+                       message.id, report.group_id, report.solapi_message_id)
         return None
     stored.message = message
     stored.save(update_fields=["message"])

@@ -45,7 +45,7 @@ def poll_overdue_groups() -> int:
         except SolapiError as error:
             logger.warning("report_poll_failed group=%s error=%s", chunk.solapi_group_id, error.detail)
             continue
-        reports = [polled_report(r) for r in results if not r.outcome.in_progress]
+        reports = [polled_report(r, chunk.solapi_group_id) for r in results if not r.outcome.in_progress]
         applied += apply_reports(reports).applied
     return applied
 

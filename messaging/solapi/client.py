@@ -251,10 +251,19 @@ def _charges(cash: CommonCashResponse) -> Charges:
     return Charges(requested=cash.requested, replacement=cash.replacement, refund=cash.refund)
 
 
+# Our ids are positive bigints; a larger number cannot be one of ours (and would overflow a query).
+_MAX_MESSAGE_ID = 2**63 - 1
+
+
 def our_message_id(custom_fields: dict | None) -> int | None:
-    """Our Message id, from the customFields Solapi echoes back (None when absent)."""
-    value = (custom_fields or {}).get(MESSAGE_ID_FIELD)
-    return int(value) if value and str(value).isdigit() else None
+    """Our Message id, from the customFields Solapi echoes back (None when absent or not
+    one of ours). ASCII digits only: "²" and "٣" pass str.isdigit() but int() refuses them."""
+    value = custom_fields.get(MESSAGE_ID_FIELD) if isinstance(custom_fields, dict) else None
+    text = value if isinstance(value, str) else ""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= _MAX_MESSAGE_ID else None
 
 
 def _result(item: dict[str, Any], *, fallback_id: int) -> MessageResult:

@@ -6,7 +6,6 @@ to SMS/LMS. Without it such a message looks like a delivered AlimTalk and is cha
 AlimTalk price (docs/exactly-once.md, "Fallback pricing"). These subclasses keep it.
 """
 
-from pydantic import RootModel
 from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
 from solapi.model.response.message import Message
 from solapi.model.webhook.single_report import SingleReport, SingleReportData
@@ -26,8 +25,8 @@ class ReportData(SingleReportData):
 
 
 class Report(SingleReport):
+    """One report of Solapi's single-report webhook body [{eventDataId, data: {...}, retryCount}];
+    each is read on its own (messaging/solapi/reports.py)."""
+
     data: ReportData
 
-
-class ReportPayload(RootModel[list[Report]]):
-    """Solapi's single-report webhook body: [{eventDataId, data: {...}, retryCount}]."""
