@@ -11,7 +11,13 @@ import pytest
 from harness.ports import free_port
 from messaging.failures import FailureClass
 from messaging.solapi import client as client_module
-from messaging.solapi.client import MAX_MESSAGES_PER_REQUEST, OutgoingMessage, SolapiClient, build_client
+from messaging.solapi.client import (
+    MAX_MESSAGES_PER_REQUEST,
+    OutgoingMessage,
+    SolapiClient,
+    build_client,
+    our_message_id,
+)
 from messaging.solapi.errors import (
     SolapiAccountBlockedError,
     SolapiAuthError,
@@ -233,3 +239,14 @@ def test_any_other_refusal_is_a_rejected_request(solapi, sandbox, call, status, 
 def _sent_group(solapi: SolapiClient) -> str:
     group_id, _, _ = _send(solapi, _messages(1))
     return group_id
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("42", 42), (None, None), ("", None), ("0", None), ("-1", None), (" 42", None), (42, None),
+    # Unicode digits pass str.isdigit() but are no id of ours (int("²") raises).
+    ("²", None), ("٣", None), ("９", None),
+    (str(2**63 - 1), 2**63 - 1), (str(2**63), None),
+])
+def test_our_message_id_is_a_positive_bigint_written_in_ascii_digits(value, expected):
+    assert our_message_id({"message_id": value}) == expected
+    assert our_message_id(None) is None and our_message_id("message_id") is None
