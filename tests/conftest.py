@@ -15,11 +15,13 @@ from django.db import connection
 
 from billing.audit import audit_accounts
 from harness.academies import SENDER
+from harness.log_audit import leaks
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
 from messaging.pipeline.queues import ALL_QUEUES
 
-LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs"
+# One folder per test session: two runs on one machine must not write into the same logs.
+LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs" / os.environ["TEST_SESSION"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,6 +30,23 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every log the session's processes wrote (workers, the local SQS, Flower, gunicorn)
+    is read once more at the end: a whole phone number or a secret in any of them fails the
+    run, wherever it came from."""
+    if not LOG_DIR.exists():
+        return
+    found = leaks(sorted(p for p in LOG_DIR.iterdir() if p.is_file()), _secrets())
+    if found:
+        session.config.get_terminal_writer().line(
+            f"\nLogs leak personal data or secrets ({len(found)}):\n" + "\n".join(found[:20]), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _secrets() -> list[str]:
+    return [settings.SOLAPI_WEBHOOK_SECRET, settings.SOLAPI_API_SECRET, settings.SECRET_KEY]
 
 
 @pytest.fixture(autouse=True)
