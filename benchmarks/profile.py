@@ -91,7 +91,7 @@ def run(stack: Stack, *, recipients: int, chunk: int, top: int) -> dict[str, Any
         (chunk_id,) = delivery.split_into_chunks(sent.id)
     steps.append(profile_step(f"reserve_chunk ({chunk:,} messages)", lambda: delivery.reserve_chunk(chunk_id), top=top))
     steps.append(profile_step(f"send_chunk ({chunk:,} messages, 3 Solapi calls at {stack.sandbox_latency_ms:.0f} ms)",
-                              lambda: delivery.send_chunk(chunk_id, task_id="profile"), top=top))
+                              lambda: delivery.send_chunk(delivery.Lease(chunk_id, task_id="profile")), top=top))
     steps.append(profile_step(f"finalize_chunk ({chunk:,} messages)", lambda: delivery.finalize_chunk(chunk_id),
                               top=top))
     assert Chunk.objects.get(id=chunk_id).status == "finalized"

@@ -23,6 +23,7 @@ from messaging.models import (
     SendRequest,
     SuppressedRecipient,
 )
+from messaging.operations import pauses
 from messaging.operations.timeline import message_timeline
 from messaging.pipeline import breaker
 from tenants.admin import (
@@ -48,7 +49,8 @@ def _count_column(status: str):
 class ChunkInline(admin.TabularInline):
     model = Chunk
     extra = 0
-    fields = ["index", "status", "solapi_group_id", "transient_failures", "paused_since", "last_error", "updated"]
+    fields = ["index", "status", "solapi_group_id", "transient_failures", "rate_limited", "paused_since",
+              "pause_class", "last_error", "updated"]
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -77,18 +79,27 @@ class SendRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "tenant", "send_request", "recipient", "message_type", "price", "status", "failure_class",
-                    "skip_reason", "updated"]
+    list_display = ["id", "tenant", "send_request", "recipient", "message_type", "price", "shown_status",
+                    "failure_class", "skip_reason", "updated"]
     list_filter = ["status", "failure_class", "skip_reason", "message_type", "tenant"]
     search_fields = ["=id", "=send_request__id", "solapi_message_id"]
-    list_select_related = ["tenant", "send_request"]
+    list_select_related = ["tenant", "send_request", "chunk"]
     fields = ["tenant", "send_request", "chunk", "recipient", "recipient_kind", "message_type", "fallback_type",
-              "delivered_type", "price", "status", "skip_reason", "failure_class", "failure_reason",
+              "delivered_type", "price", "shown_status", "skip_reason", "failure_class", "failure_reason",
               "solapi_status_code", "solapi_message_id", "retry_of", "not_before", "text", "timeline"]
     readonly_fields = fields
     actions = ["retry_failed_transient"]
 
     recipient = masked_phone_column("phone", "recipient")
+
+    @admin.display(description="status", ordering="status")
+    def shown_status(self, message: Message) -> str:
+        """Paused, with the reason, while a platform pause holds the message back."""
+        pause = pauses.pause_of(message.chunk)
+        status = pauses.shown_status(message.status, pause)
+        if status == pauses.PAUSED:
+            return f"{pauses.PAUSED}: {pause['reason']} (since {pause['since']:%Y-%m-%d %H:%M})"
+        return status
 
     @admin.display(description="timeline")
     def timeline(self, message: Message) -> str:
@@ -122,9 +133,9 @@ class MessageAdmin(ReadOnlyAdmin):
 
 @admin.register(Chunk)
 class ChunkAdmin(ReadOnlyAdmin):
-    list_display = ["id", "send_request", "index", "status", "solapi_group_id", "transient_failures", "paused_since",
-                    "updated"]
-    list_filter = ["status"]
+    list_display = ["id", "send_request", "index", "status", "solapi_group_id", "transient_failures", "rate_limited",
+                    "paused_since", "pause_class", "updated"]
+    list_filter = ["status", "pause_class"]
     search_fields = ["solapi_group_id", "=send_request__id"]
 
 

@@ -98,13 +98,21 @@ class Chunk(models.Model):
     solapi_group_id = models.CharField(max_length=64, blank=True)
     messages_added = models.DateTimeField(null=True, blank=True)
     sent = models.DateTimeField(null=True, blank=True)
-    # Only one task sends a chunk at a time: a duplicate chain (a redelivered dispatch)
-    # waits for the lease instead of registering the messages in a second group.
-    lease_owner = models.CharField(max_length=64, blank=True)
+    # The send lease: one execution of the send step at a time, each with a token of its own
+    # (never the task id: SQS hands the same task to two consumers). Every state write of the
+    # send step is fenced on it (UPDATE … WHERE lease_token = mine), so an execution that
+    # lost the lease changes nothing (messaging/pipeline/delivery.py).
+    lease_token = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     transient_failures = models.PositiveIntegerField(default=0)
-    # Set while the platform breaker holds this chunk back (bad key, clock, balance).
+    # Solapi's 429s, counted apart from the transient budget: waited out until
+    # MESSAGING_RATE_LIMIT_MAX_WAIT_SECONDS after the first (messaging/pipeline/policies.py).
+    rate_limited = models.PositiveIntegerField(default=0)
+    rate_limited_since = models.DateTimeField(null=True, blank=True)
+    # Set while the platform breaker holds this chunk back (bad key, clock, balance), with why:
+    # its messages show as paused, not sending (messaging/selectors.py, the admin).
     paused_since = models.DateTimeField(null=True, blank=True)
+    pause_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True, db_index=True)
@@ -115,6 +123,10 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.send_request_id}/{self.index} ({self.status})"
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None and self.status in (ChunkStatus.HELD, ChunkStatus.SENDING)
 
     def may_have_been_sent(self) -> bool:
         """Whether any send of its group may have reached Solapi: one that succeeded, was
@@ -374,3 +386,15 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (seen {self.last_seen:%H:%M:%S})"
+
+
+class RequestRate(models.Model):
+    """The account-wide pace of Solapi calls, shared by every worker process
+    (messaging/solapi/rate_limit.py): the earliest moment the next call may start."""
+
+    name = models.CharField(max_length=32, unique=True)
+    # Seconds since the epoch: one float, so that reserving a slot is one portable UPDATE.
+    next_slot = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: next call at {self.next_slot:.3f}"

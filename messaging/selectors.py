@@ -10,6 +10,7 @@ from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.rules import Consent
 from messaging.models import SendRequest
+from messaging.operations import pauses
 from messaging.operations.counts import count_messages
 from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
 
@@ -28,13 +29,23 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
     page, page_size = max(page, 1), min(max(page_size, 1), MAX_PAGE_SIZE)
     messages = send_request.messages.order_by("id").values(
         "id", "student_id", "recipient_kind", "phone", "message_type", "price", "status", "skip_reason",
-        "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at",
+        "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at", "chunk_id",
     )
     counts = count_messages(send_request.id)
     total = counts["total"]
     offset = (page - 1) * page_size
     # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
     rows = list(messages[offset : offset + page_size]) if offset < total else []
+    # Messages a platform pause holds back show as paused, with the reason, not as sending.
+    paused_by_chunk = pauses.paused_chunks(send_request.id)
+    counts[pauses.PAUSED] = 0
+    for status, n in pauses.count_paused(send_request.id, list(paused_by_chunk)).items():
+        counts[status] -= n
+        counts[pauses.PAUSED] += n
+    for row in rows:
+        pause = paused_by_chunk.get(row.pop("chunk_id"))
+        row["status"] = pauses.shown_status(row["status"], pause)
+        row["paused"] = pause if row["status"] == pauses.PAUSED else None
     return {
         "id": send_request.id,
         "created": send_request.created,
@@ -44,6 +55,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "completed": send_request.completed,
         "estimated_cost": str(send_request.estimated_cost),
         "counts": counts,
+        "paused": next(iter(paused_by_chunk.values()), None),
         "messages": [{**row, "price": str(row["price"])} for row in rows],
         "page": page,
         "page_size": page_size,

@@ -196,6 +196,10 @@ SOLAPI_API_SECRET = _secret("SOLAPI_API_SECRET")
 SOLAPI_BASE_URL = env.str("SOLAPI_BASE_URL", default="https://api.solapi.com").rstrip("/")
 SOLAPI_CONNECT_TIMEOUT = env.float("SOLAPI_CONNECT_TIMEOUT", default=3.0)
 SOLAPI_READ_TIMEOUT = env.float("SOLAPI_READ_TIMEOUT", default=20.0)
+# Solapi calls per second for the whole account, shared by every worker process (kept in the
+# database: messaging/solapi/rate_limit.py). Solapi documents no limit; we stay well below
+# anything that makes it answer 429. 0 turns the limiter off.
+SOLAPI_MAX_REQUESTS_PER_SECOND = env.float("SOLAPI_MAX_REQUESTS_PER_SECOND", default=20.0)
 # The unguessable part of the delivery-report webhook path. Solapi signs nothing,
 # so knowing this path is what authenticates a report.
 SOLAPI_WEBHOOK_SECRET = _secret("SOLAPI_WEBHOOK_SECRET")
@@ -218,10 +222,13 @@ MESSAGING_INTERACTIVE_MAX_RECIPIENTS = env.int("MESSAGING_INTERACTIVE_MAX_RECIPI
 # (celeryconfig.check_redelivery_safety); a chunk's Solapi calls take at most 3 read timeouts.
 MESSAGING_TASK_TIME_LIMIT = env.int("MESSAGING_TASK_TIME_LIMIT", default=150)
 MESSAGING_SQS_VISIBILITY_TIMEOUT = env.int("MESSAGING_SQS_VISIBILITY_TIMEOUT", default=900)
-# Transient Solapi failures (connection, 429, 5xx, timeout): tries, and the backoff.
+# Transient Solapi failures (connection, 5xx, timeout): tries, and the backoff.
 MESSAGING_TRANSIENT_MAX_ATTEMPTS = env.int("MESSAGING_TRANSIENT_MAX_ATTEMPTS", default=6)
 MESSAGING_RETRY_BASE_SECONDS = env.int("MESSAGING_RETRY_BASE_SECONDS", default=5)
 MESSAGING_RETRY_MAX_SECONDS = env.int("MESSAGING_RETRY_MAX_SECONDS", default=900)
+# 429s are not counted as tries: a chunk waits them out (Retry-After, else the backoff) for up
+# to this long after the first, so a storm of an hour loses nothing.
+MESSAGING_RATE_LIMIT_MAX_WAIT_SECONDS = env.int("MESSAGING_RATE_LIMIT_MAX_WAIT_SECONDS", default=3600)
 # Platform faults (bad key, clock skew, our Solapi balance): how long messages wait for
 # a fix before they fail, and how often a paused worker probes Solapi again.
 MESSAGING_PLATFORM_PAUSE_MAX_AGE = env.int("MESSAGING_PLATFORM_PAUSE_MAX_AGE", default=6 * 3600)

@@ -23,6 +23,7 @@ class ControlPlane:
             ("GET", "state", self.state),
             ("POST", "reset", self.reset),
             ("GET", "requests", self.requests),
+            ("GET", "rate", self.rate),
             ("GET", "faults", self.faults),
             ("POST", "faults", self.change_faults),
             ("GET", "senders", self.senders),
@@ -60,12 +61,19 @@ class ControlPlane:
             records = records[-int(limit) :]
         return Reply.ok({"requests": [record.to_json() for record in records]})
 
+    def rate(self, call: Call) -> Reply:
+        """{"max_requests_per_second": the most Solapi calls that arrived in any 1-second window},
+        optionally ?since=<unix time> (only calls that arrived since)."""
+        since = call.query.get("since")
+        return Reply.ok({"max_requests_per_second": self.sandbox.max_requests_per_second(
+            float(since) if since else None)})
+
     def faults(self, call: Call) -> Reply:
         return Reply.ok(self.sandbox.faults.to_json())
 
     def change_faults(self, call: Call) -> Reply:
         """{"clear": bool, "rules": [fail_next kwargs, ...], "rates": set_fault_rates kwargs,
-        "latency": set_latency kwargs}; applied in that order."""
+        "latency": set_latency kwargs, "storm": storm_429 kwargs}; applied in that order."""
         body = call.json_object()
         if body.get("clear"):
             self.sandbox.clear_faults()
@@ -75,6 +83,8 @@ class ControlPlane:
             self.sandbox.set_fault_rates(**rates)
         if latency := body.get("latency"):
             self.sandbox.set_latency(**latency)
+        if storm := body.get("storm"):
+            self.sandbox.storm_429(**storm)
         return self.faults(call)
 
     def senders(self, call: Call) -> Reply:

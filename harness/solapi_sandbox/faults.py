@@ -1,9 +1,11 @@
-"""Injected failures, per operation: fixed latency, 5xx, 429 (single or in bursts), dropped
-connections and accept-then-time-out; as deterministic rules ("the next N requests to X fail
-with Y") or as random rates drawn from a seedable generator."""
+"""Injected failures, per operation: fixed latency, 5xx, 429 (single, in bursts, or a storm of a
+given length, with or without Retry-After), dropped connections and accept-then-time-out; as
+deterministic rules ("the next N requests to X fail with Y") or as random rates drawn from a
+seedable generator."""
 
 import random
 import threading
+import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from http import HTTPStatus
@@ -35,6 +37,7 @@ class Fault:
     status: int = DEFAULT_5XX_STATUS
     plain_text: bool = False  # a 5xx body as text, as a proxy in front of Solapi would send
     hang_seconds: float = DEFAULT_HANG_SECONDS
+    retry_after: float | None = None  # a 429's (or 5xx's) Retry-After header, in seconds; None: no header
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", FaultAction(self.action))
@@ -47,6 +50,12 @@ class Fault:
         return self.action in (FaultAction.ERROR_5XX, FaultAction.TOO_MANY_REQUESTS)
 
     def reply(self) -> Reply:
+        reply = self._reply()
+        if self.retry_after is not None:
+            reply.headers["Retry-After"] = str(round(self.retry_after))
+        return reply
+
+    def _reply(self) -> Reply:
         if self.action is FaultAction.TOO_MANY_REQUESTS:
             return Reply.error(SolapiError(HTTPStatus.TOO_MANY_REQUESTS, ErrorCode.TOO_MANY_REQUESTS))
         phrase = HTTPStatus(self.status).phrase
@@ -116,6 +125,22 @@ def check_operation(operation: str) -> str:
     return operation
 
 
+@dataclass
+class Storm:
+    """Every request, to any operation, answered 429 until `until` (time.monotonic()). With
+    `retry_after`, every `retry_after_every`-th reply carries Retry-After (1: all of them),
+    the others none, so one storm shows a client both kinds."""
+
+    until: float
+    retry_after: float | None = None
+    retry_after_every: int = 1
+    replies: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds_left": max(0.0, round(self.until - time.monotonic(), 1)), "retry_after": self.retry_after,
+                "retry_after_every": self.retry_after_every, "replies": self.replies}
+
+
 class FaultPlan:
     def __init__(self, seed: int | None = None, latency_ms: float = 0.0) -> None:
         self._lock = threading.Lock()
@@ -124,13 +149,31 @@ class FaultPlan:
         self.clear()
 
     def clear(self) -> None:
-        """Drop every rule, rate and burst; restore the start-up latency and re-seed the generator."""
+        """Drop every rule, rate, burst and storm; restore the start-up latency and re-seed the generator."""
         with self._lock:
             self._rng = random.Random(self._seed)
             self._rules: list[FaultRule] = []
             self._rates: dict[str, FaultRates] = {}
             self._burst_remaining = 0
+            self._storm: Storm | None = None
             self._latency_ms: dict[str, float] = {ANY_OPERATION: self._baseline_latency_ms}
+
+    def start_storm(self, seconds: float, retry_after: float | None = None, retry_after_every: int = 1) -> None:
+        """Answer every request 429 for the next `seconds` (see Storm)."""
+        if seconds <= 0:
+            raise ValueError("a storm lasts more than 0 seconds")
+        if retry_after_every < 1:
+            raise ValueError("retry_after_every must be at least 1")
+        with self._lock:
+            self._storm = Storm(time.monotonic() + seconds, retry_after, retry_after_every)
+
+    def _storm_fault(self) -> Fault | None:
+        storm = self._storm
+        if storm is None or time.monotonic() >= storm.until:
+            return None
+        storm.replies += 1
+        with_header = storm.retry_after is not None and storm.replies % storm.retry_after_every == 0
+        return Fault(FaultAction.TOO_MANY_REQUESTS, retry_after=storm.retry_after if with_header else None)
 
     def add_rule(self, operation: str, fault: Fault, times: int = 1) -> None:
         """The next `times` requests to `operation` (or any, with "*") get `fault`. Rules apply in
@@ -159,6 +202,8 @@ class FaultPlan:
     def draw(self, operation: str) -> Fault | None:
         """The fault for one request to `operation`, if any; consumes rules and bursts."""
         with self._lock:
+            if storm := self._storm_fault():
+                return storm
             for rule in self._rules:
                 if rule.operation in (operation, ANY_OPERATION):
                     rule.remaining -= 1
@@ -182,6 +227,7 @@ class FaultPlan:
                 "rules": [rule.to_json() for rule in self._rules],
                 "rates": {operation: rates.to_json() for operation, rates in self._rates.items()},
                 "burst_429_remaining": self._burst_remaining,
+                "storm": self._storm.to_json() if self._storm else None,
                 "latency_ms": dict(self._latency_ms),
                 "seed": self._seed,
             }

@@ -73,6 +73,17 @@ class Ledger:
         with self._lock:
             return list(self._requests)
 
+    def max_requests_per_second(self, since: float | None = None) -> int:
+        """The most requests that arrived within any 1-second window (by arrival time, faulted
+        ones included: each is a call the client made), optionally only those since `since`."""
+        arrivals = sorted(record.at for record in self.request_log if since is None or record.at >= since)
+        most, first = 0, 0
+        for last, arrived in enumerate(arrivals):
+            while arrived - arrivals[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def request_counts(self) -> dict[str, dict[str, int]]:
         """{operation: {status or "no reply": count}}."""
         counts: dict[str, Counter[str]] = {}

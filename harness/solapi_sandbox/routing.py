@@ -17,6 +17,7 @@ CONTROL_OPERATION = "control"
 class Reply:
     status: int
     body: Any  # JSON-serialisable, or str for a plain-text reply
+    headers: dict[str, str] = field(default_factory=dict)  # beyond Content-Type and Content-Length
 
     @classmethod
     def ok(cls, body: Any) -> "Reply":

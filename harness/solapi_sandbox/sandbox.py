@@ -194,10 +194,16 @@ class SolapiSandbox:
         status: int = DEFAULT_5XX_STATUS,
         plain_text: bool = False,
         hang_seconds: float = DEFAULT_HANG_SECONDS,
+        retry_after: float | None = None,
     ) -> None:
         """The next `times` requests to `operation` get `action`: "5xx", "429", "drop" or
-        "accept_then_timeout"."""
-        self.faults.add_rule(operation, Fault(action, status, plain_text, hang_seconds), times)
+        "accept_then_timeout". A 429 or 5xx carries Retry-After: `retry_after` when it is given."""
+        self.faults.add_rule(operation, Fault(action, status, plain_text, hang_seconds, retry_after), times)
+
+    def storm_429(self, seconds: float, retry_after: float | None = None, retry_after_every: int = 1) -> None:
+        """Answer every Solapi call 429 for the next `seconds`. With `retry_after`, every
+        `retry_after_every`-th reply carries Retry-After: retry_after (the others none)."""
+        self.faults.start_storm(seconds, retry_after, retry_after_every)
 
     def set_fault_rates(
         self,
@@ -262,6 +268,10 @@ class SolapiSandbox:
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         return self.ledger.request_counts()
+
+    def max_requests_per_second(self, since: float | None = None) -> int:
+        """The most Solapi calls that arrived in any 1-second window (since `since`, a time.time())."""
+        return self.ledger.max_requests_per_second(since)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything GET /_sandbox/state shows."""

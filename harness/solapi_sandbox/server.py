@@ -159,6 +159,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         if self.server.context.stopping.is_set():
             self.send_header("Connection", "close")
             self.close_connection = True

@@ -14,15 +14,16 @@ and a Solapi group is sent at most once (a repeated send answers 409).
 
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from billing import ledger
@@ -177,77 +178,127 @@ class SendOutcome:
     already_sent: bool = False
 
 
+@dataclass(frozen=True)
+class Lease:
+    """One execution of the send step. Its token is its own: SQS can hand the same task
+    (same task id) to two consumers at once, so the task id cannot tell them apart."""
+
+    chunk_id: int
+    task_id: str = ""
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
 class ChunkBusy(Exception):
-    """Another task holds the chunk's send lease."""
+    """Another execution holds the chunk's send lease."""
 
     def __init__(self, seconds_left: float):
         self.seconds_left = seconds_left
-        super().__init__(f"chunk is being sent by another task for up to {seconds_left:.0f}s")
+        super().__init__(f"chunk is being sent by another execution for up to {seconds_left:.0f}s")
 
 
-def send_chunk(chunk_id: int, *, task_id: str) -> SendOutcome:
+class LeaseLost(Exception):
+    """Another execution took the chunk over (this one's lease had run out): stop, change nothing."""
+
+
+def send_chunk(lease: Lease) -> SendOutcome:
     """Send the chunk's held messages as one Solapi group, at most once.
 
-    Raises SolapiError, breaker.PlatformPaused or ChunkBusy for the task's policy to handle.
+    Raises SolapiError, breaker.PlatformPaused, ChunkBusy or LeaseLost for the task's policy
+    to handle; the task releases the lease after the policy has run (release_lease).
     """
-    chunk = _claim_for_sending(chunk_id, task_id)
+    chunk = _claim(lease)
     if chunk is None:
         return SendOutcome(accepted=0, failed=0)
+    return _send(chunk, lease)
+
+
+def release_lease(lease: Lease) -> None:
+    """Give the lease up, if this execution still holds it. A database that cannot be reached
+    changes nothing: the lease runs out by itself (MESSAGING_TASK_TIME_LIMIT after the claim)."""
     try:
-        return _send(chunk, task_id)
-    finally:
-        Chunk.objects.filter(id=chunk_id, lease_owner=task_id).update(lease_owner="", lease_until=None)
+        Chunk.objects.filter(id=lease.chunk_id, lease_token=lease.token).update(lease_token="", lease_until=None)
+    except DatabaseError as error:
+        logger.warning("lease_release_failed chunk=%s error=%s", lease.chunk_id, type(error).__name__)
 
 
-def _send(chunk: Chunk, task_id: str) -> SendOutcome:
+def _send(chunk: Chunk, lease: Lease) -> SendOutcome:
+    # Every decision below reads the chunk as the last fenced read left it: under its row
+    # lock, after the claim, with this execution still holding the lease. Nobody else can
+    # have changed it since, or that read would have raised LeaseLost.
     if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
         # Every message was refused before sending (credit, academy state): nothing to call.
-        _mark_sent(chunk)
+        _mark_sent(lease)
         return SendOutcome(accepted=0, failed=0)
     breaker.ensure_closed_or_claim_probe()
     client = get_client()
     failed = 0
     if not chunk.messages_added:
         # A group that never got its messages registered was never sent: start a new one.
-        with _attempt(chunk, SolapiOperation.CREATE_GROUP, task_id):
-            chunk.solapi_group_id = client.create_group()
-        chunk.save(update_fields=["solapi_group_id", "updated"])
+        with _attempt(lease, SolapiOperation.CREATE_GROUP) as attempt:
+            attempt.solapi_group_id = client.create_group()
+        chunk = _fenced(lease, solapi_group_id=attempt.solapi_group_id)
         # Plain rows, not model instances: building a thousand models costs as much as the calls.
         rows = chunk.messages.filter(status=MessageStatus.SENDING).values(*_OUTGOING_FIELDS)
-        with _attempt(chunk, SolapiOperation.ADD_MESSAGES, task_id):
+        with _attempt(lease, SolapiOperation.ADD_MESSAGES):
             results = client.add_messages(chunk.solapi_group_id, [_outgoing(row, chunk) for row in rows])
-        failed = _record_registrations(chunk, results)
+        failed = _record_registrations(chunk, lease, results)
+    chunk = _fenced(lease)
     if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
-        _mark_sent(chunk)
+        _mark_sent(lease)
         return SendOutcome(accepted=0, failed=failed)
-    with _attempt(chunk, SolapiOperation.SEND_GROUP, task_id) as attempt:
+    with _attempt(lease, SolapiOperation.SEND_GROUP) as attempt:
         group = client.send_group(chunk.solapi_group_id)
         if group.already_sent:
             attempt.http_status, attempt.error_code = 409, "AlreadySent"
             attempt.detail = "the group had already gone out: an earlier try was accepted"
     breaker.close("a Solapi send succeeded")
-    accepted = _mark_sent(chunk)
+    accepted = _mark_sent(lease)
     return SendOutcome(accepted=accepted, failed=failed, already_sent=group.already_sent)
 
 
-def _claim_for_sending(chunk_id: int, task_id: str) -> Chunk | None:
+def _claim(lease: Lease) -> Chunk | None:
     """The state guard: only a chunk whose credit is held, or whose send was cut short,
-    goes on, and only in the task holding its lease. A redelivery of the same task (same
-    id, after a crash) takes the lease back at once."""
+    goes on, and only in the one execution holding its lease. Any other execution, a second
+    copy of the same task included, waits until the lease is released or has run out (by
+    then the hard time limit has ended its holder: the lease lasts as long as a task may)."""
     now = timezone.now()
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update(of=("self",)).select_related(
-            "send_request__tenant", "send_request__template").get(id=chunk_id)
+            "send_request__tenant", "send_request__template").get(id=lease.chunk_id)
         if chunk.status not in (ChunkStatus.HELD, ChunkStatus.SENDING):
-            logger.info("send_skipped chunk=%s status=%s", chunk_id, chunk.status)
+            logger.info("send_skipped chunk=%s status=%s", chunk.id, chunk.status)
             return None
-        if chunk.lease_until and chunk.lease_until > now and chunk.lease_owner != task_id:
+        if chunk.lease_token and chunk.lease_until and chunk.lease_until > now:
             raise ChunkBusy((chunk.lease_until - now).total_seconds())
+        if chunk.lease_token:
+            logger.warning("lease_taken_over chunk=%s lease_until=%s", chunk.id, chunk.lease_until)
         chunk.messages.filter(status=MessageStatus.HELD).update(status=MessageStatus.SENDING)
         chunk.status = ChunkStatus.SENDING
-        chunk.lease_owner = task_id
+        chunk.lease_token = lease.token
         chunk.lease_until = now + timedelta(seconds=settings.MESSAGING_TASK_TIME_LIMIT)
-        chunk.save(update_fields=["status", "lease_owner", "lease_until", "updated"])
+        chunk.save(update_fields=["status", "lease_token", "lease_until", "updated"])
+        return chunk
+
+
+def _locked(lease: Lease) -> Chunk:
+    """The chunk under its row lock, if this execution still holds the lease; the caller is
+    in a transaction. Raises LeaseLost otherwise."""
+    chunk = Chunk.objects.select_for_update(of=("self",)).select_related(
+        "send_request__tenant", "send_request__template").get(id=lease.chunk_id)
+    if chunk.lease_token != lease.token:
+        raise LeaseLost(f"chunk {lease.chunk_id} is leased by another execution now")
+    return chunk
+
+
+def _fenced(lease: Lease, **changes) -> Chunk:
+    """Read the chunk again under its row lock and write `changes`, only while this
+    execution holds the lease (UPDATE … WHERE lease_token = mine, in effect)."""
+    with transaction.atomic():
+        chunk = _locked(lease)
+        if changes:
+            for name, value in changes.items():
+                setattr(chunk, name, value)
+            chunk.save(update_fields=[*changes, "updated"])
         return chunk
 
 
@@ -271,12 +322,13 @@ def _outgoing(row: dict, chunk: Chunk) -> OutgoingMessage:
     )
 
 
-def _record_registrations(chunk: Chunk, results: list[MessageResult]) -> int:
+def _record_registrations(chunk: Chunk, lease: Lease, results: list[MessageResult]) -> int:
     """Keep Solapi's per-message verdicts. Returns how many messages it refused.
     (A refusal about our Solapi account raised in add_messages: the group is abandoned
     unsent, and the chunk waits like any platform pause.)"""
     refused = [r for r in results if r.outcome.failure_class]
     with transaction.atomic():
+        chunk = _locked(lease)
         for result in refused:
             Message.objects.filter(id=result.message_id, status=MessageStatus.SENDING).update(
                 status=MessageStatus.FAILED,
@@ -299,27 +351,32 @@ def _record_registrations(chunk: Chunk, results: list[MessageResult]) -> int:
     return len(refused)
 
 
-def _mark_sent(chunk: Chunk) -> int:
+def _mark_sent(lease: Lease) -> int:
     now = timezone.now()
     with transaction.atomic():
+        chunk = _locked(lease)
         accepted = chunk.messages.filter(status=MessageStatus.SENDING).update(
             status=MessageStatus.ACCEPTED, accepted_at=now
         )
         Chunk.objects.filter(id=chunk.id).update(
-            status=ChunkStatus.SENT, sent=chunk.sent or now, paused_since=None, updated=now
+            status=ChunkStatus.SENT, sent=chunk.sent or now, paused_since=None, pause_class="",
+            rate_limited_since=None, updated=now
         )
     return accepted
 
 
 @contextmanager
-def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAttempt]:
-    """Record one Solapi call for the chunk's timeline, whatever its outcome."""
+def _attempt(lease: Lease, operation: str) -> Iterator[DeliveryAttempt]:
+    """Record one Solapi call for the chunk's timeline, whatever its outcome. The row is
+    written under the fence, so no execution that has lost the lease calls Solapi."""
     started = time.monotonic()
     # Written before the call, as "no clear answer": if the process dies during the call,
     # the row says the request may have reached Solapi.
-    attempt = DeliveryAttempt.objects.create(chunk=chunk, operation=operation, task_id=task_id or "",
-                                             solapi_group_id=chunk.solapi_group_id, ambiguous=True,
-                                             detail="in progress")
+    with transaction.atomic():
+        chunk = _locked(lease)
+        attempt = DeliveryAttempt.objects.create(chunk=chunk, operation=operation, task_id=lease.task_id,
+                                                 solapi_group_id=chunk.solapi_group_id, ambiguous=True,
+                                                 detail="in progress")
     attempt.ambiguous, attempt.detail = False, ""
     try:
         yield attempt
@@ -337,7 +394,6 @@ def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAtt
     else:
         attempt.http_status = attempt.http_status or 200
     finally:
-        attempt.solapi_group_id = chunk.solapi_group_id
         attempt.duration_ms = int((time.monotonic() - started) * 1000)
         attempt.save()
 
@@ -345,43 +401,60 @@ def _attempt(chunk: Chunk, operation: str, task_id: str) -> Iterator[DeliveryAtt
 # --- when sending cannot go on --------------------------------------------------------
 
 
-def record_transient_failure(chunk_id: int, error: SolapiError) -> int:
+def record_transient_failure(lease: Lease, error: SolapiError) -> int:
     """Count a transient failure; returns how many the chunk has had."""
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update().get(id=chunk_id)
+        chunk = _locked(lease)
         chunk.transient_failures += 1
         chunk.last_error = f"{type(error).__name__}: {error.detail}"[:300]
         chunk.save(update_fields=["transient_failures", "last_error", "updated"])
         return chunk.transient_failures
 
 
-def record_pause(chunk_id: int, reason: str) -> timedelta:
-    """Note that the platform breaker holds this chunk back; returns how long it has waited."""
+def record_rate_limit(lease: Lease, error: SolapiError) -> tuple[int, timedelta]:
+    """Count a 429 (apart from the transient failures); returns how many the chunk has had
+    since it was last sent, and how long ago the first of them was."""
     now = timezone.now()
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update().get(id=chunk_id)
+        chunk = _locked(lease)
+        chunk.rate_limited += 1
+        chunk.rate_limited_since = chunk.rate_limited_since or now
+        chunk.last_error = f"{type(error).__name__}: {error.detail}"[:300]
+        chunk.save(update_fields=["rate_limited", "rate_limited_since", "last_error", "updated"])
+        return chunk.rate_limited, now - chunk.rate_limited_since
+
+
+def record_pause(lease: Lease, failure_class: FailureClass, reason: str) -> timedelta:
+    """Note that the platform breaker holds this chunk back, and why (its messages show as
+    paused); returns how long it has waited."""
+    now = timezone.now()
+    with transaction.atomic():
+        chunk = _locked(lease)
         chunk.paused_since = chunk.paused_since or now
+        chunk.pause_class = failure_class
         chunk.last_error = reason[:300]
-        chunk.save(update_fields=["paused_since", "last_error", "updated"])
+        chunk.save(update_fields=["paused_since", "pause_class", "last_error", "updated"])
         return now - chunk.paused_since
 
 
-def give_up_sending(chunk_id: int, failure_class: FailureClass, reason: str) -> None:
+def give_up_sending(lease: Lease, failure_class: FailureClass, reason: str) -> None:
     """Stop trying: messages that provably did not go out fail, and finalize releases their
     credit. A chunk whose group may have been sent is settled by asking Solapi first."""
-    chunk = Chunk.objects.get(id=chunk_id)
-    if chunk.may_have_been_sent() and _group_went_out(chunk):
-        _mark_sent(chunk)
+    chunk = _fenced(lease)
+    if chunk.may_have_been_sent() and _group_went_out(chunk, lease):
+        _mark_sent(lease)
         return
     with transaction.atomic():
+        chunk = _locked(lease)
         _fail(chunk.messages.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]), failure_class, reason)
-        Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, paused_since=None, updated=timezone.now())
+        Chunk.objects.filter(id=chunk.id).update(status=ChunkStatus.SENT, paused_since=None, pause_class="",
+                                                 updated=timezone.now())
 
 
-def _group_went_out(chunk: Chunk) -> bool:
+def _group_went_out(chunk: Chunk, lease: Lease) -> bool:
     """Ask Solapi. If it cannot answer, the SolapiError propagates and the chunk stays
     unsettled for the stale-chunk sweep: better late than refunding a sent message."""
-    with _attempt(chunk, SolapiOperation.GET_GROUP, task_id=""):
+    with _attempt(lease, SolapiOperation.GET_GROUP):
         group = get_client().get_group(chunk.solapi_group_id)
     return group.went_out
 
@@ -407,22 +480,26 @@ def finalize_chunk(chunk_id: int) -> dict[str, int]:
 
 
 def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
-    """After an unexpected failure in a step: fail and release what provably was not sent.
+    """After a defect in our code (messaging/pipeline/policies.py says what counts as one):
+    fail and release what provably was not sent.
 
     Left alone (for the step's redelivery or the stale-chunk sweep, both idempotent):
     - a chunk whose reserve step had committed: what failed came after its work;
+    - a chunk another execution is sending right now (its lease is live);
     - a chunk whose send may have reached Solapi: re-sending the same group settles it
       (409 = sent), and a message Solapi accepted is never refunded;
     - a chunk past sending: finalize only needs to run again.
     """
-    chunk = Chunk.objects.get(id=chunk_id)
-    reserved = failed_step == "messaging.reserve_credit" and chunk.status != ChunkStatus.QUEUED
-    if reserved or chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED) or chunk.may_have_been_sent():
-        logger.error("rollback_deferred chunk=%s step=%s status=%s error=%s", chunk_id, failed_step,
-                     chunk.status, error)
-        return
-    reason = f"{failed_step} failed: {error}"[:300]
     with transaction.atomic():
+        chunk = Chunk.objects.select_for_update().get(id=chunk_id)
+        reserved = failed_step == "messaging.reserve_credit" and chunk.status != ChunkStatus.QUEUED
+        leased = bool(chunk.lease_token and chunk.lease_until and chunk.lease_until > timezone.now())
+        if (reserved or leased or chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED)
+                or chunk.may_have_been_sent()):
+            logger.error("rollback_deferred chunk=%s step=%s status=%s leased=%s error=%s", chunk_id, failed_step,
+                         chunk.status, leased, error)
+            return
+        reason = f"{failed_step} failed: {error}"[:300]
         _fail(chunk.messages.filter(status__in=[MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING]),
               FailureClass.INTERNAL, reason)
         Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, last_error=reason, updated=timezone.now())

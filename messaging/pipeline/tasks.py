@@ -9,19 +9,45 @@ import logging
 
 from celery import Task, chain, shared_task
 from celery.canvas import Signature
-from celery.exceptions import Reject
-from kombu.exceptions import OperationalError as BrokerUnreachable
+from celery.exceptions import Retry
 
 from messaging.models import SendRequest
 from messaging.pipeline import delivery, outbox
-from messaging.pipeline.policies import handle_send_failure
+from messaging.pipeline.policies import (
+    handle_send_failure,
+    infrastructure_fault,
+    retry_after_infrastructure_fault,
+)
 from messaging.reports import reconciliation
 
 logger = logging.getLogger(__name__)
 
 
 class PipelineTask(Task):
-    """Start, retry and failure logging in one place, so task bodies stay about their step."""
+    """What every step shares, so task bodies stay about their step: infrastructure faults
+    (a dropped database connection, SQS unreachable) are retried with backoff through SQS
+    and never reach the errback (messaging/pipeline/policies.py has the table); start,
+    retry and failure logging."""
+
+    # policies.py bounds retries with counters kept on the chunk; infrastructure faults are
+    # retried as long as they last.
+    max_retries = None
+
+    def __call__(self, *args, **kwargs):
+        if self.request.called_directly:  # a plain function call, not a worker's execution
+            return super().__call__(*args, **kwargs)
+        # The worker's tracer has pushed this execution's request already (celery/app/trace.py);
+        # Task.__call__ would push an empty one over it, so run the body directly, as Celery's
+        # own guide for custom __call__ does.
+        try:
+            return self.run(*args, **kwargs)
+        except Retry:
+            raise
+        except Exception as error:
+            fault = infrastructure_fault(error)
+            if fault is None:
+                raise
+            raise retry_after_infrastructure_fault(self, fault) from error
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         logger.info("task_retry task=%s args=%s error=%s", self.name, args, type(exc).__name__)
@@ -53,14 +79,18 @@ def reserve_credit(chunk_id: int) -> int:
     return chunk_id
 
 
-# max_retries=None: messaging/pipeline/policies.py bounds retries with counters kept on the chunk.
-@shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True, max_retries=None)
+@shared_task(name="messaging.send_to_solapi", base=PipelineTask, bind=True)
 def send_to_solapi(self, chunk_id: int) -> dict:
+    # A lease of this execution's own: a second copy of the same task is another execution.
+    lease = delivery.Lease(chunk_id, task_id=self.request.id or "")
     try:
-        outcome = delivery.send_chunk(chunk_id, task_id=self.request.id)
+        outcome = delivery.send_chunk(lease)
     except Exception as error:
-        handle_send_failure(self, chunk_id, error)
+        handle_send_failure(self, lease, error)
         return {"chunk": chunk_id, "gave_up": True}
+    finally:
+        # After the policy: its writes are fenced on the lease too.
+        delivery.release_lease(lease)
     return {"chunk": chunk_id, "accepted": outcome.accepted, "failed": outcome.failed,
             "already_sent": outcome.already_sent}
 
@@ -76,21 +106,14 @@ def rollback(request, exc, traceback) -> None:
     it inline in the failing worker with the failed task's request (docs/celery-on-sqs.md,
     "Chains and the rollback errback")."""
     chunk_id = request.args[0]
-    if _broker_unreachable(exc):
-        # The step did its work (or deferred it); publishing what comes next failed because
-        # SQS is unreachable. Nothing is wrong with the messages: the step's own message could
-        # not be acked either and comes back, and beat resumes a chunk left behind anyway.
-        logger.warning("rollback_skipped_broker_unreachable chunk=%s step=%s error=%s", chunk_id, request.task, exc)
+    if infrastructure_fault(exc) is not None:
+        # Not a defect: the step did its work (or deferred it), and publishing what comes next
+        # (or its own retry) failed because SQS or the database is unreachable. Nothing is
+        # wrong with the messages: the step's own message could not be acked either and comes
+        # back, and beat resumes a chunk left behind anyway.
+        logger.warning("rollback_skipped_infrastructure chunk=%s step=%s error=%s", chunk_id, request.task, exc)
         return
     delivery.roll_back_chunk(chunk_id, failed_step=request.task, error=f"{type(exc).__name__}: {exc}")
-
-
-def _broker_unreachable(exc: BaseException) -> bool:
-    """kombu's OperationalError, or the Reject that Task.retry raises when publishing the
-    retry failed."""
-    if isinstance(exc, Reject):
-        exc = exc.reason
-    return isinstance(exc, BrokerUnreachable)
 
 
 # --- beat ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from django.conf import settings
@@ -30,6 +30,7 @@ from messaging.solapi.errors import (
     SolapiConnectionError,
     SolapiTimeout,
     error_from_response,
+    parse_retry_after,
     platform_error,
 )
 from messaging.solapi.outcomes import StatusOutcome, classify_status
@@ -127,11 +128,19 @@ class GroupStatus:
         return self.status != "PENDING"
 
 
+class RequestLimiter(Protocol):
+    def acquire(self) -> None:
+        """Return when a call may start; raise SolapiRateLimited to defer it instead."""
+
+
 class SolapiClient:
-    def __init__(self, *, base_url: str, api_key: str, api_secret: str, http: httpx.Client):
+    def __init__(self, *, base_url: str, api_key: str, api_secret: str, http: httpx.Client,
+                 limiter: RequestLimiter | None = None):
         self.base_url = base_url.rstrip("/")
         self._authenticator = Authenticator(api_key, api_secret)
         self._http = http
+        # Slows us down before Solapi has to (messaging/solapi/rate_limit.py).
+        self._limiter = limiter
 
     # --- the group flow: create, add, send. A group is sent at most once. ---------
 
@@ -198,6 +207,8 @@ class SolapiClient:
 
     def _request(self, method: str, path: str, payload: Any = None,
                  params: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._limiter is not None:
+            self._limiter.acquire()
         # A fresh signature per attempt: Solapi refuses a reused one (DuplicatedSignature).
         headers = {"Authorization": self._authenticator.get_auth_info()}
         started = time.monotonic()
@@ -219,7 +230,8 @@ class SolapiClient:
             return body
         if response.status_code == 409 and (body or {}).get("errorCode") in ALREADY_SENT_CODES:
             raise _AlreadySent()
-        raise error_from_response(response.status_code, body, response.text[:300])
+        raise error_from_response(response.status_code, body, response.text[:300],
+                                  retry_after=parse_retry_after(response.headers.get("Retry-After")))
 
     def _group(self, body: dict[str, Any]) -> GroupStatus:
         try:
@@ -293,12 +305,21 @@ def get_client() -> SolapiClient:
                 base_url=settings.SOLAPI_BASE_URL,
                 api_key=settings.SOLAPI_API_KEY,
                 api_secret=settings.SOLAPI_API_SECRET,
+                limiter=_account_limiter(),
             )
         return _clients[pid]
 
 
+def _account_limiter() -> RequestLimiter | None:
+    from messaging.solapi.rate_limit import AccountRateLimiter
+
+    rate = settings.SOLAPI_MAX_REQUESTS_PER_SECOND
+    return AccountRateLimiter(rate) if rate > 0 else None
+
+
 def build_client(*, base_url: str, api_key: str, api_secret: str,
-                 connect_timeout: float | None = None, read_timeout: float | None = None) -> SolapiClient:
+                 connect_timeout: float | None = None, read_timeout: float | None = None,
+                 limiter: RequestLimiter | None = None) -> SolapiClient:
     connect = connect_timeout or settings.SOLAPI_CONNECT_TIMEOUT
     read = read_timeout or settings.SOLAPI_READ_TIMEOUT
     http = httpx.Client(
@@ -310,4 +331,4 @@ def build_client(*, base_url: str, api_key: str, api_secret: str,
         # Never route Solapi traffic through whatever proxy the environment names.
         trust_env=False,
     )
-    return SolapiClient(base_url=base_url, api_key=api_key, api_secret=api_secret, http=http)
+    return SolapiClient(base_url=base_url, api_key=api_key, api_secret=api_secret, http=http, limiter=limiter)

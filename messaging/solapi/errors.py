@@ -8,6 +8,8 @@ Each error keeps the HTTP status and Solapi's errorCode, and says whether the re
 may have reached Solapi (`ambiguous`) or provably did not.
 """
 
+import email.utils
+import time
 from typing import Any
 
 from messaging.failures import FailureClass
@@ -17,12 +19,14 @@ class SolapiError(Exception):
     failure_class = FailureClass.REJECTED
 
     def __init__(self, detail: str, *, http_status: int | None = None, error_code: str = "",
-                 ambiguous: bool = False):
+                 ambiguous: bool = False, retry_after: float | None = None):
         super().__init__(detail)
         self.detail = detail[:300]
         self.http_status = http_status
         self.error_code = error_code
         self.ambiguous = ambiguous
+        # Seconds Solapi asked us to wait (its Retry-After header), if it said.
+        self.retry_after = retry_after
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for logs, attempts and task results (no exception objects)."""
@@ -32,16 +36,18 @@ class SolapiError(Exception):
             "http_status": self.http_status,
             "error_code": self.error_code,
             "ambiguous": self.ambiguous,
+            "retry_after": self.retry_after,
             "detail": self.detail,
         }
 
     def __reduce__(self):
         # Celery pickles nothing (JSON), but billiard moves exceptions between processes.
-        return (_rebuild, (type(self), self.detail, self.http_status, self.error_code, self.ambiguous))
+        return (_rebuild, (type(self), self.detail, self.http_status, self.error_code, self.ambiguous,
+                           self.retry_after))
 
 
-def _rebuild(cls, detail, http_status, error_code, ambiguous):
-    return cls(detail, http_status=http_status, error_code=error_code, ambiguous=ambiguous)
+def _rebuild(cls, detail, http_status, error_code, ambiguous, retry_after=None):
+    return cls(detail, http_status=http_status, error_code=error_code, ambiguous=ambiguous, retry_after=retry_after)
 
 
 class SolapiPlatformError(SolapiError):
@@ -69,7 +75,8 @@ class SolapiTransientError(SolapiError):
 
 
 class SolapiRateLimited(SolapiTransientError):
-    pass
+    """429, or our own account-wide request rate (messaging/solapi/rate_limit.py) refusing to
+    queue a call for longer: nothing was processed. Its own policy, not the transient budget."""
 
 
 class SolapiServerError(SolapiTransientError):
@@ -126,17 +133,35 @@ PLATFORM_ERRORS: dict[FailureClass, type[SolapiPlatformError]] = {
 ALREADY_SENT_CODES = frozenset({"AlreadySent", "GroupInProcessing"})
 
 
-def error_from_response(status: int, body: dict[str, Any] | None, text: str = "") -> SolapiError:
+def error_from_response(status: int, body: dict[str, Any] | None, text: str = "",
+                        retry_after: float | None = None) -> SolapiError:
     """Classify a non-2xx answer. A 5xx may have been processed before it failed."""
     body = body or {}
     code = str(body.get("errorCode") or "")
     detail = str(body.get("errorMessage") or text or f"HTTP {status}")
     if status >= 500:
-        return SolapiServerError(detail, http_status=status, error_code=code, ambiguous=True)
+        return SolapiServerError(detail, http_status=status, error_code=code, ambiguous=True, retry_after=retry_after)
     error_type = ERROR_CODES.get(code) or HTTP_STATUSES.get(status) or SolapiRejectedError
-    return error_type(detail, http_status=status, error_code=code)
+    return error_type(detail, http_status=status, error_code=code, retry_after=retry_after)
 
 
 def platform_error(failure_class: FailureClass, detail: str, *, error_code: str = "") -> SolapiPlatformError:
     """The error for a platform failure class that Solapi reported per message."""
     return PLATFORM_ERRORS.get(failure_class, SolapiPlatformError)(detail, error_code=error_code)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Retry-After as seconds from now: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
+    None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -11,12 +11,14 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from billing.ledger import account_for
 from harness.academies import make_academy
 from messaging.failures import FailureClass
-from messaging.models import BreakerState, CircuitBreaker, Message, MessageStatus
+from messaging.models import BreakerState, Chunk, CircuitBreaker, Message, MessageStatus
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from tests.api.conftest import client_for
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -96,3 +98,31 @@ def test_past_the_maximum_pause_the_messages_fail_and_the_credit_is_released(san
     assert {m.failure_class for m in messages} == {FailureClass.AUTH_FAILED}
     assert sandbox.accepted_total == 0
     assert_books_balance(academy, spent=Decimal("0"))
+
+
+def test_messages_held_by_a_platform_pause_show_as_paused_with_the_reason(sandbox, transactional_db,
+                                                                         one_message_chunks, admin_client):
+    academy = make_academy(students=2)
+    sandbox.set_credentials(api_key="ROTATED-KEY")
+
+    send_request = send(academy, queue=QUEUE)
+    wait_until(lambda: Chunk.objects.filter(send_request=send_request, paused_since__isnull=False).count() == 2,
+               what="both chunks to be paused")
+
+    # The status URL: paused, with the reason, not sending.
+    detail = client_for(academy.user).get(f"/api/v1/messages/send-requests/{send_request.id}").json()
+    assert {m["status"] for m in detail["messages"]} == {"paused"}
+    assert {m["paused"]["reason_code"] for m in detail["messages"]} == {FailureClass.AUTH_FAILED}
+    assert detail["paused"]["reason"] == str(FailureClass.AUTH_FAILED.label)
+    assert (detail["counts"]["paused"], detail["counts"]["sending"], detail["counts"]["held"]) == (2, 0, 0)
+    # The admin's message list says the same.
+    page = admin_client.get(reverse("admin:messaging_message_changelist")).content.decode()
+    assert page.count(f"paused: {FailureClass.AUTH_FAILED.label}") == 2
+
+    sandbox.set_credentials(api_key=settings.SOLAPI_API_KEY)
+    messages = wait_settled(send_request, timeout=60)
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 2
+    detail = client_for(academy.user).get(f"/api/v1/messages/send-requests/{send_request.id}").json()
+    assert {m["status"] for m in detail["messages"]} == {"accepted"}
+    assert (detail["paused"], detail["counts"]["paused"]) == (None, 0)
+    assert_books_balance(academy, spent=Decimal("26"))

@@ -28,6 +28,7 @@ from messaging.solapi.errors import (
     SolapiRejectedError,
     SolapiServerError,
     SolapiTimeout,
+    parse_retry_after,
 )
 from tests.solapi.conftest import API_KEY, API_SECRET, SENDER
 
@@ -250,3 +251,27 @@ def _sent_group(solapi: SolapiClient) -> str:
 def test_our_message_id_is_a_positive_bigint_written_in_ascii_digits(value, expected):
     assert our_message_id({"message_id": value}) == expected
     assert our_message_id(None) is None and our_message_id("message_id") is None
+@pytest.mark.parametrize(("retry_after", "expected"), [(7, 7.0), (None, None)])
+def test_a_429_carries_solapis_retry_after_when_it_sends_one(solapi, sandbox, retry_after, expected):
+    sandbox.fail_next("create_group", action="429", retry_after=retry_after)
+
+    with pytest.raises(SolapiRateLimited) as raised:
+        solapi.create_group()
+
+    assert (raised.value.http_status, raised.value.retry_after, raised.value.ambiguous) == (429, expected, False)
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_the_sandbox_reports_the_most_calls_it_saw_in_any_second(solapi, sandbox):
+    for _ in range(4):
+        solapi.get_balance()
+
+    assert sandbox.max_requests_per_second() == 4
+    assert sandbox.max_requests_per_second(since=sandbox.request_log[-1].at) == 1
