@@ -23,6 +23,7 @@ from messaging.models import (
     SuppressedRecipient,
 )
 from messaging.pipeline import outbox
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from tenants.models import SenderStatus
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled
 
@@ -36,8 +37,9 @@ def _outcomes(messages) -> set[tuple[str, bool]]:
 # --- transient: retry with backoff ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["5xx", "429", "drop"])
-def test_transient_failures_are_retried_and_the_messages_go_out_once(worker, sandbox, academy, action):
+@pytest.mark.parametrize(("action", "transient", "rate_limited"), [("5xx", 2, 0), ("drop", 2, 0), ("429", 0, 2)])
+def test_transient_failures_are_retried_and_the_messages_go_out_once(worker, sandbox, academy, action, transient,
+                                                                     rate_limited):
     sandbox.fail_next("send_group", times=2, action=action)
 
     messages = wait_settled(send(academy))
@@ -45,7 +47,8 @@ def test_transient_failures_are_retried_and_the_messages_go_out_once(worker, san
     assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
     assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
     chunk = Chunk.objects.get(send_request=messages[0].send_request)
-    assert chunk.transient_failures == 2
+    # A 429 is not a failure of the message: it is counted apart from the transient budget.
+    assert (chunk.transient_failures, chunk.rate_limited) == (transient, rate_limited)
     assert DeliveryAttempt.objects.filter(chunk=chunk, operation="send_group").count() == 3
     assert_books_balance(academy, spent=Decimal("39"))
 
@@ -76,6 +79,40 @@ def test_transient_failures_past_the_limit_fail_the_messages_and_release_the_cre
     assert Chunk.objects.get(send_request=messages[0].send_request).transient_failures == 6
     assert sandbox.accepted_total == 0
     assert _outcomes(messages) == {(OutcomeEvent.FAILED, False)}
+    assert_books_balance(academy, spent=Decimal("0"))
+
+
+# --- 429: wait as long as Solapi asks, for a bounded time ---------------------------------
+
+
+def test_a_429_waits_as_long_as_retry_after_says(worker, sandbox, academy):
+    # The suite's backoff is 1-4 s; Solapi asks for 6.
+    sandbox.fail_next("create_group", action="429", retry_after=6)
+
+    messages = wait_settled(send(academy))
+
+    assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
+    told, retried = [r.at for r in sandbox.request_log if r.operation == "create_group"]
+    assert retried - told >= 6
+    assert_books_balance(academy, spent=Decimal("39"))
+
+
+QUEUE = f"{INTERACTIVE_QUEUE}-policies"
+
+
+def test_429s_past_the_longest_wait_fail_the_messages_and_release_the_credit(sandbox, transactional_db,
+                                                                            start_worker):
+    start_worker("short-wait", env={"MESSAGING_RATE_LIMIT_MAX_WAIT_SECONDS": "4"}, extra_args=("-Q", QUEUE))
+    academy = make_academy()
+    sandbox.storm_429(60)
+
+    messages = wait_settled(send(academy, queue=QUEUE), timeout=60)
+
+    assert statuses(messages) == [MessageStatus.FAILED] * 3
+    assert {m.failure_class for m in messages} == {FailureClass.TRANSIENT_EXHAUSTED}
+    chunk = Chunk.objects.get(send_request=messages[0].send_request)
+    assert chunk.rate_limited >= 2 and chunk.transient_failures == 0
+    assert sandbox.accepted_total == 0
     assert_books_balance(academy, spent=Decimal("0"))
 
 
