@@ -36,7 +36,10 @@ resume_stale_chunks) are called directly, as beat would: the relay from the mome
 back, the stale-chunk sweep only after a grace period longer than the visibility timeout. The
 output says whether they found anything to do.
 
-    python -m benchmarks.drill [--only kill,solapi,sqs,queue] [--messages 2000] [--kills 20] [--seed 7]
+The edge drills of issue 12 (twice, dbblips, storm) live in benchmarks/edge_drills.py.
+
+    python -m benchmarks.drill [--only kill,solapi,sqs,queue,twice,dbblips,storm] [--messages 2000]
+                               [--kills 20] [--seed 7] [--storm-seconds 300]
 
 Exit code 1 if any check fails.
 """
@@ -487,14 +490,16 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str = "the drill'
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="kill,solapi,sqs,queue")
+    parser.add_argument("--only", default="kill,solapi,sqs,queue,twice,dbblips,storm")
     parser.add_argument("--messages", type=int, default=MESSAGES)
     parser.add_argument("--kills", type=int, default=KILLS)
     parser.add_argument("--outage", type=float, default=OUTAGE_SECONDS)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--storm-seconds", type=float, default=300)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     only = args.only.split(",")
+    from benchmarks import edge_drills
     began = time.monotonic()
     outcomes: list[DrillOutcome] = []
     with Stack("drill", keep_db=args.keep_db) as stack:
@@ -507,6 +512,10 @@ def main() -> int:
             "solapi": lambda: solapi_drill(stack, messages=args.messages),
             "sqs": lambda: sqs_drill(stack, messages=args.messages, outage=args.outage),
             "queue": lambda: queue_drill(stack, messages=args.messages, outage=args.outage),
+            # The edge drills (docs/exactly-once.md), in their own module.
+            "twice": lambda: edge_drills.twice_drill(stack),
+            "dbblips": lambda: edge_drills.dbblips_drill(stack, messages=args.messages),
+            "storm": lambda: edge_drills.storm_drill(stack, seconds=args.storm_seconds),
         }
         for name in only:
             outcome = drills[name]()

@@ -27,7 +27,8 @@ Steering, all thread-safe and usable while it runs:
     sb.set_recipient_outcome(phone, fallback=True)                   ATA falls back to SMS/LMS
     sb.clear_recipient_outcome(phone)
     sb.fail_next(operation, times=1, action="5xx"|"429"|"drop"|"accept_then_timeout",
-                 status=503, plain_text=False, hang_seconds=30.0)
+                 status=503, plain_text=False, hang_seconds=30.0, retry_after=None)
+    sb.storm_429(seconds, retry_after=None, retry_after_every=1)     every call 429 for a while
     sb.set_fault_rates(operation="*", error_5xx=, too_many_requests=, burst_429=, drop=,
                        accept_then_timeout=, burst_length=5, status_5xx=503, hang_seconds=30.0)
     sb.set_latency(ms, operation="*"); sb.clear_faults()
@@ -41,6 +42,7 @@ Observing:
     sb.sends_per_recipient(); sb.accepted_total
     sb.request_log -> [RequestRecord(at, method, path, operation, status, fault, duration_ms)]
     sb.request_counts() -> {operation: {status: n}}
+    sb.max_requests_per_second(since=None) -> the most calls that arrived in any 1-second window
     sb.wait_for_reports(timeout) -> bool; sb.report_status(); sb.snapshot()
 
 Operations (for faults and the log): send_many, create_group, add_messages, send_group, get_group,
