@@ -43,6 +43,7 @@ def twice_drill(stack: Stack) -> DrillOutcome:
     banner(f"edge drill: every chain step published twice with the same task id ({TWICE_MESSAGES:,} messages, "
            f"chunks of {TWICE_CHUNK})")
     from django.test import override_settings
+    from django.utils import timezone
 
     from messaging.pipeline import delivery, outbox
     from messaging.pipeline.tasks import chunk_pipeline
@@ -59,19 +60,27 @@ def twice_drill(stack: Stack) -> DrillOutcome:
     queue = SendRequest.objects.get(id=sent.id).queue
     with override_settings(MESSAGING_CHUNK_SIZE=TWICE_CHUNK):
         chunk_ids = delivery.split_into_chunks(sent.id)
+    send_task_ids = []
     for chunk_id in chunk_ids:
         steps = chunk_pipeline(chunk_id, queue=queue)
         steps.freeze()  # the same task ids in both copies
+        send_task_ids.append(steps.tasks[1].id)
         steps.apply_async()
         steps.apply_async()
+    # Published by hand: the outbox relay must not publish its dispatch again later.
+    SendRequest.objects.filter(id=sent.id).update(dispatched=timezone.now())
     recovery = Recovery()
     waited = settle([sent.id], timeout=300, recovery=recovery)
     for worker in workers:
         worker.stop()
+    logs = "".join(worker.log() for worker in workers)
+    received_twice = sum(logs.count(f"messaging.send_to_solapi[{task_id}] received") >= 2 for task_id in send_task_ids)
     groups_sent = sum(1 for r in stack.sandbox.request_log if r.operation == "send_group" and r.status == 200)
     facts = {"published": f"{len(chunk_ids)} chunks × 3 steps, each twice with one task id, two workers",
              "settled": f"{waited:.0f} s after publishing", "recovery": recovery.summary(), "load": loadavg()}
     outcome = _outcome("twice", [sent.id], stack, facts)
+    outcome.checks.append(Check("every send step ran twice", received_twice == len(chunk_ids),
+                                f"{received_twice} of {len(chunk_ids)} send steps received twice (same task id)"))
     outcome.checks.append(Check("one group sent per chunk", groups_sent == len(chunk_ids),
                                 f"{groups_sent} groups sent for {len(chunk_ids)} chunks"))
     return outcome
