@@ -3,6 +3,7 @@ given length, with or without Retry-After), dropped connections and accept-then-
 deterministic rules ("the next N requests to X fail with Y") or as random rates drawn from a
 seedable generator."""
 
+import math
 import random
 import threading
 import time
@@ -137,7 +138,9 @@ class Storm:
     replies: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds_left": max(0.0, round(self.until - time.monotonic(), 1)), "retry_after": self.retry_after,
+        # Rounded up: 0 only once the storm is over.
+        left = max(0.0, math.ceil((self.until - time.monotonic()) * 10) / 10)
+        return {"seconds_left": left, "retry_after": self.retry_after,
                 "retry_after_every": self.retry_after_every, "replies": self.replies}
 
 

@@ -506,6 +506,29 @@ def test_a_burst_of_429_then_recovery(sandbox, client):
     assert sandbox.request_counts() == {"balance": {"429": 3, "200": 1}}
 
 
+def test_a_429_may_carry_retry_after(sandbox, client):
+    sandbox.fail_next("balance", action="429", retry_after=7)
+    sandbox.fail_next("balance", action="429")
+
+    told, untold = client.request("GET", "/cash/v1/balance"), client.request("GET", "/cash/v1/balance")
+
+    assert (told.status_code, told.headers.get("Retry-After")) == (429, "7")
+    assert (untold.status_code, untold.headers.get("Retry-After")) == (429, None)
+
+
+def test_a_storm_answers_every_call_429_until_it_ends(sandbox, client):
+    # Over HTTP, as drills start it: every second answer carries Retry-After.
+    client.http.post("/_sandbox/faults", json={"storm": {"seconds": 1.5, "retry_after": 3, "retry_after_every": 2}})
+
+    during = [client.request("GET", "/cash/v1/balance") for _ in range(4)]
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in during] == [(429, None), (429, "3")] * 2
+    assert sandbox.faults.to_json()["storm"]["replies"] == 4
+    while sandbox.faults.to_json()["storm"]["seconds_left"] > 0:
+        time.sleep(0.05)
+    assert client.request("GET", "/cash/v1/balance").status_code == 200
+    assert client.http.get("/_sandbox/rate").json() == {"max_requests_per_second": sandbox.max_requests_per_second()}
+
+
 def test_random_faults_are_reproducible_with_a_seed(make_client):
     def statuses(seed: int) -> list[int]:
         with SolapiSandbox("K", "S", seed=seed) as sandbox:
