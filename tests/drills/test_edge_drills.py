@@ -11,22 +11,14 @@ import pytest
 from django.db import connection
 
 from benchmarks.drill import check_drill
+from harness.academies import make_academy
 from messaging.models import Message, MessageStatus
 from messaging.pipeline import delivery
 from messaging.pipeline.queues import BULK_QUEUE
 from messaging.pipeline.tasks import chunk_pipeline
-from tenants.models import Student
-from tests.pipeline.conftest import make_academy, send, settled, wait_settled, wait_until
+from tests.pipeline.conftest import send, settled, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _academy(messages: int):
-    academy = make_academy(students=0, credit="1000000")
-    Student.objects.bulk_create([Student(tenant=academy.tenant, name=f"학생{i}", parent_phone=f"010{i:08d}")
-                                 for i in range(1, messages + 1)])
-    academy.students = list(Student.objects.filter(tenant=academy.tenant).order_by("id"))
-    return academy
 
 
 def _assert_exactly_once(send_request, sandbox, local_sqs, queue: str) -> None:
@@ -47,7 +39,7 @@ TWICE_QUEUE = f"{BULK_QUEUE}-twice"
 @pytest.mark.postgres
 def test_every_chain_step_delivered_twice_with_the_same_task_id(sandbox, local_sqs, start_worker,
                                                                  transactional_db, settings):
-    academy = _academy(100)
+    academy = make_academy(students=100, credit="1000000")
     sandbox.set_latency(100)  # Solapi calls long enough for the two copies to overlap
     env = {"MESSAGING_CHUNK_SIZE": "25"}
     workers = [start_worker(f"twice{n}", env=env, extra_args=("-Q", TWICE_QUEUE)) for n in range(2)]
@@ -112,7 +104,7 @@ class Terminator(threading.Thread):
 @pytest.mark.postgres
 def test_terminated_database_connections_delay_messages_and_fail_none(sandbox, local_sqs, start_worker,
                                                                      transactional_db):
-    academy = _academy(200)
+    academy = make_academy(students=200, credit="1000000")
     sandbox.set_latency(50)
     start_worker("blips", env={"MESSAGING_CHUNK_SIZE": "20"}, extra_args=("-Q", BLIP_QUEUE))
     send_request = send(academy, queue=BLIP_QUEUE)
@@ -140,7 +132,7 @@ RATE = 5
 
 def test_a_storm_of_429s_fails_nothing_and_two_workers_share_one_request_rate(sandbox, local_sqs, start_worker,
                                                                               transactional_db):
-    academy = _academy(200)
+    academy = make_academy(students=200, credit="1000000")
     # Small chunks, so the workers have many calls to make at once; a transient budget the storm
     # would exhaust many times over if its 429s counted against it.
     env = {"MESSAGING_CHUNK_SIZE": "10", "SOLAPI_MAX_REQUESTS_PER_SECOND": str(RATE),

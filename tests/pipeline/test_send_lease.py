@@ -11,11 +11,12 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from harness.academies import make_academy
 from messaging.models import Chunk, ChunkStatus, DeliveryAttempt, MessageStatus, RequestRate, SolapiOperation
 from messaging.pipeline import delivery
 from messaging.solapi.errors import SolapiRateLimited, SolapiServerError
 from messaging.solapi.rate_limit import JITTER_ALLOWANCE, AccountRateLimiter
-from tests.pipeline.conftest import make_academy, send
+from tests.pipeline.conftest import send
 
 pytestmark = pytest.mark.django_db
 
