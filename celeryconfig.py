@@ -103,14 +103,16 @@ if events_broker_url:
 worker_hijack_root_logger = False
 
 # --- Results ('Results') ----------------------------------------------------------
-result_backend = "django-db"
+# django-celery-results' "django-db", retrying writes through a dropped connection (project/results.py).
+result_backend = "project.results:RetryingDatabaseBackend"
 # Store task name, args, kwargs and worker on each row, for the admin.
 result_extended = True
 # Record STARTED, so a stuck task is visible.
 task_track_started = True
 # Results are for inspection; celery.backend_cleanup (beat) deletes older rows.
 result_expires = 7 * 24 * 3600
-# Retry result writes through a dropped database connection.
+# Retry result writes through a dropped database connection: a result that cannot be stored
+# fails the task after its work was done, and stops its chain.
 result_backend_always_retry = True
 
 # --- Serialization ------------------------------------------------------------------
