@@ -252,6 +252,8 @@ def _sent_group(solapi: SolapiClient) -> str:
 def test_our_message_id_is_a_positive_bigint_written_in_ascii_digits(value, expected):
     assert our_message_id({"message_id": value}) == expected
     assert our_message_id(None) is None and our_message_id("message_id") is None
+
+
 @pytest.mark.parametrize(("retry_after", "expected"), [(7, 7.0), (None, None)])
 def test_a_429_carries_solapis_retry_after_when_it_sends_one(solapi, sandbox, retry_after, expected):
     sandbox.fail_next("create_group", action="429", retry_after=retry_after)

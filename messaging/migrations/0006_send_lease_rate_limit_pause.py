@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0004_group_reconciliation'),
+        ('messaging', '0005_skip_reason_unsupported_characters_in_name'),
     ]
 
     operations = [
