@@ -128,7 +128,7 @@ def test_an_ad_that_reaches_the_reserve_step_at_night_waits_for_8am_still_paid_f
     assert {(m.status, m.chunk_id, m.not_before) for m in messages} == {(MessageStatus.PENDING, None, morning)}
     assert account_for(academy.tenant).held == Decimal("39")  # still held: the 202 was paid for
     assert Chunk.objects.get(id=chunk_id).status == ChunkStatus.HELD
-    assert delivery.send_chunk(chunk_id, task_id="t").accepted == 0  # nothing left to call Solapi for
+    assert delivery.send_chunk(delivery.Lease(chunk_id, task_id="t")).accepted == 0  # nothing left to call Solapi for
 
     at(morning)  # 08:00: dispatch takes them again, and they may go now
     messages = reserve(send_request_id)
