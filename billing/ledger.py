@@ -15,9 +15,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce, Round
-from django.utils import timezone
 
 from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from project import clock
 from tenants.models import Tenant
 
 
@@ -234,7 +234,7 @@ def _close_holds(message_ids: Iterable[int], *, status: str,
                 entries.extend(hold_entries)
                 same_changes[tuple(sorted(changes.items()))].append(hold.id)
             for changes, hold_ids in same_changes.items():
-                Hold.objects.filter(id__in=hold_ids).update(**dict(changes), closed=Coalesce("closed", timezone.now()))
+                Hold.objects.filter(id__in=hold_ids).update(**dict(changes), closed=Coalesce("closed", clock.now()))
             _apply(account, entries)
             changed += len(holds)
     return changed

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from project.clock import ClockDateTimeField
 from tenants.models import Tenant
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -61,7 +62,7 @@ class CreditAccount(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="credit_account")
     balance = models.DecimalField(default=ZERO, **MONEY)
     held = models.DecimalField(default=ZERO, **MONEY)
-    updated = models.DateTimeField(auto_now=True)
+    updated = ClockDateTimeField(auto_now=True)
 
     class Meta:
         # Admin actions check these when they run (billing/admin.py).
@@ -106,7 +107,7 @@ class LedgerEntry(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    created = ClockDateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
@@ -138,7 +139,7 @@ class Hold(models.Model):
     captured_amount = models.DecimalField(default=ZERO, **MONEY)
     # A captured message that failed after acceptance is refunded once.
     refunded = models.BooleanField(default=False)
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
     closed = models.DateTimeField(null=True, blank=True)
 
     class Meta:

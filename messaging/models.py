@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from billing.models import MONEY, MessageType
 from messaging.failures import FailureClass
+from project.clock import ClockDateTimeField
 from tenants.models import AlimTalkTemplate, RecipientKind, Student, Tenant
 from tenants.phones import mask_phone
 
@@ -64,7 +65,7 @@ class SendRequest(models.Model):
     # Message counts by status, recomputed (never incremented) as messages move.
     counts = models.JSONField(default=dict, blank=True)
     completed = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    created = ClockDateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
@@ -114,8 +115,8 @@ class Chunk(models.Model):
     paused_since = models.DateTimeField(null=True, blank=True)
     pause_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True, db_index=True)
+    created = ClockDateTimeField(auto_now_add=True)
+    updated = ClockDateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["send_request_id", "index"]
@@ -190,8 +191,8 @@ class Message(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    created = ClockDateTimeField(auto_now_add=True)
+    updated = ClockDateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
@@ -229,7 +230,7 @@ class DeliveryAttempt(models.Model):
     ambiguous = models.BooleanField(default=False)
     detail = models.CharField(max_length=300, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
@@ -257,7 +258,7 @@ class MessageOutcome(models.Model):
     recipient_summary = models.CharField(max_length=20)
     failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    created = ClockDateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
@@ -276,7 +277,7 @@ class DeliveryReport(models.Model):
     status_code = models.CharField(max_length=8)
     message_type = models.CharField(max_length=8, blank=True)
     payload = models.JSONField()
-    received = models.DateTimeField(auto_now_add=True)
+    received = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
@@ -313,7 +314,7 @@ class GroupReconciliation(models.Model):
     solapi_billing = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=BooksStatus.choices)
     explanation = models.CharField(max_length=300, blank=True)
-    checked = models.DateTimeField(auto_now_add=True, db_index=True)
+    checked = ClockDateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
@@ -337,7 +338,7 @@ class SuppressedRecipient(models.Model):
     phone = models.CharField(max_length=11)
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     source = models.CharField(max_length=64, help_text="Solapi status code, or 'staff'.")
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "phone"], name="suppress_once")]

@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
@@ -12,6 +11,7 @@ from messaging.compose.rules import Consent
 from messaging.models import SendRequest
 from messaging.operations import pauses
 from messaging.operations.counts import count_messages
+from project import clock
 from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
 
 MAX_PAGE_SIZE = 1000
@@ -83,7 +83,7 @@ def consents_for(student_ids: list[int]) -> dict[tuple[int, str], Consent]:
 
 def consents_due_for_reconfirmation(tenant: Tenant, *, now: datetime | None = None) -> QuerySet[MarketingConsent]:
     """Consents two years old or older (§50⑧): the academy must remind these recipients."""
-    cutoff = (now or timezone.now()) - CONSENT_VALID_FOR
+    cutoff = (now or clock.now()) - CONSENT_VALID_FOR
     return MarketingConsent.objects.filter(
         student__tenant=tenant, withdrawn_at__isnull=True, marketing_consented_at__lte=cutoff
     ).select_related("student").order_by("marketing_consented_at")

@@ -25,12 +25,12 @@ from botocore.config import Config
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.utils import timezone
 
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
 from messaging.pipeline import breaker
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from project import clock
 
 _QUEUE_ATTRIBUTES = {
     "ApproximateNumberOfMessages": "visible",
@@ -120,7 +120,7 @@ def _breaker() -> dict:
 
 
 def _workers() -> list[dict]:
-    alive_after = timezone.now() - timedelta(seconds=ALIVE_WITHIN_SECONDS)
+    alive_after = clock.now() - timedelta(seconds=ALIVE_WITHIN_SECONDS)
     return [
         {"hostname": w.hostname, "last_seen": w.last_seen, "alive": w.stopped is None and w.last_seen >= alive_after}
         for w in WorkerHeartbeat.objects.all()[:50]
@@ -128,7 +128,7 @@ def _workers() -> list[dict]:
 
 
 def _pipeline() -> dict:
-    now = timezone.now()
+    now = clock.now()
     oldest = Chunk.objects.exclude(status=ChunkStatus.FINALIZED).order_by("created").values_list(
         "created", flat=True).first()
     return {

@@ -45,6 +45,14 @@ def _secret(name: str) -> str:
 
 
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+
+# Shifts project.clock for every process that reads it (tests at other dates and hours,
+# with real worker subprocesses). A production clock must be the real one.
+CLOCK_OFFSET_SECONDS = env.float("CLOCK_OFFSET_SECONDS", default=0.0)
+if CLOCK_OFFSET_SECONDS and not DEBUG:
+    raise ImproperlyConfigured(
+        "CLOCK_OFFSET_SECONDS is for tests only: unset it, or set DEBUG=1 on a development machine."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 # --- HTTPS (production is behind a TLS-terminating proxy) ---------------------------

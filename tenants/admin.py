@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
+from project import clock
 from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
 from tenants.phones import PHONE_IN_TEXT, mask_phone
 from tenants.services import sender_register
@@ -176,7 +176,7 @@ class DueForReconfirmation(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "yes":
             return queryset.filter(withdrawn_at__isnull=True,
-                                   marketing_consented_at__lte=timezone.now() - CONSENT_VALID_FOR)
+                                   marketing_consented_at__lte=clock.now() - CONSENT_VALID_FOR)
         return queryset
 
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from project.clock import ClockDateTimeField
 from tenants.phones import InvalidPhone, is_valid_sender, normalize_phone
 
 
@@ -32,7 +33,7 @@ class Tenant(models.Model):
     kakao_pf_id = models.CharField("Kakao channel (pfId)", max_length=64, blank=True)
     # The academy's free 080 opt-out number, required at the end of every ad.
     ad_opt_out_number = models.CharField("080 수신거부 번호", max_length=11, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -59,7 +60,7 @@ class Membership(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
@@ -73,7 +74,7 @@ class Student(models.Model):
     name = models.CharField(max_length=50)
     phone = models.CharField(max_length=11, blank=True)
     parent_phone = models.CharField(max_length=11, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -112,7 +113,7 @@ class MarketingConsent(models.Model):
     marketing_consented_at = models.DateTimeField(null=True, blank=True)
     night_consented_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
-    updated = models.DateTimeField(auto_now=True)
+    updated = ClockDateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["student", "recipient"], name="one_consent_per_recipient")]
@@ -142,7 +143,7 @@ class AlimTalkTemplate(models.Model):
     # The approved text, with #{변수} placeholders; a sent AlimTalk must match it.
     content = models.TextField()
     status = models.CharField(max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.PENDING)
-    created = models.DateTimeField(auto_now_add=True)
+    created = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

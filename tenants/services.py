@@ -2,8 +2,7 @@
 
 from datetime import datetime
 
-from django.utils import timezone
-
+from project import clock
 from tenants.models import MarketingConsent, SenderStatus, Student, Tenant
 
 
@@ -13,7 +12,7 @@ def sender_reject(*, tenant_id: int, reason: str) -> bool:
     changed = Tenant.objects.filter(id=tenant_id).exclude(messaging_sender_status=SenderStatus.REJECTED).update(
         messaging_sender_status=SenderStatus.REJECTED,
         messaging_sender_status_reason=reason[:200],
-        messaging_sender_status_changed=timezone.now(),
+        messaging_sender_status_changed=clock.now(),
     )
     return bool(changed)
 
@@ -23,7 +22,7 @@ def sender_register(*, tenant: Tenant, number: str) -> Tenant:
     tenant.messaging_sender = number
     tenant.messaging_sender_status = SenderStatus.VERIFIED
     tenant.messaging_sender_status_reason = ""
-    tenant.messaging_sender_status_changed = timezone.now()
+    tenant.messaging_sender_status_changed = clock.now()
     tenant.full_clean()
     tenant.save()
     return tenant
@@ -33,7 +32,7 @@ def consent_record(*, student: Student, recipient: str, marketing: bool, night: 
                    now: datetime | None = None) -> MarketingConsent:
     """Record a recipient's answer to the advertising consent (a renewal re-dates it, which
     is what re-confirmation every two years means). Night consent needs marketing consent."""
-    now = now or timezone.now()
+    now = now or clock.now()
     consent, _ = MarketingConsent.objects.get_or_create(student=student, recipient=recipient)
     if marketing:
         consent.marketing_consented_at, consent.withdrawn_at = now, None

@@ -19,6 +19,7 @@ from harness.log_audit import leaks
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
 from messaging.pipeline.queues import ALL_QUEUES
+from project import clock as project_clock
 
 # One folder per test session: two runs on one machine must not write into the same logs.
 LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs" / os.environ["TEST_SESSION"]
@@ -47,6 +48,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _secrets() -> list[str]:
     return [settings.SOLAPI_WEBHOOK_SECRET, settings.SOLAPI_API_SECRET, settings.SECRET_KEY]
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    """The project clock (project/clock.py) for this test: `clock.freeze(moment)`,
+    `clock.set(moment)`, `clock.next_kst(22, 30)`. Every test starts at the real time, or at
+    TEST_CLOCK's (make test-clocks), and whatever a test did to the clock ends with it."""
+    if settings.TEST_CLOCK_AT:
+        project_clock.set(settings.TEST_CLOCK_AT)
+    yield project_clock
+    project_clock.reset()
 
 
 @pytest.fixture(autouse=True)

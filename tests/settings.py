@@ -7,12 +7,32 @@ worker subprocesses it starts (which inherit os.environ) agree on every value.
 
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from harness.ports import free_port
+from project.clock import next_kst
 
 _session = os.environ.setdefault("TEST_SESSION", uuid.uuid4().hex[:8])
 _sqs_port = os.environ.setdefault("TEST_SQS_PORT", str(free_port()))
 _sandbox_port = os.environ.setdefault("TEST_SANDBOX_PORT", str(free_port()))
+
+
+def _clock_at(wanted: str) -> datetime:
+    """TEST_CLOCK, as the moment this session's clock starts at: "21:00" is the next 21:00
+    in Korea, "+365d" the same time 365 days ahead (make test-clocks)."""
+    real_now = datetime.now(UTC)
+    if wanted.startswith("+") and wanted.endswith("d"):
+        return real_now + timedelta(days=int(wanted[1:-1]))
+    hour, minute = wanted.split(":")
+    return next_kst(int(hour), int(minute), after=real_now)
+
+
+# Every process of this session (the test process and its worker subprocesses) runs at
+# TEST_CLOCK's time: the offset goes into the environment they inherit (project/clock.py).
+# TEST_CLOCK_AT lets each test start exactly there (tests/conftest.py).
+TEST_CLOCK_AT = _clock_at(os.environ["TEST_CLOCK"]) if os.environ.get("TEST_CLOCK") else None
+if TEST_CLOCK_AT:
+    os.environ["CLOCK_OFFSET_SECONDS"] = str((TEST_CLOCK_AT - datetime.now(UTC)).total_seconds())
 
 os.environ.update(
     {

@@ -8,6 +8,7 @@ from django.conf import settings
 from messaging.compose import rules
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import Message, MessageStatus
+from project import clock
 from tenants.models import Tenant
 
 
@@ -16,7 +17,7 @@ def check_daily_limit(tenant: Tenant, requested: int, *, now: datetime | None = 
     MESSAGING_DAILY_MESSAGE_LIMIT. Two sends racing can pass it together: it is a ceiling
     against runaway use, not an exact quota."""
     limit = settings.MESSAGING_DAILY_MESSAGE_LIMIT
-    now = now or rules.kst_now()
+    now = now or clock.kst_now()
     day_start = datetime.combine(now.astimezone(rules.KST).date(), time.min, tzinfo=rules.KST)
     sent = Message.objects.filter(send_request__tenant=tenant, send_request__created__gte=day_start).exclude(
         status=MessageStatus.SKIPPED).count()

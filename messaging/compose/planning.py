@@ -25,6 +25,7 @@ from messaging.compose import rules
 from messaging.compose.recipient_checks import Recipient, Standing
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose, SendTo, SkipReason
+from project import clock
 from tenants.models import AlimTalkTemplate, RecipientKind, Student
 from tenants.phones import InvalidPhone, normalize_phone
 
@@ -92,7 +93,7 @@ def plan_messages(
     (messaging/compose/recipient_checks.py, asked again when the message is sent)."""
     check_variables(draft)
     check_text_encodes(draft)
-    now = now or rules.kst_now()
+    now = now or clock.kst_now()
     planned: list[PlannedMessage] = []
     deferred = 0
     seen: set[tuple[str, str]] = set()

@@ -18,6 +18,7 @@ from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.operations.counts import refresh_counts
 from messaging.pipeline import outbox
+from project import clock
 
 # Failures that say nothing about the recipient or the text: sending again may work.
 RETRYABLE = frozenset({
@@ -59,7 +60,7 @@ def _planned_again(original: SendRequest, messages: list[Message]) -> list[Plann
     all of it once more when the retry is sent)."""
     standing = standing_of(tenant_id=original.tenant_id, purpose=original.purpose,
                            phones=[m.phone for m in messages], student_ids=[m.student_id for m in messages])
-    now = rules.kst_now()
+    now = clock.kst_now()
     planned, waiting = [], 0
     for message in messages:
         again = PlannedMessage(

@@ -14,15 +14,12 @@ before anything is written, with a message that says how to fix the text.
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
-from django.utils import timezone
 
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose
+from project.clock import KST
 from tenants.models import Tenant
 
-KST = ZoneInfo("Asia/Seoul")
 AD_LABEL = "(광고)"
 NIGHT_STARTS, NIGHT_ENDS = time(21, 0), time(8, 0)
 # Deferred night-time ads are released from 08:00 in waves, not all at once.
@@ -34,11 +31,6 @@ _OPT_OUT_LINE = re.compile(r"무료\s*수신\s*거부\s*:?\s*(0\s*8\s*0[\d\s-]{7
 # recruiting, free trials); an "info" message that contains them gets a warning.
 LIKELY_AD_WORDS = ("할인", "이벤트", "모집", "무료 체험", "무료체험", "특가", "선착순", "혜택", "증정", "프로모션",
                    "신규 등록", "신규등록", "등록금 인하", "수강료 인하", "추천인", "쿠폰")
-
-
-def kst_now() -> datetime:
-    """The current time in Korea; the tests move it."""
-    return timezone.now().astimezone(KST)
 
 
 def check_ad_channel(*, purpose: str, mode: str) -> None:

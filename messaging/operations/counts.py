@@ -1,9 +1,9 @@
 """A send request's message counts by status, recomputed from the messages themselves."""
 
 from django.db.models import Count
-from django.utils import timezone
 
 from messaging.models import FINAL_STATUSES, Message, MessageStatus, SendRequest
+from project import clock
 
 
 def count_messages(send_request_id: int) -> dict[str, int]:
@@ -19,5 +19,5 @@ def refresh_counts(send_request_id: int) -> dict[str, int]:
     counts = count_messages(send_request_id)
     SendRequest.objects.filter(id=send_request_id).update(counts=counts)
     if all(counts[s] == 0 for s in MessageStatus.values if s not in FINAL_STATUSES):
-        SendRequest.objects.filter(id=send_request_id, completed__isnull=True).update(completed=timezone.now())
+        SendRequest.objects.filter(id=send_request_id, completed__isnull=True).update(completed=clock.now())
     return counts

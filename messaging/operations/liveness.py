@@ -11,9 +11,9 @@ import os
 from celery import bootsteps
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
 from messaging.models import WorkerHeartbeat
+from project import clock
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class WorkerLiveness(bootsteps.StartStopStep):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.tref = None
-        self.started = timezone.now()
+        self.started = clock.now()
 
     def start(self, worker):
         self._beat(worker)
@@ -37,7 +37,7 @@ class WorkerLiveness(bootsteps.StartStopStep):
     def stop(self, worker):
         if self.tref:
             self.tref.cancel()
-        self._write(worker, stopped=timezone.now())
+        self._write(worker, stopped=clock.now())
 
     def _beat(self, worker) -> None:
         self._write(worker, stopped=None)
@@ -47,7 +47,7 @@ class WorkerLiveness(bootsteps.StartStopStep):
             close_old_connections()
             WorkerHeartbeat.objects.update_or_create(
                 hostname=worker.hostname,
-                defaults={"pid": os.getpid(), "started": self.started, "last_seen": timezone.now(), "stopped": stopped},
+                defaults={"pid": os.getpid(), "started": self.started, "last_seen": clock.now(), "stopped": stopped},
             )
         except Exception:
             # A missed heartbeat must never take the worker down; /healthz will notice.

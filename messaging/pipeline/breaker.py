@@ -14,10 +14,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from messaging.models import BreakerState, CircuitBreaker
 from messaging.solapi.errors import SolapiPlatformError
+from project import clock
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def ensure_closed_or_claim_probe() -> None:
     breaker = current()
     if breaker.state == BreakerState.CLOSED:
         return
-    now = timezone.now()
+    now = clock.now()
     claimed = CircuitBreaker.objects.filter(
         Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now), pk=breaker.pk, state=BreakerState.OPEN
     ).update(next_probe_at=now + timedelta(seconds=settings.MESSAGING_BREAKER_PROBE_SECONDS))
@@ -57,7 +57,7 @@ def ensure_closed_or_claim_probe() -> None:
 
 def trip(error: SolapiPlatformError) -> None:
     """Open the breaker (or keep it open, pushing the next probe back)."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         breaker = CircuitBreaker.objects.select_for_update().get(pk=current().pk)
         newly_opened = breaker.state == BreakerState.CLOSED
@@ -80,7 +80,7 @@ def trip(error: SolapiPlatformError) -> None:
 def close(reason: str) -> bool:
     """Close the breaker; returns whether it was open."""
     closed = CircuitBreaker.objects.filter(name=SOLAPI, state=BreakerState.OPEN).update(
-        state=BreakerState.CLOSED, closed_at=timezone.now(), next_probe_at=None
+        state=BreakerState.CLOSED, closed_at=clock.now(), next_probe_at=None
     )
     if closed:
         logger.warning("solapi_breaker_closed reason=%s", reason)

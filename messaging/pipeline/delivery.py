@@ -24,7 +24,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.utils import timezone
 
 from billing import ledger
 from billing.ledger import HoldRequest
@@ -47,6 +46,7 @@ from messaging.operations.counts import refresh_counts
 from messaging.pipeline import breaker, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
+from project import clock
 from tenants.models import Tenant
 from tenants.services import sender_reject
 
@@ -63,7 +63,7 @@ def split_into_chunks(send_request_id: int) -> list[int]:
     with transaction.atomic():
         send_request = SendRequest.objects.select_for_update().get(id=send_request_id)
         due = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING, chunk__isnull=True)
-        due = due.exclude(not_before__gt=timezone.now())
+        due = due.exclude(not_before__gt=clock.now())
         ids = list(due.values_list("id", flat=True))
         next_index = send_request.chunks.count()
         for offset in range(0, len(ids), size):
@@ -87,7 +87,7 @@ _RESUME_AT = {ChunkStatus.QUEUED: "reserve", ChunkStatus.HELD: "send", ChunkStat
 def stale_chunks(limit: int = 500) -> list[StaleChunk]:
     """Unfinished chunks that stopped moving. Paused chunks touch `updated` on every
     deferral, so they are not stale while the breaker holds them."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
+    cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
     rows = (Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
             .values_list("id", "send_request__queue", "status")[:limit])
     return [StaleChunk(id=chunk_id, queue=queue, first_step=_RESUME_AT[status]) for chunk_id, queue, status in rows]
@@ -136,7 +136,7 @@ def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decim
     send_request = chunk.send_request
     standing = standing_of(tenant_id=send_request.tenant_id, purpose=send_request.purpose,
                            phones=[r["phone"] for r in rows], student_ids=[r["student_id"] for r in rows])
-    now = rules.kst_now()
+    now = clock.kst_now()
     skipped: dict[str, list[int]] = defaultdict(list)
     waiting: list[int] = []
     may_go = []
@@ -151,7 +151,7 @@ def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decim
             may_go.append((row["id"], row["price"]))
     for reason, ids in skipped.items():
         Message.objects.filter(id__in=ids, status=MessageStatus.PENDING).update(
-            status=MessageStatus.SKIPPED, skip_reason=reason, completed_at=timezone.now())
+            status=MessageStatus.SKIPPED, skip_reason=reason, completed_at=clock.now())
         logger.info("skipped_at_send_time chunk=%s reason=%s count=%s", chunk.id, reason, len(ids))
     if skipped:
         # Held when the request was accepted; a staff retry's messages have no hold yet.
@@ -261,7 +261,7 @@ def _claim(lease: Lease) -> Chunk | None:
     goes on, and only in the one execution holding its lease. Any other execution, a second
     copy of the same task included, waits until the lease is released or has run out (by
     then the hard time limit has ended its holder: the lease lasts as long as a task may)."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update(of=("self",)).select_related(
             "send_request__tenant", "send_request__template").get(id=lease.chunk_id)
@@ -336,11 +336,11 @@ def _record_registrations(chunk: Chunk, lease: Lease, results: list[MessageResul
                 failure_reason=result.status_message[:300] or str(result.outcome.failure_class.label),
                 solapi_status_code=result.outcome.code,
                 solapi_message_id=result.solapi_message_id,
-                completed_at=timezone.now(),
+                completed_at=clock.now(),
             )
         # Registered messages get their Solapi id from their delivery report: writing a
         # thousand ids here would be a thousand UPDATEs in the hot path.
-        chunk.messages_added = timezone.now()
+        chunk.messages_added = clock.now()
         chunk.save(update_fields=["messages_added", "updated"])
     sender_refusal = next((r for r in refused if r.outcome.failure_class == FailureClass.SENDER_UNREGISTERED), None)
     if sender_refusal and sender_reject(
@@ -352,7 +352,7 @@ def _record_registrations(chunk: Chunk, lease: Lease, results: list[MessageResul
 
 
 def _mark_sent(lease: Lease) -> int:
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         chunk = _locked(lease)
         accepted = chunk.messages.filter(status=MessageStatus.SENDING).update(
@@ -414,7 +414,7 @@ def record_transient_failure(lease: Lease, error: SolapiError) -> int:
 def record_rate_limit(lease: Lease, error: SolapiError) -> tuple[int, timedelta]:
     """Count a 429 (apart from the transient failures); returns how many the chunk has had
     since it was last sent, and how long ago the first of them was."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         chunk = _locked(lease)
         chunk.rate_limited += 1
@@ -427,7 +427,7 @@ def record_rate_limit(lease: Lease, error: SolapiError) -> tuple[int, timedelta]
 def record_pause(lease: Lease, failure_class: FailureClass, reason: str) -> timedelta:
     """Note that the platform breaker holds this chunk back, and why (its messages show as
     paused); returns how long it has waited."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         chunk = _locked(lease)
         chunk.paused_since = chunk.paused_since or now
@@ -448,7 +448,7 @@ def give_up_sending(lease: Lease, failure_class: FailureClass, reason: str) -> N
         chunk = _locked(lease)
         _fail(chunk.messages.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]), failure_class, reason)
         Chunk.objects.filter(id=chunk.id).update(status=ChunkStatus.SENT, paused_since=None, pause_class="",
-                                                 updated=timezone.now())
+                                                 updated=clock.now())
 
 
 def _group_went_out(chunk: Chunk, lease: Lease) -> bool:
@@ -471,7 +471,7 @@ def finalize_chunk(chunk_id: int) -> dict[str, int]:
     messages = list(chunk.messages.filter(
         status__in=[MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]))
     settlement.settle(messages)
-    Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.FINALIZED, updated=timezone.now())
+    Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.FINALIZED, updated=clock.now())
     return {"accepted": sum(m.status != MessageStatus.FAILED for m in messages),
             "failed": sum(m.status == MessageStatus.FAILED for m in messages)}
 
@@ -493,7 +493,7 @@ def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
     with transaction.atomic():
         chunk = Chunk.objects.select_for_update().get(id=chunk_id)
         reserved = failed_step == "messaging.reserve_credit" and chunk.status != ChunkStatus.QUEUED
-        leased = bool(chunk.lease_token and chunk.lease_until and chunk.lease_until > timezone.now())
+        leased = bool(chunk.lease_token and chunk.lease_until and chunk.lease_until > clock.now())
         if (reserved or leased or chunk.status in (ChunkStatus.SENT, ChunkStatus.FINALIZED)
                 or chunk.may_have_been_sent()):
             logger.error("rollback_deferred chunk=%s step=%s status=%s leased=%s error=%s", chunk_id, failed_step,
@@ -502,7 +502,7 @@ def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
         reason = f"{failed_step} failed: {error}"[:300]
         _fail(chunk.messages.filter(status__in=[MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING]),
               FailureClass.INTERNAL, reason)
-        Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, last_error=reason, updated=timezone.now())
+        Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, last_error=reason, updated=clock.now())
     finalize_chunk(chunk_id)
     logger.error("rollback chunk=%s step=%s error=%s", chunk_id, failed_step, error)
 
@@ -510,5 +510,5 @@ def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
 def _fail(messages, failure_class: FailureClass, reason: str) -> int:
     return messages.update(
         status=MessageStatus.FAILED, failure_class=failure_class, failure_reason=reason[:300],
-        completed_at=timezone.now(),
+        completed_at=clock.now(),
     )

@@ -14,9 +14,9 @@ from datetime import timedelta
 from celery import signature
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
-from django.utils import timezone
 
 from messaging.models import Message, MessageStatus, SendRequest
+from project import clock
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def publish_dispatch(send_request: SendRequest) -> bool:
         logger.warning("dispatch_publish_failed send_request=%s error=%s", send_request.id, type(exc).__name__)
         return False
     SendRequest.objects.filter(id=send_request.id).update(
-        dispatched=timezone.now(), dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error=""
+        dispatched=clock.now(), dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error=""
     )
     return True
 
@@ -49,7 +49,7 @@ def relay_undispatched() -> int:
     stale-chunk threshold tells "lost" from "waiting in a backlog", and dispatching twice is
     harmless (split_into_chunks takes only unchunked messages, under the request's row lock).
     Returns how many were published."""
-    now = timezone.now()
+    now = clock.now()
     cutoff = now - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
     lost_cutoff = now - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
     unchunked = Message.objects.filter(send_request=OuterRef("pk"), status=MessageStatus.PENDING,
@@ -63,6 +63,6 @@ def release_due_deferred() -> int:
     """Dispatch again the send requests whose night-deferred ads are now due (from 08:00
     KST, in waves); dispatch chunks only the messages that are due."""
     due = SendRequest.objects.filter(
-        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=timezone.now()
+        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=clock.now()
     ).distinct()[:BATCH]
     return sum(publish_dispatch(send_request) for send_request in due)

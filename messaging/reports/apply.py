@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from messaging.models import Chunk, DeliveryReport, Message, MessageStatus
 from messaging.pipeline import settlement
 from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
 from messaging.solapi.reports import Rejection, Report
+from project import clock
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _apply(report: Report, stored: DeliveryReport, summary: ReportSummary) -> Me
     if message.status not in _REPORTABLE:
         # Final already: a late report cannot move it backwards.
         return None
-    now = timezone.now()
+    now = clock.now()
     message.accepted_at = message.accepted_at or now
     message.completed_at = now
     message.solapi_status_code = outcome.code

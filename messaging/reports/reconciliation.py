@@ -11,7 +11,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 from billing import ledger
 from messaging.failures import FailureClass
@@ -22,6 +21,7 @@ from messaging.reports.apply import apply_reports
 from messaging.solapi.client import get_client
 from messaging.solapi.errors import SolapiError
 from messaging.solapi.reports import polled_report
+from project import clock
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def reconcile() -> dict[str, int]:
 
 
 def poll_overdue_groups() -> int:
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REPORT_POLL_AFTER_SECONDS)
+    cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_REPORT_POLL_AFTER_SECONDS)
     chunks = Chunk.objects.filter(
         messages__status=MessageStatus.ACCEPTED, messages__accepted_at__lte=cutoff
     ).exclude(solapi_group_id="").distinct()[:GROUPS_PER_RUN]
@@ -51,7 +51,7 @@ def poll_overdue_groups() -> int:
 
 
 def expire_unreported() -> int:
-    cutoff = timezone.now() - timedelta(seconds=settings.MESSAGING_REPORT_TIMEOUT_SECONDS)
+    cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_REPORT_TIMEOUT_SECONDS)
     overdue = Message.objects.filter(status=MessageStatus.ACCEPTED, accepted_at__lte=cutoff)
     ids = list(overdue.values_list("id", flat=True)[:5000])
     if not ids:
@@ -59,7 +59,7 @@ def expire_unreported() -> int:
     Message.objects.filter(id__in=ids, status=MessageStatus.ACCEPTED).update(
         status=MessageStatus.FAILED, failure_class=FailureClass.REPORT_TIMEOUT,
         failure_reason="결과 미수신: 기한 내 전달 결과가 오지 않았습니다 (no delivery report in time)",
-        completed_at=timezone.now(),
+        completed_at=clock.now(),
     )
     settlement.settle(list(Message.objects.filter(id__in=ids)))
     logger.warning("messages_expired count=%s", len(ids))

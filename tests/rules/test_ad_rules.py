@@ -1,6 +1,6 @@
 """The Korean advertising rules, one test per rule (messaging/compose/rules.py)."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -93,7 +93,7 @@ def test_the_night_window_is_21_to_08_korean_time(hour, minute, night):
 
 
 def test_the_night_window_is_korean_time_whatever_the_servers_zone():
-    utc_noon = datetime(2026, 11, 27, 12, 0, tzinfo=rules.ZoneInfo("UTC"))  # 21:00 in Seoul
+    utc_noon = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # 21:00 in Seoul
     assert rules.in_night_window(utc_noon)
 
 

@@ -1,20 +1,18 @@
-"""The Korean sending rules through the send API: one test per rule, with a fake clock
-for the night window (messaging.compose.rules.kst_now)."""
+"""The Korean sending rules through the send API: one test per rule. Tests of the night
+window freeze the project clock at the next such hour from today (the `clock` fixture)."""
 
 from datetime import datetime, timedelta
 
 import pytest
 
 from harness.academies import make_academy
-from messaging.compose import rules
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline import delivery
 from messaging.pipeline.tasks import release_deferred
-from tenants.models import MarketingConsent, RecipientKind
+from tenants.models import CONSENT_VALID_FOR, MarketingConsent, RecipientKind
 from tenants.services import consent_record
 from tests.api.conftest import client_for
 
-KST = rules.KST
 NAME = "ad-academy 학원"
 AD = f"(광고) {NAME} 겨울방학 특강 모집! 선착순 20명\n무료수신거부 080-123-4567"
 
@@ -32,13 +30,17 @@ def api(academy):
 
 
 @pytest.fixture
-def at(monkeypatch):
-    """Set the Korean clock the rules read."""
+def at(clock):
+    """Freeze the clock at the next hour:minute in Korea, counted from today."""
     def set_clock(hour: int, minute: int = 0):
-        moment = datetime(2026, 11, 27, hour, minute, tzinfo=KST)
-        monkeypatch.setattr(rules, "kst_now", lambda: moment)
-        return moment
+        return clock.freeze(clock.next_kst(hour, minute))
     return set_clock
+
+
+def _next_8am(night):
+    """08:00 in Korea after `night` (an evening or early morning), worked out by hand."""
+    morning = night.replace(hour=8, minute=0)
+    return morning if night.hour < 8 else morning + timedelta(days=1)
 
 
 def _send(api, academy, *, purpose="ad", body=AD, **fields):
@@ -78,6 +80,7 @@ def test_an_ad_is_refused_by_alimtalk(api, academy, broker):
     assert (response.status_code, response.json()["code"]) == (400, "ad_via_alimtalk")
 
 
+@pytest.mark.clock
 def test_an_ad_goes_only_to_recipients_with_recorded_consent(api, academy, broker, at):
     at(14)
     consented, _, withdrawn = academy.students
@@ -92,6 +95,7 @@ def test_an_ad_goes_only_to_recipients_with_recorded_consent(api, academy, broke
     assert response.json()["deferred"] == 0
 
 
+@pytest.mark.clock
 def test_at_night_an_ad_waits_until_8am_for_recipients_without_night_consent(api, academy, broker, at):
     now = at(22, 30)
     by_day_only, at_night_too, _ = academy.students
@@ -102,7 +106,7 @@ def test_at_night_an_ad_waits_until_8am_for_recipients_without_night_consent(api
 
     assert response.status_code == 202, response.json()
     body = response.json()
-    morning = datetime(2026, 11, 28, 8, 0, tzinfo=KST)
+    morning = _next_8am(now)
     assert (body["accepted"], body["deferred"]) == (2, 1)
     assert datetime.fromisoformat(body["deferred_until"]) == morning
     waiting = Message.objects.get(student=by_day_only)
@@ -110,23 +114,27 @@ def test_at_night_an_ad_waits_until_8am_for_recipients_without_night_consent(api
     # Dispatch (at 22:30) chunks only the message that may go now; the other is not dropped.
     (chunk_id,) = delivery.split_into_chunks(body["id"])
     assert list(Message.objects.filter(chunk_id=chunk_id).values_list("student_id", flat=True)) == [at_night_too.id]
-    assert waiting.created <= now + timedelta(days=1)
+    assert waiting.created == now  # dated by the same clock
 
 
-def test_at_8am_the_deferred_ads_are_released(api, academy, broker, at, settings):
-    at(23)
+@pytest.mark.clock
+def test_at_8am_the_deferred_ads_are_released(api, academy, broker, at, clock):
+    morning = _next_8am(at(23))
     _consent(academy, *academy.students)
     send_request_id = _send(api, academy).json()["id"]
-    delivery.split_into_chunks(send_request_id)  # nothing is due yet
+    assert delivery.split_into_chunks(send_request_id) == []  # nothing is due yet
     assert release_deferred() == 0
-    # It is 08:00: the beat task publishes the request again and dispatch takes them.
-    Message.objects.filter(send_request_id=send_request_id).update(not_before=datetime(2026, 11, 27, 8, tzinfo=KST))
+    clock.freeze(morning - timedelta(minutes=1))
+    assert release_deferred() == 0
 
+    # It is 08:00: the beat task publishes the request again and dispatch takes them.
+    clock.freeze(morning)
     assert release_deferred() == 1
     assert len(delivery.split_into_chunks(send_request_id)) == 1
     assert not Message.objects.filter(send_request_id=send_request_id, chunk__isnull=True).exists()
 
 
+@pytest.mark.clock
 def test_informational_messages_are_never_held_back_at_night(api, academy, broker, at):
     at(23)
 
@@ -154,13 +162,17 @@ def test_an_opt_out_entered_by_staff_is_skipped_from_then_on(api, academy, broke
         {"student_id": academy.students[0].id, "recipient": "parent", "reason": "opted_out"}]
 
 
-def test_consent_is_recorded_with_its_time_and_old_ones_are_listed_for_reconfirmation(api, academy):
-    student = academy.students[0]
+@pytest.mark.clock
+def test_consent_is_recorded_with_its_time_and_old_ones_are_listed_for_reconfirmation(api, academy, clock):
+    student, recent = academy.students[:2]
 
     recorded = api.post("/api/v1/consents", {"student_id": student.id, "recipient": "parent", "marketing": True,
                                              "night": True}, format="json")
+    api.post("/api/v1/consents", {"student_id": recent.id, "recipient": "parent", "marketing": True}, format="json")
     MarketingConsent.objects.filter(student=student).update(
-        marketing_consented_at=datetime(2024, 11, 1, tzinfo=KST))
+        marketing_consented_at=clock.now() - CONSENT_VALID_FOR - timedelta(days=1))
+    MarketingConsent.objects.filter(student=recent).update(
+        marketing_consented_at=clock.now() - CONSENT_VALID_FOR + timedelta(days=1))
     due = api.get("/api/v1/consents/due-for-reconfirmation")
 
     assert recorded.status_code == 200 and recorded.json()["night_consented_at"]
