@@ -30,10 +30,10 @@ from benchmarks.stack import (
     send,
     table,
     wait_settled,
-    wait_until,
     write_json,
 )
 from benchmarks.throughput import pipeline_run
+from harness.waiting import wait_until
 
 MESSAGES = 10_000
 CONCURRENCY = (1, 2, 4)

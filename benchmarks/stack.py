@@ -295,15 +295,6 @@ def status_counts(send_request_ids: Iterable[int]) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, poll: float = 0.05, what: str = "") -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or 'a condition'}")
-        time.sleep(poll)
-    return time.monotonic() - started
-
-
 # --- numbers, tables, results ---------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 import socket
-import time
+
+from harness.waiting import wait_until
 
 
 def free_port() -> int:
@@ -9,12 +10,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    wait_until(lambda: listening(port), timeout=timeout, interval=0.05, what=f"something to listen on 127.0.0.1:{port}")

@@ -4,8 +4,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,7 +22,7 @@ class WorkerProcess:
         self._process: subprocess.Popen | None = None
         self._log_offset = 0
 
-    def start(self, timeout: float = 60.0) -> "WorkerProcess":
+    def start(self, timeout: float = 2 * DEFAULT_TIMEOUT) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
@@ -50,17 +51,20 @@ class WorkerProcess:
             f.seek(self._log_offset)
             return f.read().decode(errors="replace")
 
-    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for_log(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        def seen() -> bool:
             if text in self.log():
-                return
-            if self._process and self._process.poll() is not None and text not in self.log():
+                return True
+            if self._process and self._process.poll() is not None:
                 raise RuntimeError(f"worker exited ({self._process.returncode}):\n{self.log()[-3000:]}")
-            time.sleep(0.1)
-        raise TimeoutError(f"worker log has no {text!r} after {timeout}s:\n{self.log()[-3000:]}")
+            return False
 
-    def wait_for_exit(self, timeout: float = 30.0) -> int:
+        try:
+            wait_until(seen, timeout=timeout, what=f"{text!r} in the worker log")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}:\n{self.log()[-3000:]}") from None
+
+    def wait_for_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
         return self._process.wait(timeout=timeout)
 
     def kill(self) -> None:

@@ -8,6 +8,8 @@ from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
+from harness.waiting import DEFAULT_TIMEOUT
+
 from .api import SolapiApi
 from .auth import Credentials, RequestAuthenticator
 from .codes import ANY_OPERATION, DEFAULT_PLATFORM_BALANCE
@@ -242,7 +244,7 @@ class SolapiSandbox:
     def _change_report_settings(self, **changes: Any) -> None:
         self.reports.settings = dataclasses.replace(self.reports.settings, **changes)
 
-    def wait_for_reports(self, timeout: float = 10.0) -> bool:
+    def wait_for_reports(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Wait until every sent message has its report and every webhook POST is done."""
         return self.reports.wait_idle(timeout)
 

@@ -8,6 +8,7 @@ import pytest
 
 from billing.ledger import adjust, top_up
 from harness.academies import make_academy
+from harness.waiting import DEFAULT_TIMEOUT
 from messaging.compose import send_requests
 from messaging.models import Message, SendRequest
 from messaging.pipeline import outbox
@@ -117,7 +118,7 @@ def test_a_replay_arriving_while_the_original_still_publishes_gets_the_original_
 def test_two_concurrent_requests_with_one_key_make_one_send(broker, monkeypatch):
     academy = make_academy("concurrent")
     # Both requests pass the replay check before either writes: the unique constraint decides.
-    both_planned = threading.Barrier(2, timeout=10)
+    both_planned = threading.Barrier(2, timeout=DEFAULT_TIMEOUT)
     plan_send = send_requests.plan_send
 
     def plan_together(**kwargs):
@@ -137,7 +138,7 @@ def test_two_concurrent_requests_with_one_key_make_one_send(broker, monkeypatch)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=DEFAULT_TIMEOUT)
 
     assert [r.status_code for r in responses] == [202, 202], [r.json() for r in responses]
     assert responses[0].json()["id"] == responses[1].json()["id"]

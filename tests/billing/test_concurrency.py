@@ -12,13 +12,14 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, OperationalError, connection
 
 from billing import ledger
 from billing.audit import audit_accounts
 from billing.ledger import HoldRequest
 from billing.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from harness.academies import make_tenant
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
 from tests.billing.conftest import hold, ledger_chain_breaks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -28,14 +29,30 @@ BALANCE = Decimal("100.00")
 FITS = int(BALANCE // PRICE)  # 11 holds: 92.40; a twelfth would need 100.80
 
 
+# Each thread holds a connection of its own: more threads would only compete for the
+# server's connection slots (max_connections, shared with other test sessions).
+THREADS = 16
+
+
+def _connected() -> bool:
+    try:
+        connection.ensure_connection()
+        return True
+    except OperationalError:  # "too many clients already": another session holds the slots
+        connection.close()
+        return False
+
+
 def run_at_once(count: int, work) -> list:
-    """Run work(i) in `count` threads released together; return each result or exception."""
+    """Run work(i) in `count` threads released together, each already connected (waiting
+    for a free connection slot if need be); return each result or exception."""
     barrier = threading.Barrier(count)
     results: list = [None] * count
 
     def target(i: int) -> None:
         try:
-            barrier.wait(timeout=20)
+            wait_until(_connected, what="a database connection")
+            barrier.wait(timeout=DEFAULT_TIMEOUT)
             results[i] = work(i)
         except Exception as exc:
             results[i] = exc
@@ -47,7 +64,7 @@ def run_at_once(count: int, work) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=2 * DEFAULT_TIMEOUT)
     assert not any(thread.is_alive() for thread in threads), "a worker hung"
     return results
 
@@ -73,10 +90,10 @@ def assert_consistent(account: CreditAccount) -> None:
 def test_threads_holding_at_once_never_hold_more_than_the_balance():
     tenant, account = funded_account()
 
-    results = run_at_once(32, lambda i: hold(tenant, 1000 + i, PRICE))
+    results = run_at_once(THREADS, lambda i: hold(tenant, 1000 + i, PRICE))
 
     # Exactly as many as fit; every other one a clean refusal, nothing else.
-    assert outcome_counts(results) == {"ok": FITS, "refused": 32 - FITS}
+    assert outcome_counts(results) == {"ok": FITS, "refused": THREADS - FITS}
     account.refresh_from_db()
     assert (account.balance, account.held) == (BALANCE, PRICE * FITS)
     assert Hold.objects.filter(account=account, status=HoldStatus.HELD).count() == FITS
@@ -93,9 +110,9 @@ def test_chunks_held_at_once_fill_the_balance_and_no_more():
         assert len(outcome.held) + len(outcome.refused) == 5
         return True
 
-    results = run_at_once(16, hold_chunk)
+    results = run_at_once(THREADS, hold_chunk)
 
-    assert outcome_counts(results) == {"ok": 16}
+    assert outcome_counts(results) == {"ok": THREADS}
     account.refresh_from_db()
     assert (account.balance, account.held) == (BALANCE, PRICE * FITS)
     assert Hold.objects.filter(account=account).count() == FITS
@@ -116,7 +133,7 @@ def test_holds_captures_and_releases_at_once_keep_the_ledger_whole():
         assert ledger.release_holds(message_ids=[message_id]) == 1
         return "released"
 
-    results = run_at_once(24, hold_then_settle)
+    results = run_at_once(THREADS, hold_then_settle)
 
     counts = Counter(results)
     assert set(counts) <= {"captured", "released", "refused"}, results
@@ -131,12 +148,12 @@ def test_holds_captures_and_releases_at_once_keep_the_ledger_whole():
 def test_redelivered_work_for_one_message_moves_credit_once():
     tenant, account = funded_account()
 
-    holds = run_at_once(16, lambda i: hold(tenant, 1, PRICE))
-    assert outcome_counts(holds) == {"ok": 16}
-    captures = run_at_once(16, lambda i: ledger.capture_holds(message_ids=[1]))
-    assert sorted(captures) == [0] * 15 + [1]
-    refunds = run_at_once(16, lambda i: ledger.refund_captured(message_ids=[1]))
-    assert sorted(refunds) == [0] * 15 + [1]
+    holds = run_at_once(THREADS, lambda i: hold(tenant, 1, PRICE))
+    assert outcome_counts(holds) == {"ok": THREADS}
+    captures = run_at_once(THREADS, lambda i: ledger.capture_holds(message_ids=[1]))
+    assert sorted(captures) == [0] * (THREADS - 1) + [1]
+    refunds = run_at_once(THREADS, lambda i: ledger.refund_captured(message_ids=[1]))
+    assert sorted(refunds) == [0] * (THREADS - 1) + [1]
 
     account.refresh_from_db()
     assert (account.balance, account.held) == (BALANCE, Decimal("0.00"))
@@ -158,7 +175,7 @@ def unlocked_reads(monkeypatch):
 
         def read_without_lock(**lookup) -> CreditAccount:
             account = CreditAccount.objects.get(**lookup)
-            barrier.wait(timeout=20)
+            barrier.wait(timeout=DEFAULT_TIMEOUT)
             return account
 
         monkeypatch.setattr(ledger, "_lock_account", read_without_lock)

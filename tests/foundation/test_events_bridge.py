@@ -24,6 +24,7 @@ from django.conf import settings
 from kombu import Connection
 
 from harness.ports import free_port, wait_for_port
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
 from messaging.pipeline.queues import BULK_QUEUE
 from project import events_bridge
 from project.celery import app, ping
@@ -33,9 +34,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 # A queue of its own, so the session's worker (events off) never takes these pings.
 QUEUE = f"{BULK_QUEUE}-events"
-# A ping's round trip on the local SQS is under ~1 s (1 s long-poll granularity). The stock
-# dispatcher stalls tasks 16-30 s in these outages (docs/flower.md); the bridge at most ~1 s.
-MAX_ROUND_TRIP = 3.0
+# A ping's round trip on the local SQS is under ~1 s (1 s long-poll granularity), a few
+# seconds on a loaded CI box. The stock dispatcher stalls tasks 16-30 s or for the whole
+# outage (docs/flower.md); the bridge never: the bound sits between the two.
+MAX_ROUND_TRIP = 10.0
 
 
 class RedisServer:
@@ -121,16 +123,6 @@ def _get_json(url: str):
         return json.loads(response.read())
 
 
-def _wait_for(check, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def flower(redis_server, worker_env):
     redis_server.start()
@@ -144,9 +136,9 @@ def flower(redis_server, worker_env):
         cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        wait_for_port(port, timeout=30)
+        wait_for_port(port, timeout=DEFAULT_TIMEOUT)
         # Redis pub/sub keeps nothing: events sent before Flower subscribes are lost.
-        _wait_for(lambda: redis_server.client().execute_command("PUBSUB", "NUMPAT") >= 1, "Flower to subscribe")
+        wait_until(lambda: redis_server.client().execute_command("PUBSUB", "NUMPAT") >= 1, what="Flower to subscribe")
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -162,16 +154,16 @@ def test_flower_lists_the_worker_and_its_task_from_events(flower, redis_server, 
     worker = start_bridged_worker(start_worker, redis_server.url, "flowerbridge")
 
     # /api/workers itself is built from inspect replies, which SQS cannot carry (docs/flower.md).
-    statuses = _wait_for(lambda: _get_json(f"{flower}/api/workers?status=true"), "Flower to see the worker")
+    statuses = wait_until(lambda: _get_json(f"{flower}/api/workers?status=true"), what="Flower to see the worker")
     hostname = next(name for name in statuses if name.startswith("flowerbridge@"))
     assert statuses[hostname] is True
 
     result = ping.apply_async(queue=QUEUE)
     assert result.get(timeout=30) == "pong"
 
-    tasks = _wait_for(
+    tasks = wait_until(
         lambda: (t := _get_json(f"{flower}/api/tasks")).get(result.id, {}).get("state") == "SUCCESS" and t,
-        "the task to reach SUCCESS in Flower",
+        what="the task to reach SUCCESS in Flower",
     )
     assert tasks[result.id]["name"] == "project.ping"
     assert tasks[result.id]["worker"] == hostname
@@ -181,17 +173,17 @@ def test_flower_lists_the_worker_and_its_task_from_events(flower, redis_server, 
 
     # worker-offline on shutdown: heartbeats stay on with the bridge (docs/flower.md, "What the workers do").
     worker.stop()
-    _wait_for(lambda: _get_json(f"{flower}/api/workers?status=true")[hostname] is False, "the worker to go offline")
+    wait_until(lambda: _get_json(f"{flower}/api/workers?status=true")[hostname] is False,
+               what="the worker to go offline")
 
 
 # --- Redis outages never stop SQS tasks ---------------------------------------------------
 
 
 def test_redis_down_at_start_the_worker_starts_runs_tasks_and_catches_up_later(redis_server, start_worker):
-    started = time.monotonic()
+    # The stock Events step blocks start-up retrying Redis, then exits (docs/flower.md): start()
+    # would raise. The bridged worker gets to "ready".
     worker = start_bridged_worker(start_worker, redis_server.url, "downatstart")  # nothing listens there yet
-    # The stock Events step blocks start-up retrying Redis, then exits.
-    assert time.monotonic() - started < 30
 
     # Past the event loop's first heartbeat check, which connected and killed the worker
     # before EventsConnection.get_heartbeat_interval() returned 0 (docs/flower.md, "How the bridge works").
@@ -203,15 +195,15 @@ def test_redis_down_at_start_the_worker_starts_runs_tasks_and_catches_up_later(r
     # Redis comes up: within one pause the kept events go out, worker-online first.
     redis_server.start()
     sniffer = EventSniffer(redis_server)
-    sniffer.wait_for("worker-online", "downatstart@", timeout=events_bridge.PAUSE_SECONDS + 8)
-    sniffer.wait_for("task-succeeded", "downatstart@", timeout=5)
+    sniffer.wait_for("worker-online", "downatstart@", timeout=events_bridge.PAUSE_SECONDS + DEFAULT_TIMEOUT)
+    sniffer.wait_for("task-succeeded", "downatstart@", timeout=DEFAULT_TIMEOUT)
 
 
 def test_redis_hung_then_killed_mid_run_tasks_keep_flowing(redis_server, start_worker):
     redis_server.start()
     sniffer = EventSniffer(redis_server)
     worker = start_bridged_worker(start_worker, redis_server.url, "midrun")
-    sniffer.wait_for("worker-heartbeat", "midrun@", timeout=10)
+    sniffer.wait_for("worker-heartbeat", "midrun@", timeout=DEFAULT_TIMEOUT)
 
     # Hung (SIGSTOP): connections are accepted and never answered. The stock dispatcher
     # blocks in PUBLISH with no timeout.
@@ -228,7 +220,7 @@ def test_redis_hung_then_killed_mid_run_tasks_keep_flowing(redis_server, start_w
     # Back on the same port: events flow again once the pause is over.
     redis_server.start()
     sniffer = EventSniffer(redis_server)
-    sniffer.wait_for("worker-heartbeat", "midrun@", timeout=events_bridge.PAUSE_SECONDS + 8)
+    sniffer.wait_for("worker-heartbeat", "midrun@", timeout=events_bridge.PAUSE_SECONDS + DEFAULT_TIMEOUT)
 
 
 # --- Without an events URL, nothing changes -------------------------------------------------
@@ -272,13 +264,11 @@ def test_on_a_dead_events_broker_one_attempt_per_pause_and_a_bounded_backlog(mon
 
     monkeypatch.setattr(dispatcher.producer, "publish", counted_publish)
 
-    started = time.monotonic()
     dispatcher.send("worker-online", retry=True)  # Heart asks for retry=True
     for n in range(5):
         dispatcher.send("task-received", uuid=str(n))
     dispatcher.send("worker-heartbeat")
 
-    assert time.monotonic() - started < 1.0
-    assert attempts == [False]  # no retries; the rest wait for the pause to end
+    assert attempts == [False]  # one attempt, no retries; the rest wait for the pause to end
     # Oldest dropped beyond the bound; stale heartbeats never kept.
     assert [event["uuid"] for event, _ in dispatcher._outbound_buffer] == ["2", "3", "4"]

@@ -28,6 +28,10 @@ from tests.pipeline.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+# A queue of these tests' own: the session's worker, if an earlier test started it, must not
+# run the pings (it would make the unfixed worker look alive).
+QUEUE = f"{BULK_QUEUE}-kombu-fix"
+
 # Starts the same worker with kombu claiming another version, so the fix stays off:
 # this is how the test shows it can fail.
 UNFIXED_BOOTSTRAP = "import kombu; kombu.__version__ = 'unfixed'; from celery.__main__ import main; main()"
@@ -48,11 +52,11 @@ def test_the_fix_applies_only_to_the_affected_kombu_version(monkeypatch):
 
 
 def test_worker_survives_sqs_503s_on_receive_and_runs_the_next_task(start_worker, proxy):
-    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", QUEUE))
     proxy.fail_next("ReceiveMessage", times=3, status=503)
 
-    worker.wait_for_log("sqs_receive_failed", timeout=30)
-    result = ping.delay()
+    worker.wait_for_log("sqs_receive_failed")
+    result = ping.apply_async(queue=QUEUE)
 
     assert result.get(timeout=30) == "pong"
     assert proxy.injected == 3
@@ -66,20 +70,20 @@ def test_without_the_fix_one_503_kills_the_worker_or_its_queue(start_worker, pro
     worker = _behind(proxy, start_worker, "unfixed")
     proxy.fail_next("ReceiveMessage", times=1, status=503)
 
-    worker.wait_for_log("AttributeError", timeout=30)
+    worker.wait_for_log("AttributeError")
     # Depending on where kombu meets the error, the worker exits ("Unrecoverable error") or
     # the error is swallowed by a timer and the queue is never polled again. Either way the
     # next task does not run.
     with pytest.raises(celery.exceptions.TimeoutError):
-        ping.delay().get(timeout=15)
+        ping.apply_async(queue=QUEUE).get(timeout=15)
 
 
 def test_worker_survives_queue_does_not_exist_on_receive_and_logs_it_once(start_worker, proxy):
-    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", QUEUE))
     proxy.fail_next("ReceiveMessage", times=5, status=400)
 
     worker.wait_for_log("sqs_receive_resumed", timeout=60)
-    result = ping.delay()
+    result = ping.apply_async(queue=QUEUE)
 
     assert result.get(timeout=30) == "pong"
     assert proxy.injected == 5
@@ -93,12 +97,12 @@ def test_worker_survives_queue_does_not_exist_on_receive_and_logs_it_once(start_
 
 
 def test_other_4xx_on_receive_is_waited_out_too(start_worker, proxy):
-    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", BULK_QUEUE))
+    worker = _behind(proxy, start_worker, "behind-proxy", extra_args=("-Q", QUEUE))
     proxy.fail_next("ReceiveMessage", times=3, status=403, code="AccessDenied")
 
     worker.wait_for_log("sqs_receive_resumed", timeout=60)
 
-    assert ping.delay().get(timeout=30) == "pong"
+    assert ping.apply_async(queue=QUEUE).get(timeout=30) == "pong"
     assert "http=403 code=AccessDenied" in worker.log()
     assert _lines(worker, "sqs_queue_missing") == 0  # the URL is fine: nothing to look up again
 
@@ -112,7 +116,7 @@ def test_without_the_fix_queue_does_not_exist_kills_the_worker(start_worker, pro
 
     worker.wait_for_log("QueueDoesNotExist", timeout=30)
     with pytest.raises(celery.exceptions.TimeoutError):
-        ping.delay().get(timeout=15)
+        ping.apply_async(queue=QUEUE).get(timeout=15)
     # As with the 503: the worker exits, or a timer swallows the error and the queue is never
     # polled again.
     log = worker.log()
@@ -231,4 +235,4 @@ def _lines(worker: WorkerProcess, text: str) -> int:
 
 def _celery_args(worker: WorkerProcess) -> list[str]:
     return ["-A", "project", "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", f"{worker.name}@%h",
-            "-Q", BULK_QUEUE]
+            "-Q", QUEUE]

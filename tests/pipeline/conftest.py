@@ -1,7 +1,6 @@
 """Academies, sends and waiting, for tests that run the whole pipeline in a real worker."""
 
-import time
-from collections.abc import Callable
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -12,8 +11,9 @@ from billing.audit import audit_accounts
 from billing.ledger import account_for
 from billing.models import Hold, HoldStatus
 from harness.academies import TEMPLATE_ID, Academy, make_academy
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
 from messaging.compose.send_requests import SendInput, send_request_create
-from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
+from messaging.models import Chunk, ChunkStatus, Message, MessageOutcome, MessageStatus, OutcomeEvent, SendRequest
 from messaging.pipeline import outbox
 
 
@@ -53,20 +53,21 @@ def reporting_sandbox(sandbox, live_server):
 
 
 def finished(send_request: SendRequest) -> list[Message]:
-    """Wait until every message of the request has its final status (its report arrived)."""
-    wait_until(lambda: not Message.objects.filter(send_request=send_request, status=MessageStatus.ACCEPTED).exists()
-               and not Message.objects.filter(send_request=send_request, status__in=["pending", "held", "sending"])
-               .exists(), what="every report to arrive")
-    return list(Message.objects.filter(send_request=send_request).order_by("id"))
+    """Wait until every report is applied and settled: statuses final, and (settled after
+    they commit) each final outcome recorded, which comes after its credit moved
+    (settlement.settle)."""
+    messages = Message.objects.filter(send_request=send_request)
 
+    def reported_and_settled() -> bool:
+        if messages.filter(status__in=["pending", "held", "sending", "accepted"]).exists():
+            return False
+        final = messages.filter(status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED])
+        outcomes = MessageOutcome.objects.filter(message__in=final,
+                                                 event__in=[OutcomeEvent.DELIVERED, OutcomeEvent.FAILED])
+        return outcomes.count() == final.count()
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 45.0, what: str = "a condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    wait_until(reported_and_settled, what="every report to arrive and be settled")
+    return list(messages.order_by("id"))
 
 
 def settled(send_request: SendRequest) -> bool:
@@ -77,7 +78,7 @@ def settled(send_request: SendRequest) -> bool:
     return chunks.exists() and not chunks.exclude(status=ChunkStatus.FINALIZED).exists() and not in_flight.exists()
 
 
-def wait_settled(send_request: SendRequest, timeout: float = 45.0) -> list[Message]:
+def wait_settled(send_request: SendRequest, timeout: float = DEFAULT_TIMEOUT) -> list[Message]:
     wait_until(lambda: settled(send_request), timeout=timeout, what=f"send request {send_request.id} to settle")
     return list(Message.objects.filter(send_request=send_request).order_by("id"))
 
@@ -93,9 +94,18 @@ def captured(messages: list[Message]) -> Decimal:
 
 
 def assert_books_balance(academy: Academy, *, spent: Decimal, credit: Decimal = Decimal("10000")) -> None:
-    """The academy paid exactly `spent`, nothing is left held, and the ledger agrees."""
+    """The academy paid exactly `spent`, nothing is left held, and the ledger agrees.
+
+    Credit moves after the statuses commit (settlement.settle, in the worker or the
+    webhook's request): wait for the books to come to rest before reading them."""
     account = account_for(academy.tenant)
-    account.refresh_from_db()
+
+    def at_rest() -> bool:
+        account.refresh_from_db()
+        return account.held == 0 and account.balance == credit - spent
+
+    with contextlib.suppress(TimeoutError):  # the assertions below say what the books show instead
+        wait_until(at_rest, what=f"the books of {academy.tenant.slug} to show {spent} spent")
     assert account.balance == credit - spent
     assert account.held == 0
     assert audit_accounts() == []

@@ -24,7 +24,7 @@ from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_s
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CHUNKS = 12
-PAUSE_SECONDS = 5
+PROBES_WATCHED = 2
 QUEUE = f"{INTERACTIVE_QUEUE}-breaker"
 
 
@@ -63,22 +63,30 @@ def test_a_platform_fault_pauses_sending_with_o1_calls_and_resumes_when_fixed(
 
     send_request = send(academy, queue=QUEUE)
     wait_until(lambda: CircuitBreaker.objects.filter(state=BreakerState.OPEN).exists(), what="the breaker to open")
-    time.sleep(PAUSE_SECONDS)
-
-    # Paused: nothing failed, nothing sent, nothing charged; the credit is only held.
+    opened = time.monotonic()
+    # Paused, not failing: every chunk holds its credit and waits, none is charged.
     paused = Message.objects.filter(send_request=send_request)
+    wait_until(lambda: paused.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]).count() == CHUNKS,
+               what="every chunk to hold its credit and wait")
+    # Watch it for a few probe intervals: each lets exactly one call through.
+    first_calls = _rejected_calls(sandbox, status)
+    wait_until(lambda: _rejected_calls(sandbox, status) >= first_calls + PROBES_WATCHED,
+               what=f"{PROBES_WATCHED} probes of the open breaker")
+    calls, watched = _rejected_calls(sandbox, status), time.monotonic() - opened
+
     assert set(paused.values_list("status", flat=True)) <= {MessageStatus.HELD, MessageStatus.SENDING}
     assert sandbox.accepted_total == 0
     account = account_for(academy.tenant)
     assert (account.balance, account.held) == (Decimal("10000"), Decimal("13") * CHUNKS)
     assert _breaker().failure_class == failure_class
     # O(1): the first calls made before the breaker opened (one per pool process), then one
-    # probe per interval; not one call per chunk per retry.
-    probes = (PAUSE_SECONDS + 6) // settings.MESSAGING_BREAKER_PROBE_SECONDS + 1
-    assert 1 <= _rejected_calls(sandbox, status) <= 2 + probes < CHUNKS
+    # probe per interval of the time watched; not one call per chunk per retry.
+    probes = int(watched // settings.MESSAGING_BREAKER_PROBE_SECONDS) + 1
+    assert calls <= 2 + probes, (calls, watched)
+    assert calls < CHUNKS
 
     fix_it(sandbox)
-    messages = wait_settled(send_request, timeout=60)
+    messages = wait_settled(send_request, timeout=90)
 
     assert statuses(messages) == [MessageStatus.ACCEPTED] * CHUNKS
     assert sandbox.sends_per_message_id() == {str(m.id): 1 for m in messages}
@@ -92,7 +100,7 @@ def test_past_the_maximum_pause_the_messages_fail_and_the_credit_is_released(san
     academy = make_academy()
     sandbox.set_credentials(api_key="ROTATED-KEY")
 
-    messages = wait_settled(send(academy, queue=QUEUE), timeout=60)
+    messages = wait_settled(send(academy, queue=QUEUE), timeout=90)
 
     assert statuses(messages) == [MessageStatus.FAILED] * 3
     assert {m.failure_class for m in messages} == {FailureClass.AUTH_FAILED}

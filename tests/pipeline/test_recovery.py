@@ -1,6 +1,7 @@
 """What puts things right when a step dies or a report never comes: the error callback,
 and the beat tasks (resume stale chunks, poll overdue reports, expire, settle)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -35,10 +36,11 @@ def test_an_unexpected_error_mid_send_fails_the_chunk_and_releases_its_credit(wo
     assert_books_balance(academy, spent=Decimal("0"))
 
 
-def test_a_chunk_whose_chain_was_lost_is_resumed_by_beat(worker, sandbox, academy, settings):
+def test_a_chunk_whose_chain_was_lost_is_resumed_by_beat(worker, sandbox, academy, settings, clock):
     send_request = send(academy, publish=False)
     delivery.split_into_chunks(send_request.id)  # chunks exist, but no chain was ever published
-    settings.MESSAGING_STALE_CHUNK_SECONDS = 0
+    assert resume_stale_chunks() == 0  # not stale yet
+    clock.set(clock.now() + timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS + 1))
 
     assert resume_stale_chunks() == 1
     messages = wait_settled(send_request)
@@ -48,10 +50,12 @@ def test_a_chunk_whose_chain_was_lost_is_resumed_by_beat(worker, sandbox, academ
     assert_books_balance(academy, spent=Decimal("39"))
 
 
-def test_overdue_reports_are_polled_from_solapi(worker, sandbox, academy, settings):
+@pytest.mark.clock
+def test_overdue_reports_are_polled_from_solapi(worker, sandbox, academy, settings, clock):
     messages = wait_settled(send(academy))  # no webhook: the reports never arrive by themselves
     wait_until(lambda: sandbox.report_status().get("pending", 1) == 0, what="the sandbox to settle its reports")
-    settings.MESSAGING_REPORT_POLL_AFTER_SECONDS = 0
+    assert poll_overdue_groups() == 0  # not overdue yet
+    clock.set(clock.now() + timedelta(seconds=settings.MESSAGING_REPORT_POLL_AFTER_SECONDS + 1))
 
     assert poll_overdue_groups() == 3
 
@@ -60,9 +64,13 @@ def test_overdue_reports_are_polled_from_solapi(worker, sandbox, academy, settin
     assert_books_balance(academy, spent=Decimal("39"))
 
 
-def test_messages_without_a_report_past_the_timeout_fail_and_are_refunded(worker, sandbox, academy, settings):
+@pytest.mark.clock
+def test_messages_without_a_report_past_the_timeout_fail_and_are_refunded(worker, sandbox, academy, settings,
+                                                                          clock):
     messages = wait_settled(send(academy))
-    settings.MESSAGING_REPORT_TIMEOUT_SECONDS = 0
+    clock.set(clock.now() + timedelta(seconds=settings.MESSAGING_REPORT_TIMEOUT_SECONDS - 60))
+    assert expire_unreported() == 0  # a minute before the timeout
+    clock.set(clock.now() + timedelta(seconds=61))
 
     assert expire_unreported() == 3
 

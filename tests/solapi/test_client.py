@@ -10,6 +10,7 @@ import pytest
 
 from harness.ports import free_port
 from harness.solapi_sandbox.ledger import Ledger, RequestRecord
+from harness.waiting import wait_until
 from messaging.failures import FailureClass
 from messaging.solapi import client as client_module
 from messaging.solapi.client import (
@@ -108,7 +109,7 @@ def test_a_per_message_refusal_about_our_account_raises_the_platform_error(solap
 
 def test_group_messages_report_our_ids_and_their_status(solapi, sandbox):
     group_id, _, _ = _send(solapi, _messages())
-    sandbox.wait_for_reports(5)
+    sandbox.wait_for_reports()
 
     results = solapi.get_group_messages(group_id)
 
@@ -196,6 +197,7 @@ def test_accept_then_timeout_is_an_ambiguous_timeout_and_the_resend_is_already_s
 
     with pytest.raises(SolapiTimeout) as raised:
         solapi.send_group(group_id)
+    wait_until(lambda: sandbox.accepted_total == 3, what="the timed-out send to be accepted")
 
     assert raised.value.ambiguous is True
     assert solapi.send_group(group_id).already_sent is True

@@ -4,7 +4,6 @@ every behaviour the test suite, benchmarks and drills rely on is asserted here."
 import http.client
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,9 @@ from solapi.model.response.common_response import GroupMessageResponse
 from solapi.model.response.groups.get_group_messages import GetGroupMessagesResponse
 from solapi.model.webhook.single_report import SingleReportPayload
 
+from harness.ports import free_port, wait_for_port
 from harness.solapi_sandbox import SolapiSandbox
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UNREGISTERED_SENDER = "0299999999"
@@ -99,7 +100,7 @@ def test_group_queries_and_balance_validate_and_settle_after_reports(sandbox, sd
     )
     group_id = response.group_info.group_id
 
-    assert sandbox.wait_for_reports(timeout=5)
+    assert sandbox.wait_for_reports()
     group = sdk.get_group(group_id)
     listing = sdk.get_group_messages(group_id)
 
@@ -266,16 +267,31 @@ def test_sending_a_group_without_registered_messages_is_a_validation_error(sandb
     assert sandbox.accepted_total == 0
 
 
-def test_concurrent_sends_of_one_group_get_group_in_processing(sandbox, client, make_client, sender):
+def test_concurrent_sends_of_one_group_get_group_in_processing(sandbox, client, make_client, sender, monkeypatch):
     group_id = client.create_group()
     client.add_messages(group_id, [message_json(sender, "01044440001", message_id="p1")])
-    sandbox.set_latency(400, operation="send_group")
+    # The first send claims the group, then waits (as Solapi's processing time) until the
+    # second one has its answer: the two overlap whatever the machine's load.
+    claimed, second_answered = threading.Event(), threading.Event()
+    begin_send, finish_send = sandbox.state.begin_send, sandbox.state.finish_send
+
+    def claim(gid):
+        begin_send(gid)
+        claimed.set()
+
+    def finish_after_the_second(gid):
+        second_answered.wait(timeout=DEFAULT_TIMEOUT)
+        return finish_send(gid)
+
+    monkeypatch.setattr(sandbox.state, "begin_send", claim)
+    monkeypatch.setattr(sandbox.state, "finish_send", finish_after_the_second)
     first: list[httpx.Response] = []
     sending = threading.Thread(target=lambda: first.append(client.send_group(group_id)))
 
     sending.start()
-    time.sleep(0.15)
+    assert claimed.wait(timeout=DEFAULT_TIMEOUT)
     second = make_client().send_group(group_id)
+    second_answered.set()
     sending.join()
 
     assert first[0].status_code == 200
@@ -388,7 +404,7 @@ def test_report_stage_outcomes_and_sms_fallback(sandbox, sdk, sender, make_recei
             RequestMessage(from_=sender, to="01070000004", text="가" * 60, kakao_options=kakao),
         ]
     )
-    assert sandbox.wait_for_reports(timeout=5)
+    assert sandbox.wait_for_reports()
 
     reports = {event["data"]["to"]: event["data"] for event in receiver.events}
     assert {to: (data["statusCode"], data["type"]) for to, data in reports.items()} == {
@@ -458,8 +474,17 @@ def test_auth_status_switch_answers_401_until_the_key_is_fixed(sandbox, sdk, cli
 # --- faults ------------------------------------------------------------------------------------
 
 
-def test_latency_delays_one_operation_without_blocking_others(sandbox, client, make_client):
-    sandbox.set_latency(500, operation="balance")
+def test_latency_delays_one_operation_without_blocking_others(sandbox, client, make_client, monkeypatch):
+    sandbox.set_latency(3000, operation="balance")
+    balance_arrived = threading.Event()
+    latency_seconds = sandbox.faults.latency_seconds
+
+    def noting_arrival(operation):
+        if operation == "balance":
+            balance_arrived.set()
+        return latency_seconds(operation)
+
+    monkeypatch.setattr(sandbox.faults, "latency_seconds", noting_arrival)
     timings: dict[str, float] = {}
 
     def timed(name: str, call) -> None:
@@ -469,12 +494,13 @@ def test_latency_delays_one_operation_without_blocking_others(sandbox, client, m
 
     slow = threading.Thread(target=timed, args=("balance", lambda: client.request("GET", "/cash/v1/balance")))
     slow.start()
-    time.sleep(0.05)
+    assert balance_arrived.wait(timeout=DEFAULT_TIMEOUT)
     timed("create_group", make_client().create_group)
+    create_group_done_first = slow.is_alive()
     slow.join()
 
-    assert timings["balance"] >= 0.5
-    assert timings["create_group"] < 0.3
+    assert timings["balance"] >= 3.0
+    assert create_group_done_first, timings  # not queued behind the slow call
 
 
 def test_global_latency_applies_to_every_call(sandbox, client):
@@ -562,9 +588,7 @@ def test_a_dropped_connection_registers_nothing(sandbox, sdk, sender):
     assert sandbox.accepted_total == 0
     # The server logs the request after it has closed the socket: the client may see the
     # drop before the record exists.
-    deadline = time.monotonic() + 5
-    while not sandbox.request_log and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sandbox.request_log, what="the dropped request's record")
     assert [(record.status, record.fault) for record in sandbox.request_log] == [(None, "drop")]
 
     sdk.send(message)
@@ -579,15 +603,17 @@ def test_accept_then_timeout_counts_the_send_and_a_naive_retry_sends_twice(sandb
 
     with pytest.raises(httpx.ReadTimeout):
         impatient.send_group(group_id)
-    assert sandbox.sends_per_message_id() == {"t1": 1}
+    # Accepted all the same (on a busy machine perhaps just after the client gave up).
+    wait_until(lambda: sandbox.sends_per_message_id() == {"t1": 1}, what="the timed-out send to be accepted")
     # Retrying the group send is safe: Solapi refuses a second send of the same group.
-    assert error_of(impatient.send_group(group_id)) == (409, "AlreadySent")
+    assert error_of(client.send_group(group_id)) == (409, "AlreadySent")
 
     sandbox.fail_next("send_many", action="accept_then_timeout", hang_seconds=2)
     body = {"messages": [message_json(sender, "01011112222", message_id="n1")]}
     with pytest.raises(httpx.ReadTimeout):
         impatient.request("POST", "/messages/v4/send-many/detail", body)
-    assert impatient.request("POST", "/messages/v4/send-many/detail", body).status_code == 200
+    wait_until(lambda: sandbox.sends_per_message_id() == {"t1": 1, "n1": 1}, what="the timed-out send to be accepted")
+    assert client.request("POST", "/messages/v4/send-many/detail", body).status_code == 200
     assert sandbox.sends_per_message_id() == {"t1": 1, "n1": 2}
 
 
@@ -610,7 +636,7 @@ def test_reports_are_posted_in_batches_and_validate(sandbox, sdk, sender, make_r
     ]
 
     group_id = sdk.send(messages).group_info.group_id
-    assert sandbox.wait_for_reports(timeout=10)
+    assert sandbox.wait_for_reports()
 
     reports = [report for body in receiver.bodies for report in SingleReportPayload.model_validate(body).root]
     assert sorted(len(body) for body in receiver.bodies) == [50, 100]
@@ -628,7 +654,7 @@ def test_a_duplicate_delivery_repeats_the_event_id_with_a_higher_retry_count(san
     sandbox.set_duplicate_report_rate(1.0)
 
     sdk.send([RequestMessage(from_=sender, to=f"0106666000{i}", text="안녕") for i in range(2)])
-    assert sandbox.wait_for_reports(timeout=5)
+    assert sandbox.wait_for_reports()
 
     deliveries: dict[str, list[tuple[int, dict]]] = {}
     for event in receiver.events:
@@ -645,7 +671,7 @@ def test_failed_webhook_posts_are_retried(sandbox, sdk, sender, make_receiver):
     sandbox.set_webhook_url(receiver.url)
 
     sdk.send(RequestMessage(from_=sender, to="01011112222", text="안녕"))
-    assert sandbox.wait_for_reports(timeout=10)
+    assert sandbox.wait_for_reports()
 
     assert [(event["retryCount"], event["data"]["statusCode"]) for event in receiver.events] == [(2, "4000")]
     assert sandbox.report_status()["posts_failed"] == 2
@@ -743,37 +769,18 @@ def test_unknown_path_is_not_found(client):
     assert error_of(client.request("GET", "/messages/v4/send-many/detail")) == (404, "ResourceNotFound")
 
 
-def test_ten_thousand_messages_go_through_well_over_2000_per_second(sandbox, client, sender):
-    started = time.monotonic()
+def test_ten_thousand_messages_go_through(sandbox, client, sender):
+    # How fast is benchmarks' business (make bench); here only that all of them are accepted.
     for chunk in range(10):
         group_id = client.create_group()
         messages = [message_json(sender, f"010{chunk:04d}{i:04d}", message_id=f"{chunk}-{i}") for i in range(1000)]
         assert client.add_messages(group_id, messages).json()["errorCount"] == 0
         assert client.send_group(group_id).status_code == 200
-    elapsed = time.monotonic() - started
 
     assert sandbox.accepted_total == 10_000
-    assert 10_000 / elapsed > 2_000
 
 
 # --- management command ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def test_management_command_serves_until_terminated():
@@ -790,14 +797,14 @@ def test_management_command_serves_until_terminated():
         text=True,
     )
     try:
-        wait_for_port(port, timeout=20)
+        wait_for_port(port, timeout=DEFAULT_TIMEOUT)
         service = SolapiMessageService("CMDKEY", "CMDSECRET")
         service.base_url = f"http://127.0.0.1:{port}"
         assert service.get_balance().balance == 1_000_000.0
         assert httpx.get(f"{service.base_url}/cash/v1/balance").status_code == 401
     finally:
         process.terminate()
-        output, errors = process.communicate(timeout=10)
+        output, errors = process.communicate(timeout=DEFAULT_TIMEOUT)
 
     assert process.returncode == 0, errors
     startup, *access_log = output.splitlines()
