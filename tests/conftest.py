@@ -52,11 +52,9 @@ def _secrets() -> list[str]:
 
 @pytest.fixture(autouse=True)
 def clock():
-    """The project clock (project/clock.py) for this test: `clock.freeze(moment)`,
-    `clock.set(moment)`, `clock.next_kst(22, 30)`. Every test starts at the real time, or at
-    TEST_CLOCK's (make test-clocks), and whatever a test did to the clock ends with it."""
-    if settings.TEST_CLOCK_AT:
-        project_clock.set(settings.TEST_CLOCK_AT)
+    """The project clock (project/clock.py): `clock.freeze(moment)`, `clock.set(moment)`,
+    `clock.next_kst(22, 30)`. Whatever a test does to it ends with the test; the session's
+    offset (TEST_CLOCK, make test-clocks) stays, shared with the worker subprocesses."""
     yield project_clock
     project_clock.reset()
 

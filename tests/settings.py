@@ -17,22 +17,20 @@ _sqs_port = os.environ.setdefault("TEST_SQS_PORT", str(free_port()))
 _sandbox_port = os.environ.setdefault("TEST_SANDBOX_PORT", str(free_port()))
 
 
-def _clock_at(wanted: str) -> datetime:
-    """TEST_CLOCK, as the moment this session's clock starts at: "21:00" is the next 21:00
-    in Korea, "+365d" the same time 365 days ahead (make test-clocks)."""
+def _offset_for(wanted: str) -> float:
+    """TEST_CLOCK as seconds from now: "21:00" is the next 21:00 in Korea, "+365d" a year
+    ahead (make test-clocks)."""
     real_now = datetime.now(UTC)
     if wanted.startswith("+") and wanted.endswith("d"):
-        return real_now + timedelta(days=int(wanted[1:-1]))
+        return timedelta(days=int(wanted[1:-1])).total_seconds()
     hour, minute = wanted.split(":")
-    return next_kst(int(hour), int(minute), after=real_now)
+    return (next_kst(int(hour), int(minute), after=real_now) - real_now).total_seconds()
 
 
-# Every process of this session (the test process and its worker subprocesses) runs at
-# TEST_CLOCK's time: the offset goes into the environment they inherit (project/clock.py).
-# TEST_CLOCK_AT lets each test start exactly there (tests/conftest.py).
-TEST_CLOCK_AT = _clock_at(os.environ["TEST_CLOCK"]) if os.environ.get("TEST_CLOCK") else None
-if TEST_CLOCK_AT:
-    os.environ["CLOCK_OFFSET_SECONDS"] = str((TEST_CLOCK_AT - datetime.now(UTC)).total_seconds())
+# The whole session (this process and the worker subprocesses, which inherit the
+# environment) runs at TEST_CLOCK's time, through project/clock.py's offset.
+if os.environ.get("TEST_CLOCK"):
+    os.environ["CLOCK_OFFSET_SECONDS"] = str(_offset_for(os.environ["TEST_CLOCK"]))
 
 os.environ.update(
     {

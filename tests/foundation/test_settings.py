@@ -1,5 +1,5 @@
-"""Start-up refuses what is unsafe: missing secrets in production, and Celery settings
-that would hand one SQS message to two workers."""
+"""Start-up refuses what is unsafe: missing secrets or a shifted clock in production, and
+Celery settings that would hand one SQS message to two workers."""
 
 import os
 import subprocess
@@ -14,7 +14,7 @@ import celeryconfig
 
 
 def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "SOLAPI", "DEBUG"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "SOLAPI", "DEBUG", "CLOCK"))}
     return subprocess.run(
         [sys.executable, "-c", "import project.settings"],
         env={**clean, **env}, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
@@ -43,6 +43,15 @@ def test_production_refuses_a_webhook_secret_shorter_than_32_characters():
 
     assert result.returncode != 0
     assert "SOLAPI_WEBHOOK_SECRET is 31 characters" in result.stderr
+
+
+def test_production_refuses_a_shifted_clock_which_only_tests_may_use():
+    refused = _import_settings({**PRODUCTION_SECRETS, "CLOCK_OFFSET_SECONDS": "3600"})
+    allowed = _import_settings({"DEBUG": "1", "CLOCK_OFFSET_SECONDS": "3600"})
+
+    assert refused.returncode != 0
+    assert "CLOCK_OFFSET_SECONDS is for tests only" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def _conf(**overrides):
