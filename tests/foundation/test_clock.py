@@ -1,8 +1,11 @@
 """The project clock (project/clock.py): what tests can do with it, and what reads it."""
 
+import ast
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from project.clock import KST
@@ -49,3 +52,13 @@ def test_rows_are_dated_by_the_clock(clock):
     tenant = Tenant.objects.create(name="시계 학원", slug="clock")
 
     assert tenant.created == moment
+
+
+def test_the_clock_imports_none_of_the_apps_that_read_it():
+    source = (Path(settings.BASE_DIR) / "project" / "clock.py").read_text()
+    imported = {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name.split(".")[0] for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+                 for alias in node.names}
+
+    assert not imported & {"tenants", "billing", "messaging"}, imported
