@@ -1,6 +1,8 @@
 """Rates per token and per academy, and a daily message ceiling per academy: 429 in the
 API's refusal format, and nothing stored for a refused send."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
@@ -42,8 +44,10 @@ def test_an_academy_over_its_rate_gets_429_whichever_staff_member_asks(academy, 
     assert outsider.get(CREDITS_URL).status_code == 200  # another academy counts on its own
 
 
+@pytest.mark.clock
 @override_settings(MESSAGING_DAILY_MESSAGE_LIMIT=4)
-def test_a_send_past_the_daily_message_limit_is_refused_and_stores_nothing(academy, api, broker):
+def test_a_send_past_the_daily_message_limit_is_refused_and_stores_nothing(academy, api, broker, clock):
+    clock.freeze(clock.now())  # one day in Korea throughout, even if the test runs across midnight
     first = api.post(SEND_URL, send_body(academy.student_ids), format="json")  # 3 messages
     assert first.status_code == 202, first.json()
     stored = (SendRequest.objects.count(), Message.objects.count())
@@ -54,3 +58,15 @@ def test_a_send_past_the_daily_message_limit_is_refused_and_stores_nothing(acade
     assert (body["limit"], body["sent_today"], body["requested"]) == (4, 3, 2)
     assert (SendRequest.objects.count(), Message.objects.count()) == stored
     assert api.post(SEND_URL, send_body(academy.student_ids[:1]), format="json").status_code == 202
+
+
+@pytest.mark.clock
+@override_settings(MESSAGING_DAILY_MESSAGE_LIMIT=4)
+def test_the_daily_message_limit_starts_again_at_midnight_in_korea(academy, api, broker, clock):
+    midnight = clock.next_kst(0, 0)
+    clock.freeze(midnight - timedelta(seconds=30))
+    assert api.post(SEND_URL, send_body(academy.student_ids), format="json").status_code == 202  # 3 messages
+
+    clock.freeze(midnight)
+
+    assert api.post(SEND_URL, send_body(academy.student_ids[:2]), format="json").status_code == 202
