@@ -38,7 +38,7 @@ def _no_hold_open(messages: list[Message]) -> bool:
 
 
 def _settled_at_solapi(sandbox) -> None:
-    assert sandbox.wait_for_reports(timeout=30), "the sandbox did not settle its reports"
+    assert sandbox.wait_for_reports(), "the sandbox did not settle its reports"
 
 
 def _polled(sandbox, settings) -> None:
