@@ -13,7 +13,7 @@ from billing.models import Hold, HoldStatus
 from harness.academies import TEMPLATE_ID, Academy, make_academy
 from harness.waiting import DEFAULT_TIMEOUT, wait_until
 from messaging.compose.send_requests import SendInput, send_request_create
-from messaging.models import Chunk, ChunkStatus, Message, MessageOutcome, MessageStatus, OutcomeEvent, SendRequest
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
 from messaging.pipeline import outbox
 
 
@@ -53,21 +53,12 @@ def reporting_sandbox(sandbox, live_server):
 
 
 def finished(send_request: SendRequest) -> list[Message]:
-    """Wait until every report is applied and settled: statuses final, and (settled after
-    they commit) each final outcome recorded, which comes after its credit moved
-    (settlement.settle)."""
-    messages = Message.objects.filter(send_request=send_request)
-
-    def reported_and_settled() -> bool:
-        if messages.filter(status__in=["pending", "held", "sending", "accepted"]).exists():
-            return False
-        final = messages.filter(status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED])
-        outcomes = MessageOutcome.objects.filter(message__in=final,
-                                                 event__in=[OutcomeEvent.DELIVERED, OutcomeEvent.FAILED])
-        return outcomes.count() == final.count()
-
-    wait_until(reported_and_settled, what="every report to arrive and be settled")
-    return list(messages.order_by("id"))
+    """Wait until every message of the request has its final status (its report arrived).
+    Credit moves after the status commits: assert_books_balance waits for it."""
+    wait_until(lambda: not Message.objects.filter(send_request=send_request, status=MessageStatus.ACCEPTED).exists()
+               and not Message.objects.filter(send_request=send_request, status__in=["pending", "held", "sending"])
+               .exists(), what="every report to arrive")
+    return list(Message.objects.filter(send_request=send_request).order_by("id"))
 
 
 def settled(send_request: SendRequest) -> bool:
