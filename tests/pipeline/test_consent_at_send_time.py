@@ -1,37 +1,46 @@
 """Consent, opt-outs and the night window are checked again when a message is sent, not only
 when it was written (정보통신망법 §50; docs/security.md section 2).
 
-The ad is written at 22:30 the evening before the last 08:00 in Korea, so the worker, which
-reads the real clock, sees it due when the beat task releases it: nothing here depends on
-the hour the suite runs at.
+The ad is written at 22:30 (the test process's clock frozen there) the evening before a
+morning on which a worker of the test's own reads noon: it sees the ad due when the beat
+task releases it at 08:00, whatever the hour the suite runs at.
 """
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 
 from billing.ledger import account_for, entries_for_message
 from billing.models import EntryKind
 from harness.academies import make_academy
-from messaging.compose import rules
 from messaging.models import Message, MessageStatus, SkipReason
+from messaging.pipeline.queues import BULK_QUEUE
 from messaging.pipeline.tasks import release_deferred
 from tenants.models import RecipientKind
 from tenants.services import consent_record
 from tests.api.conftest import client_for
 from tests.pipeline.conftest import assert_books_balance, send, wait_settled
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.clock]
 
 OPT_OUT_NUMBER = "0801234567"
 
 
-def last_8am() -> datetime:
-    """The latest 08:00 in Korea that has passed by the real clock."""
-    now = datetime.now(rules.KST)
-    morning = now.replace(hour=8, minute=0, second=0, microsecond=0)
-    return morning if morning <= now else morning - timedelta(days=1)
+# A queue of these tests' own, for a worker whose clock reads daytime in Korea.
+QUEUE = f"{BULK_QUEUE}-daytime"
+
+
+@pytest.fixture
+def morning(start_worker, clock) -> datetime:
+    """08:00 in Korea on the day a worker of this test's own is at 12:00: it re-checks the
+    night window when it sends, and finds it closed whatever the hour the suite runs at
+    (its clock is moved through CLOCK_OFFSET_SECONDS, as for a whole session)."""
+    noon = clock.next_kst(12)
+    offset = settings.CLOCK_OFFSET_SECONDS + (noon - clock.now()).total_seconds()
+    start_worker("daytime", env={"CLOCK_OFFSET_SECONDS": str(offset)}, extra_args=("-Q", QUEUE))
+    return noon.replace(hour=8)
 
 
 @pytest.fixture
@@ -47,13 +56,12 @@ def ad_text(academy) -> str:
     (True, SkipReason.OPTED_OUT),
     (False, SkipReason.NO_MARKETING_CONSENT),
 ])
-def test_an_ad_deferred_at_night_is_not_sent_once_the_parent_withdraws(worker, ad_academy, monkeypatch, sandbox,
+def test_an_ad_deferred_at_night_is_not_sent_once_the_parent_withdraws(morning, ad_academy, clock, sandbox,
                                                                       opts_out, reason):
-    morning = last_8am()
-    monkeypatch.setattr(rules, "kst_now", lambda: morning - timedelta(hours=9, minutes=30))  # 22:30
+    clock.freeze(morning - timedelta(hours=9, minutes=30))  # 22:30
     parent = ad_academy.students[0]
     consent_record(student=parent, recipient=RecipientKind.PARENT, marketing=True, night=False)
-    send_request = send(ad_academy, purpose="ad", body=ad_text(ad_academy), publish=False)
+    send_request = send(ad_academy, purpose="ad", body=ad_text(ad_academy), publish=False, queue=QUEUE)
     message = Message.objects.get(send_request=send_request)
     assert (message.status, message.not_before) == (MessageStatus.PENDING, morning)
     assert account_for(ad_academy.tenant).held == Decimal("13")  # a 202 is paid for
@@ -67,7 +75,7 @@ def test_an_ad_deferred_at_night_is_not_sent_once_the_parent_withdraws(worker, a
     assert withdrawn.status_code == 200
 
     # 08:00: beat releases the deferred ad, and the real worker dispatches and reserves it.
-    monkeypatch.setattr(rules, "kst_now", lambda: morning)
+    clock.freeze(morning)
     assert release_deferred() == 1
     (message,) = wait_settled(send_request)
 
@@ -79,13 +87,12 @@ def test_an_ad_deferred_at_night_is_not_sent_once_the_parent_withdraws(worker, a
     assert send_request.completed is not None
 
 
-def test_an_ad_still_consented_at_8am_goes_out_once_and_is_held_once(worker, ad_academy, monkeypatch, sandbox):
-    morning = last_8am()
-    monkeypatch.setattr(rules, "kst_now", lambda: morning - timedelta(hours=9, minutes=30))
+def test_an_ad_still_consented_at_8am_goes_out_once_and_is_held_once(morning, ad_academy, clock, sandbox):
+    clock.freeze(morning - timedelta(hours=9, minutes=30))
     consent_record(student=ad_academy.students[0], recipient=RecipientKind.PARENT, marketing=True, night=False)
-    send_request = send(ad_academy, purpose="ad", body=ad_text(ad_academy), publish=False)
+    send_request = send(ad_academy, purpose="ad", body=ad_text(ad_academy), publish=False, queue=QUEUE)
 
-    monkeypatch.setattr(rules, "kst_now", lambda: morning)
+    clock.freeze(morning)
     assert release_deferred() == 1
     (message,) = wait_settled(send_request)
 

@@ -1,5 +1,5 @@
 """The reserve step and staff retries check each recipient again (messaging/compose/
-recipient_checks.py): the steps run here in the test process, with a fake Korean clock, so
+recipient_checks.py): the steps run here in the test process, with the project clock frozen, so
 the night window can be reached at will. The whole path with a real worker is in
 tests/pipeline/test_consent_at_send_time.py."""
 
@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.ledger import account_for, entries_for_message, release_holds
 from billing.models import EntryKind
 from harness.academies import make_academy
-from messaging.compose import rules, suppression
+from messaging.compose import suppression
 from messaging.compose.resend import retry_failed_messages
 from messaging.compose.send_requests import SendInput, send_request_create
 from messaging.failures import FailureClass
@@ -27,15 +27,16 @@ from messaging.models import (
     SuppressionReason,
 )
 from messaging.pipeline import delivery, outbox
+from project import clock as project_clock
 from tenants.models import RecipientKind
 from tenants.services import consent_record
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock]
 
 
 def last_8am() -> datetime:
-    """The latest 08:00 in Korea by the real clock, which dispatch reads for `not_before`."""
-    now = datetime.now(rules.KST)
+    """The latest 08:00 in Korea by the clock, which dispatch reads for `not_before`."""
+    now = project_clock.kst_now()
     morning = now.replace(hour=8, minute=0, second=0, microsecond=0)
     return morning if morning <= now else morning - timedelta(days=1)
 
@@ -46,10 +47,9 @@ def academy():
 
 
 @pytest.fixture
-def at(monkeypatch):
+def at(clock):
     def set_clock(moment: datetime) -> datetime:
-        monkeypatch.setattr(rules, "kst_now", lambda: moment)
-        return moment
+        return clock.freeze(moment)
     return set_clock
 
 
