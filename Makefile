@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 # secrets in project/settings.py; production sets DEBUG=0 and real secrets).
 export DEBUG ?= 1
 
-.PHONY: install run test test-clocks lint shell bench drill clean
+.PHONY: install run test test-clocks lint shell bench bench-load drill clean
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+# The everyday load of issue 18 over real HTTP (gunicorn, worker, beat, local SQS, sandbox):
+# ~3 minutes of load, then the drain. `--quick` (15 s + 10 s) while developing.
+bench-load: install
+	$(BIN)/python -m benchmarks.load
 
 drill: install
 	$(BIN)/python -m benchmarks.drill

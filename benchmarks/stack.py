@@ -23,7 +23,10 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -79,6 +82,9 @@ class Stack:
         self._sqlite_dir: str | None = None
         self._workers: list[WorkerProcess] = []
         self._worker_count = 0
+        self._processes: list[ProcfileProcess] = []
+        self._queue_urls: dict[str, str] = {}
+        self._sqs_client = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -126,6 +132,9 @@ class Stack:
         return self
 
     def close(self) -> None:
+        for process in self._processes:
+            with contextlib.suppress(Exception):
+                process.stop()
         for worker in self._workers:
             with contextlib.suppress(Exception):
                 worker.stop(timeout=15)
@@ -196,7 +205,53 @@ class Stack:
             worker.stop(timeout=20)
         self._workers = [w for w in self._workers if w.alive]
 
+    def start_procfile(self, process: str, *, env: dict[str, Any] | None = None, ready_port: int | None = None,
+                       replace: dict[str, str] | None = None, timeout: float = 60.0) -> ProcfileProcess:
+        """Start a process type of the Procfile (`web`, `beat` …) exactly as deployed, with this
+        run's environment plus `env`; `replace` rewrites parts of its command (e.g. a path under var/).
+        Waits until `ready_port` listens, when given."""
+        command = procfile_command(process)
+        for old, new in (replace or {}).items():
+            command = command.replace(old, new)
+        started = ProcfileProcess(process, command, env=self.worker_env(**(env or {})),
+                                  log_path=self.log_dir / f"{process}.log").start()
+        self._processes.append(started)
+        if ready_port is not None:
+            from harness.ports import wait_for_port
+
+            wait_for_port(ready_port, timeout=timeout)
+        return started
+
+    def sqs_pid(self) -> int:
+        return self.sqs._process.pid
+
     # --- SQS ------------------------------------------------------------------------------------
+
+    def queue_depths(self, client=None) -> dict[str, int]:
+        """Messages on each of this run's queues: visible + in flight + delayed (2 SQS calls per
+        queue the first time, 1 after: the URLs are cached)."""
+        from messaging.pipeline.queues import ALL_QUEUES
+
+        client = client or self._depth_client()
+        depths = {}
+        for name in ALL_QUEUES:
+            url = self._queue_urls.get(name)
+            if url is None:
+                try:
+                    url = self._queue_urls[name] = client.get_queue_url(QueueName=name)["QueueUrl"]
+                except client.exceptions.QueueDoesNotExist:
+                    depths[name] = 0
+                    continue
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+            depths[name] = sum(int(v) for v in attributes.values())
+        return depths
+
+    def _depth_client(self):
+        if self._sqs_client is None:
+            self._sqs_client = self.sqs.client()
+        return self._sqs_client
 
     def boto3_sqs(self):
         return self.sqs.client()
@@ -293,6 +348,104 @@ def status_counts(send_request_ids: Iterable[int]) -> dict[str, int]:
     rows = (Message.objects.filter(send_request_id__in=list(send_request_ids)).values("status")
             .annotate(n=Count("id")).order_by("status"))
     return {row["status"]: row["n"] for row in rows}
+
+
+def sandbox_calls(stack: Stack) -> int:
+    """Every HTTP request the Solapi sandbox has answered so far (all operations, all statuses)."""
+    return sum(sum(by_status.values()) for by_status in stack.sandbox.request_counts().values())
+
+
+# --- Procfile processes, CPU -----------------------------------------------------------------------
+
+
+def procfile_command(process: str) -> str:
+    """The command of one process type in the Procfile (the deployed one, not Procfile.dev)."""
+    for line in (PROJECT_DIR / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return command.strip()
+    raise KeyError(f"no {process!r} in the Procfile")
+
+
+class ProcfileProcess:
+    """A Procfile command run by `sh -c` in its own process group (so stop() reaches its children),
+    with this virtualenv's executables first on PATH, logging to a file."""
+
+    def __init__(self, name: str, command: str, *, env: dict[str, str], log_path: Path):
+        self.name, self.command, self.log_path = name, command, log_path
+        self.env = {**os.environ, **env,
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> ProcfileProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
+        self._process = subprocess.Popen(["sh", "-c", f"exec {self.command}"], env=self.env, cwd=PROJECT_DIR,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.alive:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds_by_group(groups: dict[str, int], *, pids: dict[str, int] | None = None,
+                         commands: Sequence[str] = ()) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process in each process group
+    (`{label: pgid}`), by single processes (`{label: pid}`), and by all processes whose command
+    name is in `commands` (e.g. "postgres":
+    the whole server, whoever its clients are). Read from /proc; empty where /proc is absent.
+    Processes that already exited are not counted (their time moves to a parent only when reaped)."""
+    pids = pids or {}
+    totals = {label: 0.0 for label in [*groups, *pids, *commands]}
+    by_pgid = {pgid: label for label, pgid in groups.items()}
+    by_pid = {pid: label for label, pid in pids.items()}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # fields[0] is state (field 3): pgrp is field 5, utime 14, stime 15.
+        pgrp, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        if pgrp in by_pgid:
+            totals[by_pgid[pgrp]] += seconds
+        if int(entry.name) in by_pid:
+            totals[by_pid[int(entry.name)]] += seconds
+        if command in commands:
+            totals[command] += seconds
+    return totals
+
+
+def machine_busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, every process: other users' too),
+    from /proc/stat; NaN where /proc is absent."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / _CLOCK_TICKS  # guest time is already counted in user
 
 
 # --- numbers, tables, results ---------------------------------------------------------------------

@@ -36,6 +36,7 @@ from benchmarks.stack import (
     loadavg,
     machine,
     median,
+    sandbox_calls,
     seed_academy,
     send,
     status_counts,
@@ -52,10 +53,6 @@ REPEATS = 3
 DEFAULT_CHUNK_SIZE = 1000
 TARGET_RATIO = 100
 TARGET_SQS_PER_MESSAGE = 0.05
-
-
-def sandbox_calls(stack: Stack) -> int:
-    return sum(sum(by_status.values()) for by_status in stack.sandbox.request_counts().values())
 
 
 def pipeline_run(stack: Stack, academy, *, messages: int, label: str, concurrency: int = 2, workers: int = 1,

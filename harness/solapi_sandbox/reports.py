@@ -67,6 +67,9 @@ class ReportDispatcher:
         self._thread: threading.Thread | None = None
         self._posting: ThreadPoolExecutor | None = None
         self._stats: Counter[str] = Counter()
+        # How long each webhook POST took to be answered (or to fail): how long our receiver
+        # kept Solapi waiting. Benchmarks read it; a real Solapi gives up at its own timeout.
+        self._post_seconds: list[float] = []
 
     def start(self) -> None:
         self._stopping = False
@@ -90,6 +93,7 @@ class ReportDispatcher:
             self._generation += 1
             self._rng = random.Random(self._seed)
             self._stats.clear()
+            self._post_seconds.clear()
             self._cond.notify_all()
 
     def schedule(self, message_ids: list[str]) -> None:
@@ -104,6 +108,11 @@ class ReportDispatcher:
     def stats(self) -> dict[str, int]:
         with self._cond:
             return {"pending": len(self._queue) + self._busy, **self._stats}
+
+    def post_seconds(self) -> list[float]:
+        """The duration of every webhook POST so far (answered or failed), oldest first."""
+        with self._cond:
+            return list(self._post_seconds)
 
     def _push(self, delay: float, task: Callable[[int], None], generation: int | None = None) -> None:
         with self._cond:
@@ -163,7 +172,11 @@ class ReportDispatcher:
             url = self.settings.webhook_url
             if not url:  # the webhook was switched off meanwhile
                 return
-            if _post_json(url, events):
+            began = time.monotonic()
+            delivered = _post_json(url, events)
+            with self._cond:
+                self._post_seconds.append(time.monotonic() - began)
+            if delivered:
                 self._count(posts_ok=1, events_delivered=len(events))
             elif retries_left == 0:
                 self._count(posts_failed=1, events_abandoned=len(events))

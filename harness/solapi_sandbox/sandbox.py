@@ -253,6 +253,10 @@ class SolapiSandbox:
 
     # --- observations -----------------------------------------------------------------------
 
+    def webhook_post_seconds(self) -> list[float]:
+        """How long each report webhook POST took to be answered (or to fail), oldest first."""
+        return self.reports.post_seconds()
+
     @property
     def accepted_total(self) -> int:
         return self.ledger.accepted_total
