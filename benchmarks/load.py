@@ -228,9 +228,10 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
     academies = [seed_academy(f"load{i}", STUDENTS, phone_offset=30_000_000 + i * 10_000) for i in range(ACADEMIES)]
     web_port = free_port()
     base = f"http://127.0.0.1:{web_port}"
-    web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{web_port}"}, ready_port=web_port)
+    web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{web_port}"}, ready_text="Listening at:")
     worker = stack.start_worker("worker", concurrency=2)
-    beat = stack.start_procfile("beat", replace={"var/celerybeat-schedule": str(stack.log_dir / "celerybeat-schedule")})
+    beat = stack.start_procfile("beat", ready_text="beat: Starting...",
+                                replace={"var/celerybeat-schedule": str(stack.log_dir / "celerybeat-schedule")})
     stack.sandbox.set_webhook_url(f"{base}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
     web_workers = os.environ.get("WEB_CONCURRENCY") or "2 (the Procfile's default)"
     print(f"  gunicorn {base} (workers: {web_workers}); worker --concurrency 2; beat; load average {loadavg()}",
@@ -259,8 +260,8 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
             recorder.depths.append((time.time(), depths))
             recorder.depth_sqs_calls += len(depths)
 
-    groups = {"gunicorn (web)": web.pid, "celery worker": worker._process.pid, "celery beat": beat.pid}
-    pids = {"local SQS (moto)": stack.sqs_pid(), "this process (clients, sandbox)": os.getpid()}
+    groups = {"gunicorn (web)": web.pid, "celery worker": worker.pid, "celery beat": beat.pid}
+    pids = {"local SQS (moto)": stack.sqs.pid, "this process (clients, sandbox)": os.getpid()}
 
     def cpu() -> dict[str, float]:
         return {**cpu_seconds_by_group(groups, pids=pids, commands=("postgres",)),
@@ -300,7 +301,7 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
     result = {
         "name": "load", "database": stack.database_note, "loadavg_at_start": load_at_start or loadavg(),
         "phases": [p.__dict__ for p in plan], "seed": seed,
-        "web": {"command": web.command, "workers": web_workers}, "sandbox_latency_ms": stack.sandbox_latency_ms,
+        "web": {"command": web.shell_command, "workers": web_workers}, "sandbox_latency_ms": stack.sandbox_latency_ms,
         "endpoints": _endpoint_stats(recorder, phase_times, load_began, load_ended, drain_seconds),
         "backlog": _backlog(recorder),
         "drain": {"drained": drained, "seconds": drain_seconds, "timeout": drain_timeout,
@@ -556,7 +557,7 @@ def main() -> None:
         print(stack.describe(), flush=True)
         result = run(stack, phases(args), drain_timeout=args.drain_timeout, seed=args.seed,
                      load_at_start=load_at_start)
-        result["machine"] = machine()
+        result["machine"] = {**machine(), "loadavg_at_start": load_at_start.split()}  # machine() reads it now
     result["quick"] = args.quick
     print(report(result))
     print(f"\nwrote {write_json('load-quick' if args.quick else 'load', result)}")

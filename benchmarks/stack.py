@@ -23,9 +23,7 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -205,25 +203,18 @@ class Stack:
             worker.stop(timeout=20)
         self._workers = [w for w in self._workers if w.alive]
 
-    def start_procfile(self, process: str, *, env: dict[str, Any] | None = None, ready_port: int | None = None,
+    def start_procfile(self, process: str, *, ready_text: str, env: dict[str, Any] | None = None,
                        replace: dict[str, str] | None = None, timeout: float = 60.0) -> ProcfileProcess:
-        """Start a process type of the Procfile (`web`, `beat` …) exactly as deployed, with this
-        run's environment plus `env`; `replace` rewrites parts of its command (e.g. a path under var/).
-        Waits until `ready_port` listens, when given."""
+        """Start a process type of the Procfile (`web`, `beat` …) as deployed, with this run's
+        environment plus `env`; `replace` rewrites parts of its command (e.g. a path under var/).
+        Returns once its log shows `ready_text`."""
         command = procfile_command(process)
         for old, new in (replace or {}).items():
             command = command.replace(old, new)
         started = ProcfileProcess(process, command, env=self.worker_env(**(env or {})),
-                                  log_path=self.log_dir / f"{process}.log").start()
+                                  log_path=self.log_dir / f"{process}.log", ready_text=ready_text)
         self._processes.append(started)
-        if ready_port is not None:
-            from harness.ports import wait_for_port
-
-            wait_for_port(ready_port, timeout=timeout)
-        return started
-
-    def sqs_pid(self) -> int:
-        return self.sqs._process.pid
+        return started.start(timeout=timeout)
 
     # --- SQS ------------------------------------------------------------------------------------
 
@@ -367,40 +358,18 @@ def procfile_command(process: str) -> str:
     raise KeyError(f"no {process!r} in the Procfile")
 
 
-class ProcfileProcess:
+class ProcfileProcess(WorkerProcess):
     """A Procfile command run by `sh -c` in its own process group (so stop() reaches its children),
-    with this virtualenv's executables first on PATH, logging to a file."""
+    with this virtualenv's executables first on PATH, logging to a file; started once its log
+    shows `ready_text` (gunicorn's "Listening at:", beat's "beat: Starting...")."""
 
-    def __init__(self, name: str, command: str, *, env: dict[str, str], log_path: Path):
-        self.name, self.command, self.log_path = name, command, log_path
-        self.env = {**os.environ, **env,
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        self._process: subprocess.Popen | None = None
+    def __init__(self, name: str, command: str, *, env: dict[str, str], log_path: Path, ready_text: str):
+        super().__init__(env={**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+                         log_path=log_path, name=name)
+        self.shell_command, self.ready_text = command, ready_text
 
-    def start(self) -> ProcfileProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
-        self._process = subprocess.Popen(["sh", "-c", f"exec {self.command}"], env=self.env, cwd=PROJECT_DIR,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if not self.alive:
-            return
-        os.killpg(self._process.pid, signal.SIGTERM)
-        try:
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(timeout=10)
+    def command(self) -> list[str]:
+        return ["sh", "-c", f"exec {self.shell_command}"]
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -58,6 +58,11 @@ class LocalSQS:
         wait_for_port(self.control_port)
         return self
 
+    @property
+    def pid(self) -> int:
+        """The server subprocess's id (benchmarks read its CPU time from /proc)."""
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)

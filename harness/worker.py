@@ -12,6 +12,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
+    # What the log says once the process is ready to work (subclasses run other commands).
+    ready_text = " ready."
+
     def __init__(self, *, env: dict[str, str], log_path: Path, concurrency: int = 2, name: str = "worker",
                  extra_args: tuple[str, ...] = ()):
         self.env = {**os.environ, **env}
@@ -32,13 +35,18 @@ class WorkerProcess:
             # Its own process group, so kill() takes the pool children down with it.
             start_new_session=True,
         )
-        self.wait_for_log(" ready.", timeout)
+        self.wait_for_log(self.ready_text, timeout)
         return self
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
                 "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h",
                 "--without-gossip", "--without-mingle", *self.extra_args]
+
+    @property
+    def pid(self) -> int:
+        """The process id, also its process group's (it leads its own session)."""
+        return self._process.pid
 
     @property
     def alive(self) -> bool:
