@@ -96,7 +96,8 @@ class Chunk(models.Model):
     send_request = models.ForeignKey(SendRequest, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
-    solapi_group_id = models.CharField(max_length=64, blank=True)
+    # Shared by the chunks of small requests sent together (messaging/pipeline/express.py).
+    solapi_group_id = models.CharField(max_length=64, blank=True, db_index=True)
     messages_added = models.DateTimeField(null=True, blank=True)
     sent = models.DateTimeField(null=True, blank=True)
     # The send lease: one execution of the send step at a time, each with a token of its own
@@ -133,8 +134,12 @@ class Chunk(models.Model):
         """Whether any send of its group may have reached Solapi: one that succeeded, was
         answered 409, or ended without a clear answer (including a process that died
         mid-call, whose attempt row was written before the call and never completed)."""
-        return self.attempts.filter(operation=SolapiOperation.SEND_GROUP).filter(
-            Q(ambiguous=True) | Q(http_status__in=[200, 409])).exists()
+        sends = DeliveryAttempt.objects.filter(operation=SolapiOperation.SEND_GROUP).filter(
+            Q(ambiguous=True) | Q(http_status__in=[200, 409]))
+        # A shared group (messaging/pipeline/express.py) goes out with any of its chunks'
+        # sends: a chunk resumed on its own may send the others' messages too.
+        mine = Q(chunk=self) | Q(solapi_group_id=self.solapi_group_id) if self.solapi_group_id else Q(chunk=self)
+        return sends.filter(mine).exists()
 
 
 class MessageStatus(models.TextChoices):
@@ -222,7 +227,7 @@ class DeliveryAttempt(models.Model):
     chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="attempts")
     operation = models.CharField(max_length=24, choices=SolapiOperation.choices)
     task_id = models.CharField(max_length=64, blank=True)
-    solapi_group_id = models.CharField(max_length=64, blank=True)
+    solapi_group_id = models.CharField(max_length=64, blank=True, db_index=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)

@@ -226,6 +226,10 @@ MESSAGING_CHUNK_SIZE = env.int("MESSAGING_CHUNK_SIZE", default=1000)
 # Send requests up to this many recipients go to the interactive queue, so a parent's
 # attendance alert is not stuck behind another academy's broadcast.
 MESSAGING_INTERACTIVE_MAX_RECIPIENTS = env.int("MESSAGING_INTERACTIVE_MAX_RECIPIENTS", default=50)
+# Small requests arriving within this window share one Solapi group, up to this many
+# messages (messaging/pipeline/express.py). 0 sends each as soon as its task runs.
+MESSAGING_SHARED_GROUP_WINDOW_MS = env.int("MESSAGING_SHARED_GROUP_WINDOW_MS", default=200)
+MESSAGING_SHARED_GROUP_MAX_MESSAGES = env.int("MESSAGING_SHARED_GROUP_MAX_MESSAGES", default=1000)
 # The longest a pipeline task may run. The SQS visibility timeout must exceed it
 # (celeryconfig.check_redelivery_safety); a chunk's Solapi calls take at most 3 read timeouts.
 MESSAGING_TASK_TIME_LIMIT = env.int("MESSAGING_TASK_TIME_LIMIT", default=150)

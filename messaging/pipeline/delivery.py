@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -88,8 +88,16 @@ def stale_chunks(limit: int = 500) -> list[StaleChunk]:
     """Unfinished chunks that stopped moving. Paused chunks touch `updated` on every
     deferral, so they are not stale while the breaker holds them."""
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
-    rows = (Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
-            .values_list("id", "send_request__queue", "status")[:limit])
+    return _resumable(Chunk.objects.filter(updated__lte=cutoff)[:limit])
+
+
+def unfinished_chunks(chunk_ids: list[int]) -> list[StaleChunk]:
+    """The given chunks that have not finished, with the step each goes on from."""
+    return _resumable(Chunk.objects.filter(id__in=chunk_ids))
+
+
+def _resumable(chunks) -> list[StaleChunk]:
+    rows = chunks.exclude(status=ChunkStatus.FINALIZED).values_list("id", "send_request__queue", "status")
     return [StaleChunk(id=chunk_id, queue=queue, first_step=_RESUME_AT[status]) for chunk_id, queue, status in rows]
 
 
@@ -209,7 +217,37 @@ def send_chunk(lease: Lease) -> SendOutcome:
     chunk = _claim(lease)
     if chunk is None:
         return SendOutcome(accepted=0, failed=0)
-    return _send(chunk, lease)
+    return _send([(lease, chunk)])
+
+
+def send_together(leases: Sequence[Lease]) -> SendOutcome:
+    """Send several chunks' held messages in one shared Solapi group: the small requests that
+    arrived together (messaging/pipeline/express.py). A group may carry messages of many
+    academies and senders; credit, state and reports stay per message, and every chunk gets
+    its own row for each call on its timeline, so each chunk still knows whether its group
+    may have gone out.
+
+    A chunk another execution is sending is left to it (its holder finishes it); a chunk
+    resumed after a crash has its own group already and is sent on its own. Raises like
+    send_chunk; the caller releases the leases.
+    """
+    fresh: list[tuple[Lease, Chunk]] = []
+    outcomes = []
+    for lease in leases:
+        try:
+            chunk = _claim(lease)
+        except ChunkBusy:
+            continue
+        if chunk is None:
+            continue
+        if chunk.messages_added:
+            outcomes.append(_send([(lease, chunk)]))
+        else:
+            fresh.append((lease, chunk))
+    if fresh:
+        outcomes.append(_send(fresh))
+    return SendOutcome(accepted=sum(o.accepted for o in outcomes), failed=sum(o.failed for o in outcomes),
+                       already_sent=any(o.already_sent for o in outcomes))
 
 
 def release_lease(lease: Lease) -> None:
@@ -221,39 +259,57 @@ def release_lease(lease: Lease) -> None:
         logger.warning("lease_release_failed chunk=%s error=%s", lease.chunk_id, type(error).__name__)
 
 
-def _send(chunk: Chunk, lease: Lease) -> SendOutcome:
-    # Every decision below reads the chunk as the last fenced read left it: under its row
-    # lock, after the claim, with this execution still holding the lease. Nobody else can
-    # have changed it since, or that read would have raised LeaseLost.
-    if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
+def _send(claimed: list[tuple[Lease, Chunk]]) -> SendOutcome:
+    """One Solapi group for the claimed chunks: all new (no messages registered yet), or one
+    chunk resumed after a crash, whose group is its own."""
+    # Every decision below reads the chunks as the last fenced read left them: under their
+    # row locks, after the claim, with this execution still holding the leases. Nobody else
+    # can have changed them since, or that read would have raised LeaseLost.
+    going = _with_messages_to_send(claimed)
+    if not going:
         # Every message was refused before sending (credit, academy state): nothing to call.
-        _mark_sent(lease)
         return SendOutcome(accepted=0, failed=0)
     breaker.ensure_closed_or_claim_probe()
     client = get_client()
     failed = 0
-    if not chunk.messages_added:
+    leases = [lease for lease, _ in going]
+    if not going[0][1].messages_added:
         # A group that never got its messages registered was never sent: start a new one.
-        with _attempt(lease, SolapiOperation.CREATE_GROUP) as attempt:
+        with _attempt(leases, SolapiOperation.CREATE_GROUP) as attempt:
             attempt.solapi_group_id = client.create_group()
-        chunk = _fenced(lease, solapi_group_id=attempt.solapi_group_id)
+        chunks = _fenced_all(leases, solapi_group_id=attempt.solapi_group_id)
         # Plain rows, not model instances: building a thousand models costs as much as the calls.
-        rows = chunk.messages.filter(status=MessageStatus.SENDING).values(*_OUTGOING_FIELDS)
-        with _attempt(lease, SolapiOperation.ADD_MESSAGES):
-            results = client.add_messages(chunk.solapi_group_id, [_outgoing(row, chunk) for row in rows])
-        failed = _record_registrations(chunk, lease, results)
-    chunk = _fenced(lease)
-    if not chunk.messages.filter(status=MessageStatus.SENDING).exists():
-        _mark_sent(lease)
+        rows = list(Message.objects.filter(chunk__in=chunks, status=MessageStatus.SENDING).values(
+            "chunk_id", *_OUTGOING_FIELDS))
+        by_id = {chunk.id: chunk for chunk in chunks}
+        with _attempt(leases, SolapiOperation.ADD_MESSAGES):
+            results = client.add_messages(attempt.solapi_group_id,
+                                          [_outgoing(row, by_id[row["chunk_id"]]) for row in rows])
+        chunk_of = {row["id"]: by_id[row["chunk_id"]] for row in rows}
+        failed = _record_registrations(going, results, chunk_of)
+    going = _with_messages_to_send(list(zip(leases, _fenced_all(leases), strict=True)))
+    if not going:
         return SendOutcome(accepted=0, failed=failed)
-    with _attempt(lease, SolapiOperation.SEND_GROUP) as attempt:
-        group = client.send_group(chunk.solapi_group_id)
+    leases = [lease for lease, _ in going]
+    with _attempt(leases, SolapiOperation.SEND_GROUP) as attempt:
+        group = client.send_group(going[0][1].solapi_group_id)
         if group.already_sent:
             attempt.http_status, attempt.error_code = 409, "AlreadySent"
             attempt.detail = "the group had already gone out: an earlier try was accepted"
     breaker.close("a Solapi send succeeded")
-    accepted = _mark_sent(lease)
+    accepted = sum(_mark_sent(lease) for lease in leases)
     return SendOutcome(accepted=accepted, failed=failed, already_sent=group.already_sent)
+
+
+def _with_messages_to_send(claimed: list[tuple[Lease, Chunk]]) -> list[tuple[Lease, Chunk]]:
+    """The claimed chunks that still have messages to send; the others are marked sent
+    (finalize settles them)."""
+    ids = set(Message.objects.filter(chunk_id__in=[chunk.id for _, chunk in claimed], status=MessageStatus.SENDING)
+              .values_list("chunk_id", flat=True).distinct())
+    for lease, chunk in claimed:
+        if chunk.id not in ids:
+            _mark_sent(lease)
+    return [(lease, chunk) for lease, chunk in claimed if chunk.id in ids]
 
 
 def _claim(lease: Lease) -> Chunk | None:
@@ -281,25 +337,37 @@ def _claim(lease: Lease) -> Chunk | None:
 
 
 def _locked(lease: Lease) -> Chunk:
-    """The chunk under its row lock, if this execution still holds the lease; the caller is
-    in a transaction. Raises LeaseLost otherwise."""
-    chunk = Chunk.objects.select_for_update(of=("self",)).select_related(
-        "send_request__tenant", "send_request__template").get(id=lease.chunk_id)
-    if chunk.lease_token != lease.token:
-        raise LeaseLost(f"chunk {lease.chunk_id} is leased by another execution now")
-    return chunk
+    return _locked_all([lease])[0]
 
 
-def _fenced(lease: Lease, **changes) -> Chunk:
-    """Read the chunk again under its row lock and write `changes`, only while this
-    execution holds the lease (UPDATE … WHERE lease_token = mine, in effect)."""
+def _locked_all(leases: Sequence[Lease]) -> list[Chunk]:
+    """The chunks under their row locks (taken in id order, so two executions cannot
+    deadlock), if this execution still holds every lease; the caller is in a transaction.
+    Raises LeaseLost otherwise."""
+    chunks = {chunk.id: chunk for chunk in Chunk.objects.select_for_update(of=("self",)).select_related(
+        "send_request__tenant", "send_request__template").filter(id__in=[lease.chunk_id for lease in leases])
+        .order_by("id")}
+    for lease in leases:
+        if chunks[lease.chunk_id].lease_token != lease.token:
+            raise LeaseLost(f"chunk {lease.chunk_id} is leased by another execution now")
+    return [chunks[lease.chunk_id] for lease in leases]
+
+
+def _fenced(lease: Lease) -> Chunk:
+    return _fenced_all([lease])[0]
+
+
+def _fenced_all(leases: Sequence[Lease], **changes) -> list[Chunk]:
+    """Read the chunks again under their row locks and write `changes`, only while this
+    execution holds the leases (UPDATE … WHERE lease_token = mine, in effect)."""
     with transaction.atomic():
-        chunk = _locked(lease)
+        chunks = _locked_all(leases)
         if changes:
-            for name, value in changes.items():
-                setattr(chunk, name, value)
-            chunk.save(update_fields=[*changes, "updated"])
-        return chunk
+            Chunk.objects.filter(id__in=[chunk.id for chunk in chunks]).update(**changes, updated=clock.now())
+            for chunk in chunks:
+                for name, value in changes.items():
+                    setattr(chunk, name, value)
+        return chunks
 
 
 _OUTGOING_FIELDS = ("id", "phone", "text", "message_type", "subject", "variables")
@@ -322,13 +390,14 @@ def _outgoing(row: dict, chunk: Chunk) -> OutgoingMessage:
     )
 
 
-def _record_registrations(chunk: Chunk, lease: Lease, results: list[MessageResult]) -> int:
+def _record_registrations(going: list[tuple[Lease, Chunk]], results: list[MessageResult],
+                          chunk_of: dict[int, Chunk]) -> int:
     """Keep Solapi's per-message verdicts. Returns how many messages it refused.
     (A refusal about our Solapi account raised in add_messages: the group is abandoned
-    unsent, and the chunk waits like any platform pause.)"""
+    unsent, and the chunks wait like any platform pause.)"""
     refused = [r for r in results if r.outcome.failure_class]
     with transaction.atomic():
-        chunk = _locked(lease)
+        chunks = _locked_all([lease for lease, _ in going])
         for result in refused:
             Message.objects.filter(id=result.message_id, status=MessageStatus.SENDING).update(
                 status=MessageStatus.FAILED,
@@ -340,14 +409,13 @@ def _record_registrations(chunk: Chunk, lease: Lease, results: list[MessageResul
             )
         # Registered messages get their Solapi id from their delivery report: writing a
         # thousand ids here would be a thousand UPDATEs in the hot path.
-        chunk.messages_added = clock.now()
-        chunk.save(update_fields=["messages_added", "updated"])
-    sender_refusal = next((r for r in refused if r.outcome.failure_class == FailureClass.SENDER_UNREGISTERED), None)
-    if sender_refusal and sender_reject(
-        tenant_id=chunk.send_request.tenant_id, reason=f"Solapi {sender_refusal.outcome.code}: "
-        f"{sender_refusal.status_message}"
-    ):
-        logger.warning("sender_rejected tenant=%s code=%s", chunk.send_request.tenant_id, sender_refusal.outcome.code)
+        Chunk.objects.filter(id__in=[chunk.id for chunk in chunks]).update(messages_added=clock.now(),
+                                                                          updated=clock.now())
+    rejected_senders = {chunk_of[r.message_id].send_request.tenant_id: r for r in refused
+                        if r.outcome.failure_class == FailureClass.SENDER_UNREGISTERED and r.message_id in chunk_of}
+    for tenant_id, result in rejected_senders.items():
+        if sender_reject(tenant_id=tenant_id, reason=f"Solapi {result.outcome.code}: {result.status_message}"):
+            logger.warning("sender_rejected tenant=%s code=%s", tenant_id, result.outcome.code)
     return len(refused)
 
 
@@ -366,18 +434,21 @@ def _mark_sent(lease: Lease) -> int:
 
 
 @contextmanager
-def _attempt(lease: Lease, operation: str) -> Iterator[DeliveryAttempt]:
-    """Record one Solapi call for the chunk's timeline, whatever its outcome. The row is
-    written under the fence, so no execution that has lost the lease calls Solapi."""
+def _attempt(leases: Sequence[Lease], operation: str) -> Iterator[DeliveryAttempt]:
+    """Record one Solapi call on the timeline of every chunk it serves (a shared group serves
+    several), whatever its outcome. The rows are written under the fence, so no execution
+    that has lost a lease calls Solapi. The caller fills in the yielded attempt; every row
+    gets what it says."""
     started = time.monotonic()
     # Written before the call, as "no clear answer": if the process dies during the call,
-    # the row says the request may have reached Solapi.
+    # the rows say the request may have reached Solapi.
     with transaction.atomic():
-        chunk = _locked(lease)
-        attempt = DeliveryAttempt.objects.create(chunk=chunk, operation=operation, task_id=lease.task_id,
-                                                 solapi_group_id=chunk.solapi_group_id, ambiguous=True,
-                                                 detail="in progress")
-    attempt.ambiguous, attempt.detail = False, ""
+        chunks = _locked_all(leases)
+        rows = DeliveryAttempt.objects.bulk_create([
+            DeliveryAttempt(chunk=chunk, operation=operation, task_id=lease.task_id,
+                            solapi_group_id=chunk.solapi_group_id, ambiguous=True, detail="in progress")
+            for lease, chunk in zip(leases, chunks, strict=True)])
+    attempt = DeliveryAttempt(operation=operation, solapi_group_id=chunks[0].solapi_group_id)
     try:
         yield attempt
     except SolapiError as error:
@@ -394,8 +465,11 @@ def _attempt(lease: Lease, operation: str) -> Iterator[DeliveryAttempt]:
     else:
         attempt.http_status = attempt.http_status or 200
     finally:
-        attempt.duration_ms = int((time.monotonic() - started) * 1000)
-        attempt.save()
+        DeliveryAttempt.objects.filter(id__in=[row.id for row in rows]).update(
+            solapi_group_id=attempt.solapi_group_id, http_status=attempt.http_status,
+            error_code=attempt.error_code, failure_class=attempt.failure_class or "",
+            ambiguous=attempt.ambiguous, detail=attempt.detail[:300],
+            duration_ms=int((time.monotonic() - started) * 1000))
 
 
 # --- when sending cannot go on --------------------------------------------------------
@@ -454,7 +528,7 @@ def give_up_sending(lease: Lease, failure_class: FailureClass, reason: str) -> N
 def _group_went_out(chunk: Chunk, lease: Lease) -> bool:
     """Ask Solapi. If it cannot answer, the SolapiError propagates and the chunk stays
     unsettled for the stale-chunk sweep: better late than refunding a sent message."""
-    with _attempt(lease, SolapiOperation.GET_GROUP):
+    with _attempt([lease], SolapiOperation.GET_GROUP):
         group = get_client().get_group(chunk.solapi_group_id)
     return group.went_out
 

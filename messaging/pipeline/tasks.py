@@ -1,8 +1,9 @@
 """Celery tasks: thin entry points into messaging/pipeline/delivery.py. Each takes ids only.
 
-The API publishes one `dispatch` per send request. It splits the request into
-chunks and starts, per chunk, the chain reserve_credit → send_to_solapi → finalize,
-with `rollback` as the error callback of every step.
+The API publishes one `dispatch` per send request. A small request (the interactive
+queue) is carried to the end by that task (messaging/pipeline/express.py). A broadcast is
+split into chunks, and each chunk goes through the chain reserve_credit → send_to_solapi →
+finalize, with `rollback` as the error callback of every step.
 """
 
 import logging
@@ -12,12 +13,13 @@ from celery.canvas import Signature
 from celery.exceptions import Retry
 
 from messaging.models import SendRequest
-from messaging.pipeline import delivery, outbox
+from messaging.pipeline import delivery, express, outbox
 from messaging.pipeline.policies import (
     handle_send_failure,
     infrastructure_fault,
     retry_after_infrastructure_fault,
 )
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.reports import reconciliation
 
 logger = logging.getLogger(__name__)
@@ -56,9 +58,16 @@ class PipelineTask(Task):
         logger.error("task_failed task=%s args=%s error=%s: %s", self.name, args, type(exc).__name__, exc)
 
 
-@shared_task(name=outbox.DISPATCH_TASK, base=PipelineTask)
-def dispatch(send_request_id: int) -> dict[str, int]:
+@shared_task(name=outbox.DISPATCH_TASK, base=PipelineTask, bind=True)
+def dispatch(self, send_request_id: int) -> dict[str, int]:
     send_request = SendRequest.objects.get(id=send_request_id)
+    if send_request.queue == INTERACTIVE_QUEUE:
+        # A small request goes in one hop, sharing a Solapi group with its neighbours.
+        outcome = express.deliver(send_request_id, task_id=self.request.id or "")
+        for chunk in outcome.handed_over:
+            chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async()
+        return {"send_request": send_request_id, "chunks": outcome.chunks, "accepted": outcome.accepted,
+                "handed_over": len(outcome.handed_over)}
     chunk_ids = delivery.split_into_chunks(send_request_id)
     for chunk_id in chunk_ids:
         chunk_pipeline(chunk_id, queue=send_request.queue).apply_async()

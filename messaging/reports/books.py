@@ -15,7 +15,8 @@ import logging
 from dataclasses import asdict
 from decimal import Decimal
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
+from django.db.models import Min
 
 from billing import ledger
 from billing.models import ZERO, HoldStatus
@@ -43,89 +44,112 @@ _CENT = Decimal("0.01")
 
 
 def check_settled_groups() -> int:
-    """Compare the books of groups that have settled here and at Solapi; returns how many."""
-    chunks = (Chunk.objects.filter(status=ChunkStatus.FINALIZED, sent__isnull=False, reconciliation__isnull=True)
-              .exclude(solapi_group_id="").exclude(messages__status__in=_IN_FLIGHT)
-              .order_by("id")[:GROUPS_PER_RUN])
+    """Compare the books of groups that have settled here and at Solapi; returns how many.
+    A group shared by several small requests (messaging/pipeline/express.py) is compared
+    once, over all its chunks."""
+    group_ids = (Chunk.objects.filter(status=ChunkStatus.FINALIZED, sent__isnull=False, reconciliation__isnull=True)
+                 .exclude(solapi_group_id="").exclude(messages__status__in=_IN_FLIGHT)
+                 .values("solapi_group_id").annotate(first=Min("id")).order_by("first")
+                 .values_list("solapi_group_id", flat=True)[:GROUPS_PER_RUN])
     checked = 0
-    for chunk in chunks:
+    for group_id in group_ids:
+        if _unsettled_here(group_id):
+            continue
         try:
-            group = get_client().get_group(chunk.solapi_group_id)
+            group = get_client().get_group(group_id)
             if group.status not in SETTLED_GROUP_STATUSES:
                 continue
-            _settle_fallbacks(chunk, group)
+            _settle_fallbacks(group_id, group)
         except SolapiError as error:
-            logger.warning("books_check_failed group=%s error=%s", chunk.solapi_group_id, error.detail)
+            logger.warning("books_check_failed group=%s error=%s", group_id, error.detail)
             continue
-        if _has_open_holds(chunk):
+        if _has_open_holds(group_id):
             continue  # settle_open_holds moves them first; compared on a later run
-        checked += _record(chunk, group)
+        checked += _record(group_id, group)
     return checked
 
 
 def unreconciled_groups() -> list[str]:
     """billing_audit's view: every group whose books differ from Solapi's and is not explained."""
+    chunks: dict[str, list[int]] = {}
+    rows = {}
+    for r in GroupReconciliation.objects.filter(status=BooksStatus.DIFFERS).order_by("id"):
+        chunks.setdefault(r.solapi_group_id, []).append(r.chunk_id)
+        rows.setdefault(r.solapi_group_id, r)
     return [
-        f"group {r.solapi_group_id} (chunk {r.chunk_id}): Solapi billed {r.billed}, our books say "
-        f"{r.expected} (difference {r.difference:+})"
-        for r in GroupReconciliation.objects.filter(status=BooksStatus.DIFFERS).order_by("id")
+        f"group {group_id} (chunks {', '.join(map(str, chunks[group_id]))}): Solapi billed {r.billed}, "
+        f"our books say {r.expected} (difference {r.difference:+})"
+        for group_id, r in rows.items()
     ]
 
 
-def _settle_fallbacks(chunk: Chunk, group: GroupStatus) -> None:
-    unknown = list(Message.objects.filter(chunk=chunk, status=MessageStatus.DELIVERED, delivered_type="")
+def _group_messages(group_id: str):
+    return Message.objects.filter(chunk__solapi_group_id=group_id)
+
+
+def _unsettled_here(group_id: str) -> bool:
+    """Whether a chunk of the group is still moving, or has a message still in flight."""
+    return (Chunk.objects.filter(solapi_group_id=group_id).exclude(status=ChunkStatus.FINALIZED).exists()
+            or _group_messages(group_id).filter(status__in=_IN_FLIGHT).exists())
+
+
+def _settle_fallbacks(group_id: str, group: GroupStatus) -> None:
+    unknown = list(_group_messages(group_id).filter(status=MessageStatus.DELIVERED, delivered_type="")
                    .exclude(fallback_type=""))
     if not unknown:
         return
-    listed = {r.message_id: r for r in get_client().get_group_messages(chunk.solapi_group_id)}
+    listed = {r.message_id: r for r in get_client().get_group_messages(group_id)}
     for message in unknown:
         if result := listed.get(message.id):
             message.delivered_type = delivered_type(message, result.message_type, result.replacement, True)
     still_unknown = [m for m in unknown if not m.delivered_type]
-    known_fallbacks = sum(1 for m in _delivered_with_fallback(chunk, unknown) if m.delivered_type not in ("", "ATA"))
+    known_fallbacks = sum(1 for m in _delivered_with_fallback(group_id, unknown) if m.delivered_type not in ("", "ATA"))
     if not attribute_by_group_count(still_unknown, sent_replacement=group.sent_replacement,
                                     known_fallbacks=known_fallbacks):
         logger.error("fallback_unattributed group=%s unknown=%s solapi_fallbacks=%s known_fallbacks=%s",
-                     chunk.solapi_group_id, len(still_unknown), group.sent_replacement, known_fallbacks)
+                     group_id, len(still_unknown), group.sent_replacement, known_fallbacks)
     for message_type in {m.delivered_type for m in unknown}:
         ids = [m.id for m in unknown if m.delivered_type == message_type]
         Message.objects.filter(id__in=ids, delivered_type="").update(delivered_type=message_type)
     settlement.settle(unknown)
 
 
-def _delivered_with_fallback(chunk: Chunk, updated: list[Message]) -> list[Message]:
+def _delivered_with_fallback(group_id: str, updated: list[Message]) -> list[Message]:
     """The group's delivered AlimTalks with fallback, with `updated` in place of their stored rows."""
     replaced = {m.id: m for m in updated}
-    stored = Message.objects.filter(chunk=chunk, status=MessageStatus.DELIVERED).exclude(fallback_type="")
+    stored = _group_messages(group_id).filter(status=MessageStatus.DELIVERED).exclude(fallback_type="")
     return [replaced.get(m.id, m) for m in stored]
 
 
-def _has_open_holds(chunk: Chunk) -> bool:
-    return Message.objects.filter(chunk=chunk, id__in=ledger.messages_with_open_holds()).exists()
+def _has_open_holds(group_id: str) -> bool:
+    return _group_messages(group_id).filter(id__in=ledger.messages_with_open_holds()).exists()
 
 
-def _record(chunk: Chunk, group: GroupStatus) -> int:
-    delivered = list(Message.objects.filter(chunk=chunk, status=MessageStatus.DELIVERED)
-                     .values_list("delivered_type", "fallback_type"))
+def _record(group_id: str, group: GroupStatus) -> int:
+    messages = _group_messages(group_id)
+    delivered = list(messages.filter(status=MessageStatus.DELIVERED).values_list("delivered_type", "fallback_type"))
     fallbacks = sum(1 for shown, fallback in delivered if fallback and shown and shown != "ATA")
-    holds = ledger.holds_for(Message.objects.filter(chunk=chunk).values_list("id", flat=True))
+    holds = ledger.holds_for(messages.values_list("id", flat=True))
     charged = sum((h.captured_amount for h in holds.values() if h.status == HoldStatus.CAPTURED and not h.refunded),
                   ZERO)
     expected = Decimal(charged).quantize(_CENT)
     billed = group.billed.quantize(_CENT)
     difference = billed - expected
+    chunk_ids = list(Chunk.objects.filter(solapi_group_id=group_id).order_by("id").values_list("id", flat=True))
     try:
-        GroupReconciliation.objects.create(
-            chunk=chunk, solapi_group_id=chunk.solapi_group_id, expected=expected, billed=billed,
-            difference=difference, delivered=len(delivered),
-            fallbacks=fallbacks, solapi_fallbacks=group.sent_replacement,
-            solapi_billing={"balance": asdict(group.balance), "point": asdict(group.point)},
-            status=BooksStatus.MATCHED if difference == 0 else BooksStatus.DIFFERS,
-        )
+        with transaction.atomic():
+            # One row per chunk, each with the group's totals: every chunk knows it was checked.
+            GroupReconciliation.objects.bulk_create([GroupReconciliation(
+                chunk_id=chunk_id, solapi_group_id=group_id, expected=expected, billed=billed,
+                difference=difference, delivered=len(delivered),
+                fallbacks=fallbacks, solapi_fallbacks=group.sent_replacement,
+                solapi_billing={"balance": asdict(group.balance), "point": asdict(group.point)},
+                status=BooksStatus.MATCHED if difference == 0 else BooksStatus.DIFFERS,
+            ) for chunk_id in chunk_ids])
     except IntegrityError:
         return 0  # another sweep recorded it meanwhile
     if difference:
-        logger.error("group_books_differ group=%s chunk=%s expected=%s billed=%s difference=%s "
-                     "fallbacks=%s solapi_fallbacks=%s", chunk.solapi_group_id, chunk.id, expected, billed,
+        logger.error("group_books_differ group=%s chunks=%s expected=%s billed=%s difference=%s "
+                     "fallbacks=%s solapi_fallbacks=%s", group_id, len(chunk_ids), expected, billed,
                      difference, fallbacks, group.sent_replacement)
     return 1

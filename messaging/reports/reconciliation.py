@@ -35,17 +35,18 @@ def reconcile() -> dict[str, int]:
 
 def poll_overdue_groups() -> int:
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_REPORT_POLL_AFTER_SECONDS)
-    chunks = Chunk.objects.filter(
-        messages__status=MessageStatus.ACCEPTED, messages__accepted_at__lte=cutoff
-    ).exclude(solapi_group_id="").distinct()[:GROUPS_PER_RUN]
+    # A group shared by several small requests is polled once.
+    group_ids = (Chunk.objects.filter(messages__status=MessageStatus.ACCEPTED, messages__accepted_at__lte=cutoff)
+                 .exclude(solapi_group_id="").values_list("solapi_group_id", flat=True).distinct()
+                 .order_by("solapi_group_id")[:GROUPS_PER_RUN])
     applied = 0
-    for chunk in chunks:
+    for group_id in group_ids:
         try:
-            results = get_client().get_group_messages(chunk.solapi_group_id)
+            results = get_client().get_group_messages(group_id)
         except SolapiError as error:
-            logger.warning("report_poll_failed group=%s error=%s", chunk.solapi_group_id, error.detail)
+            logger.warning("report_poll_failed group=%s error=%s", group_id, error.detail)
             continue
-        reports = [polled_report(r, chunk.solapi_group_id) for r in results if not r.outcome.in_progress]
+        reports = [polled_report(r, group_id) for r in results if not r.outcome.in_progress]
         applied += apply_reports(reports).applied
     return applied
 

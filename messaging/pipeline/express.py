@@ -1,0 +1,125 @@
+"""Small send requests in one task, sharing Solapi groups.
+
+A send request of at most MESSAGING_INTERACTIVE_MAX_RECIPIENTS recipients (the interactive
+queue) is carried from start to finish by its dispatch task: reserve, send and finalize are
+called in order, the same idempotent steps under the same guards as the chunk chain
+(messaging/pipeline/delivery.py), without three more round trips through SQS, each to the
+back of the queue. Big broadcasts keep the chain.
+
+Small requests share Solapi groups. The task waits until its request is
+MESSAGING_SHARED_GROUP_WINDOW_MS old, then takes every small request waiting to start (its
+own first) up to MESSAGING_SHARED_GROUP_MAX_MESSAGES messages, and sends them in one group.
+A request another task has taken is skipped (its row is locked: SKIP LOCKED); its own
+dispatch later finds nothing left to do. Under a backlog the window has long passed when a
+task starts, so it waits for nothing and takes what queued up behind it: the deeper the
+queue, the bigger the groups and the fewer the calls.
+
+When a step cannot finish here (a Solapi failure the send step's policy must handle, a
+defect, an unreachable database), every chunk is handed to the chain from the step it
+reached: the chain has the typed retry policies (policies.py) and the rollback errback.
+docs/exactly-once.md, "Small sends in one hop", says why this stays exactly once.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
+from messaging.pipeline import delivery
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from project import clock
+
+logger = logging.getLogger(__name__)
+
+# The most small requests one task looks at; the message limit usually binds first.
+MAX_REQUESTS_PER_GROUP = 500
+
+
+@dataclass(frozen=True)
+class ExpressOutcome:
+    chunks: int
+    accepted: int = 0
+    # Chunks to go on through the chain, from the step each reached.
+    handed_over: tuple[delivery.StaleChunk, ...] = ()
+
+
+def deliver(send_request_id: int, *, task_id: str) -> ExpressOutcome:
+    """Reserve, send and finalize the request's due messages, together with the small
+    requests waiting beside it. Raises nothing a step raised: what could not finish is in
+    `handed_over`."""
+    _wait_for_window(send_request_id)
+    chunk_ids = _take_waiting(send_request_id)
+    if not chunk_ids:
+        return ExpressOutcome(chunks=0)
+    leases = [delivery.Lease(chunk_id, task_id=task_id) for chunk_id in chunk_ids]
+    try:
+        try:
+            for chunk_id in chunk_ids:
+                delivery.reserve_chunk(chunk_id)
+            outcome = delivery.send_together(leases)
+        finally:
+            for lease in leases:
+                delivery.release_lease(lease)
+        for chunk_id in Chunk.objects.filter(id__in=chunk_ids, status=ChunkStatus.SENT).values_list("id", flat=True):
+            delivery.finalize_chunk(chunk_id)
+    except Exception as error:
+        handed_over = tuple(delivery.unfinished_chunks(chunk_ids))
+        logger.warning("express_handed_over send_request=%s chunks=%s error=%s: %s", send_request_id,
+                       len(handed_over), type(error).__name__, str(error)[:200])
+        return ExpressOutcome(chunks=len(chunk_ids), handed_over=handed_over)
+    return ExpressOutcome(chunks=len(chunk_ids), accepted=outcome.accepted)
+
+
+def _wait_for_window(send_request_id: int) -> None:
+    """Let requests arriving just after this one join its group. Only a request still
+    waiting to start waits, and only until it is as old as the window: under a backlog,
+    not at all."""
+    window = settings.MESSAGING_SHARED_GROUP_WINDOW_MS / 1000
+    if window <= 0 or not _waiting(Message.objects.filter(send_request_id=send_request_id)).exists():
+        return
+    created = SendRequest.objects.values_list("created", flat=True).get(id=send_request_id)
+    left = window - (clock.now() - created).total_seconds()
+    if left > 0:
+        time.sleep(min(left, window))
+
+
+def _waiting(messages):
+    """Messages due to start: pending, in no chunk yet, not deferred to a later time."""
+    return messages.filter(status=MessageStatus.PENDING, chunk__isnull=True).exclude(not_before__gt=clock.now())
+
+
+def _take_waiting(send_request_id: int) -> list[int]:
+    """Chunk this request and the small requests waiting beside it, up to one group's worth
+    of messages; return the chunks this task carries: those, and this request's own
+    unfinished chunks (a crashed earlier try of this task left them)."""
+    budget = settings.MESSAGING_SHARED_GROUP_MAX_MESSAGES
+    waiting = (_waiting(Message.objects.filter(send_request__queue=INTERACTIVE_QUEUE))
+               .values("send_request_id").annotate(n=Count("id")).order_by("send_request_id"))
+    sizes = {row["send_request_id"]: row["n"] for row in waiting[:MAX_REQUESTS_PER_GROUP]}
+    with transaction.atomic():
+        # Rows another task has locked are being taken by it.
+        free = set(SendRequest.objects.select_for_update(skip_locked=True)
+                   .filter(id__in=[send_request_id, *sizes]).values_list("id", flat=True))
+        taken: list[int] = []
+        for request_id in [send_request_id, *(i for i in sizes if i != send_request_id)]:
+            if request_id not in free or (taken and budget < sizes.get(request_id, 0)):
+                continue
+            budget -= sizes.get(request_id, 0)
+            taken.append(request_id)
+            delivery.split_into_chunks(request_id)
+    own = [send_request_id] if send_request_id in free else []
+    if len(taken) > 1:
+        logger.info("express_group send_request=%s requests=%s", send_request_id, len(taken))
+    return _carried(taken, own)
+
+
+def _carried(taken: list[int], own: list[int]) -> list[int]:
+    """Unfinished chunks of the taken requests: new chunks of the others, every unfinished
+    chunk of this task's own request."""
+    chunks = Chunk.objects.filter(send_request_id__in=taken).exclude(status=ChunkStatus.FINALIZED)
+    mine_or_new = chunks.filter(send_request_id__in=own) | chunks.filter(status=ChunkStatus.QUEUED)
+    return list(mine_or_new.order_by("id").values_list("id", flat=True))
