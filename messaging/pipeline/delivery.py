@@ -88,7 +88,7 @@ def stale_chunks(limit: int = 500) -> list[StaleChunk]:
     """Unfinished chunks that stopped moving. Paused chunks touch `updated` on every
     deferral, so they are not stale while the breaker holds them."""
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
-    return _resumable(Chunk.objects.filter(updated__lte=cutoff)[:limit])
+    return _resumable(Chunk.objects.filter(updated__lte=cutoff), limit=limit)
 
 
 def unfinished_chunks(chunk_ids: list[int]) -> list[StaleChunk]:
@@ -96,8 +96,8 @@ def unfinished_chunks(chunk_ids: list[int]) -> list[StaleChunk]:
     return _resumable(Chunk.objects.filter(id__in=chunk_ids))
 
 
-def _resumable(chunks) -> list[StaleChunk]:
-    rows = chunks.exclude(status=ChunkStatus.FINALIZED).values_list("id", "send_request__queue", "status")
+def _resumable(chunks, limit: int | None = None) -> list[StaleChunk]:
+    rows = chunks.exclude(status=ChunkStatus.FINALIZED).values_list("id", "send_request__queue", "status")[:limit]
     return [StaleChunk(id=chunk_id, queue=queue, first_step=_RESUME_AT[status]) for chunk_id, queue, status in rows]
 
 

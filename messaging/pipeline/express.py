@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
-from messaging.pipeline import delivery
+from messaging.pipeline import delivery, policies
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
@@ -45,6 +45,8 @@ class ExpressOutcome:
     accepted: int = 0
     # Chunks to go on through the chain, from the step each reached.
     handed_over: tuple[delivery.StaleChunk, ...] = ()
+    # How long the handed-over chains wait first (the send step's policy for the failure).
+    delay: int = 0
 
 
 def deliver(send_request_id: int, *, task_id: str) -> ExpressOutcome:
@@ -56,11 +58,16 @@ def deliver(send_request_id: int, *, task_id: str) -> ExpressOutcome:
     if not chunk_ids:
         return ExpressOutcome(chunks=0)
     leases = [delivery.Lease(chunk_id, task_id=task_id) for chunk_id in chunk_ids]
+    delay = 0
     try:
         try:
             for chunk_id in chunk_ids:
                 delivery.reserve_chunk(chunk_id)
-            outcome = delivery.send_together(leases)
+            try:
+                outcome = delivery.send_together(leases)
+            except Exception as error:
+                delay = policies.after_shared_send_failure(leases, error)
+                raise
         finally:
             for lease in leases:
                 delivery.release_lease(lease)
@@ -68,9 +75,9 @@ def deliver(send_request_id: int, *, task_id: str) -> ExpressOutcome:
             delivery.finalize_chunk(chunk_id)
     except Exception as error:
         handed_over = tuple(delivery.unfinished_chunks(chunk_ids))
-        logger.warning("express_handed_over send_request=%s chunks=%s error=%s: %s", send_request_id,
-                       len(handed_over), type(error).__name__, str(error)[:200])
-        return ExpressOutcome(chunks=len(chunk_ids), handed_over=handed_over)
+        logger.warning("express_handed_over send_request=%s chunks=%s delay=%s error=%s: %s", send_request_id,
+                       len(handed_over), delay, type(error).__name__, str(error)[:200])
+        return ExpressOutcome(chunks=len(chunk_ids), handed_over=handed_over, delay=delay)
     return ExpressOutcome(chunks=len(chunk_ids), accepted=outcome.accepted)
 
 

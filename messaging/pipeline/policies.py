@@ -18,6 +18,11 @@ The send step (send_to_solapi), by failure:
 |                                           | transient_exhausted, release                                  |
 | any other refusal of the request          | fail now, release                                             |
 
+A shared group of small requests (messaging/pipeline/express.py) that fails is handed to
+each chunk's chain from the send step: after_shared_send_failure counts the failure on
+every chunk as the table above would and says how long the chains wait; the chains' send
+step then applies the table.
+
 Per-message verdicts (sender unregistered, recipient invalid, content …) are not
 errors of the request: delivery._record_registrations applies them message by message.
 
@@ -126,6 +131,27 @@ def handle_send_failure(task: Task, lease: delivery.Lease, error: Exception) -> 
         delivery.give_up_sending(lease, FailureClass.REJECTED, f"Solapi: {error.error_code} {error.detail}")
     else:
         raise error
+
+
+def after_shared_send_failure(leases: list[delivery.Lease], error: Exception) -> int:
+    """Record a failed shared send on each of its chunks, as the send step's table does, and
+    return how many seconds their chains should wait before sending again."""
+    if isinstance(error, SolapiPlatformError):
+        breaker.trip(error)
+    if isinstance(error, SolapiPlatformError | breaker.PlatformPaused):
+        return settings.MESSAGING_BREAKER_PROBE_SECONDS
+    if not isinstance(error, SolapiRateLimited | SolapiTransientError):
+        return 0  # the chain's send step meets it again and decides
+    hits = 1
+    for lease in leases:
+        with suppress(delivery.LeaseLost):
+            if isinstance(error, SolapiRateLimited):
+                hits, _ = delivery.record_rate_limit(lease, error)
+            else:
+                hits = delivery.record_transient_failure(lease, error)
+    if isinstance(error, SolapiRateLimited) and error.retry_after is not None:
+        return max(1, math.ceil(error.retry_after))
+    return backoff_seconds(hits - 1)
 
 
 def _pause(task: Task, lease: delivery.Lease, error: SolapiPlatformError | breaker.PlatformPaused) -> None:

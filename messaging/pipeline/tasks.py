@@ -14,6 +14,7 @@ from celery.exceptions import Retry
 
 from messaging.models import SendRequest
 from messaging.pipeline import delivery, express, outbox
+from messaging.pipeline.backoff import SQS_MAX_DELAY_SECONDS
 from messaging.pipeline.policies import (
     handle_send_failure,
     infrastructure_fault,
@@ -65,7 +66,9 @@ def dispatch(self, send_request_id: int) -> dict[str, int]:
         # A small request goes in one hop, sharing a Solapi group with its neighbours.
         outcome = express.deliver(send_request_id, task_id=self.request.id or "")
         for chunk in outcome.handed_over:
-            chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async()
+            # Through SQS DelaySeconds, as every retry (messaging/pipeline/backoff.py).
+            delay = {"DelaySeconds": min(outcome.delay, SQS_MAX_DELAY_SECONDS)} if outcome.delay else {}
+            chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async(**delay)
         return {"send_request": send_request_id, "chunks": outcome.chunks, "accepted": outcome.accepted,
                 "handed_over": len(outcome.handed_over)}
     chunk_ids = delivery.split_into_chunks(send_request_id)

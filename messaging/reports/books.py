@@ -150,6 +150,6 @@ def _record(group_id: str, group: GroupStatus) -> int:
         return 0  # another sweep recorded it meanwhile
     if difference:
         logger.error("group_books_differ group=%s chunks=%s expected=%s billed=%s difference=%s "
-                     "fallbacks=%s solapi_fallbacks=%s", group_id, len(chunk_ids), expected, billed,
+                     "fallbacks=%s solapi_fallbacks=%s", group_id, ",".join(map(str, chunk_ids)), expected, billed,
                      difference, fallbacks, group.sent_replacement)
     return 1

@@ -165,7 +165,7 @@ def test_solapi_billing_differently_is_recorded_raised_and_reported_by_billing_a
     assert (books.status, books.expected, books.billed, books.difference) == (
         BooksStatus.DIFFERS, 3 * PRICES["SMS"], 3 * PRICES["SMS"] + 15, 15)
     (line,) = [r for r in caplog.records if r.getMessage().startswith("group_books_differ")]
-    assert line.levelname == "ERROR" and f"chunk={books.chunk_id} " in line.getMessage()
+    assert line.levelname == "ERROR" and f"chunks={books.chunk_id} " in line.getMessage()
     with pytest.raises(CommandError, match="1 problem"):
         call_command("billing_audit")
     assert check_settled_groups() == 0  # recorded once

@@ -50,14 +50,14 @@ def test_an_execution_that_lost_its_lease_changes_nothing(chunk_id):
     delivery._claim(successor)
 
     for late_write in (
-        lambda: delivery._fenced(slow, solapi_group_id="G4V-late"),
+        lambda: delivery._fenced_all([slow], solapi_group_id="G4V-late"),
         lambda: delivery.record_transient_failure(slow, SolapiServerError("503")),
         lambda: delivery.give_up_sending(slow, "transient_exhausted", "late"),
         lambda: delivery._mark_sent(slow),
     ):
         with pytest.raises(delivery.LeaseLost):
             late_write()
-    with pytest.raises(delivery.LeaseLost), delivery._attempt(slow, SolapiOperation.SEND_GROUP):
+    with pytest.raises(delivery.LeaseLost), delivery._attempt([slow], SolapiOperation.SEND_GROUP):
         pytest.fail("an execution without the lease must not call Solapi")
 
     chunk = Chunk.objects.get(id=chunk_id)
