@@ -109,8 +109,10 @@ result_backend = "project.results:RetryingDatabaseBackend"
 result_extended = True
 # Record STARTED, so a stuck task is visible.
 task_track_started = True
-# Results are for inspection; celery.backend_cleanup (beat) deletes older rows.
-result_expires = 7 * 24 * 3600
+# Results are for inspection. Old rows are deleted by messaging.prune_old_records (beat, below),
+# in small batches after RETENTION_TASK_RESULT_DAYS; None keeps beat from also installing
+# celery.backend_cleanup, which deletes every expired row in one statement ('Results').
+result_expires = None
 # Retry result writes through a dropped database connection: a result that cannot be stored
 # fails the task after its work was done, and stops its chain.
 result_backend_always_retry = True
@@ -135,6 +137,9 @@ beat_schedule = {
     "release-deferred": {"task": "messaging.release_deferred", "schedule": 60.0},
     # Accepted messages without a report: poll Solapi, and expire them past the timeout.
     "reconcile-reports": {"task": "messaging.reconcile_reports", "schedule": 300.0},
+    # Rows past their retention age that no step needs any more, a batch at a time, for at most
+    # RETENTION_TIME_BUDGET_SECONDS a run (messaging/operations/retention.py, docs/retention.md).
+    "prune-old-records": {"task": "messaging.prune_old_records", "schedule": 600.0},
 }
 
 

@@ -13,8 +13,9 @@ kombu_fixes.apply()
 # events=: the worker's event dispatcher survives a Redis outage (project/events_bridge.py).
 app = Celery("project", events="project.events_bridge:BridgeAwareEvents")
 app.config_from_object("celeryconfig")
-# The pipeline's tasks live by stage (messaging/pipeline/tasks.py), not in an app's tasks.py.
-app.autodiscover_tasks(["messaging.pipeline"])
+# The pipeline's tasks live by stage (messaging/pipeline/tasks.py), not in an app's tasks.py;
+# housekeeping (retention) in messaging/operations/tasks.py.
+app.autodiscover_tasks(["messaging.pipeline", "messaging.operations"])
 # Heartbeat rows for /healthz: `celery inspect ping` cannot work on SQS.
 app.steps["worker"].add("messaging.operations.liveness:WorkerLiveness")
 

@@ -256,5 +256,15 @@ MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECON
 MESSAGING_REPORT_POLL_AFTER_SECONDS = env.int("MESSAGING_REPORT_POLL_AFTER_SECONDS", default=3600)
 MESSAGING_REPORT_TIMEOUT_SECONDS = env.int("MESSAGING_REPORT_TIMEOUT_SECONDS", default=80 * 3600)
 
+# Retention (messaging/operations/retention.py, docs/retention.md): rows older than these many
+# days are deleted by beat once no step needs them any more; 0 keeps a table's rows for ever.
+RETENTION_MESSAGE_OUTCOME_DAYS = env.int("RETENTION_MESSAGE_OUTCOME_DAYS", default=365)
+RETENTION_DELIVERY_ATTEMPT_DAYS = env.int("RETENTION_DELIVERY_ATTEMPT_DAYS", default=90)
+RETENTION_DELIVERY_REPORT_DAYS = env.int("RETENTION_DELIVERY_REPORT_DAYS", default=90)
+RETENTION_TASK_RESULT_DAYS = env.int("RETENTION_TASK_RESULT_DAYS", default=7)
+# Rows (ids) per DELETE statement, each in its own transaction, and how long one run may take.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
+RETENTION_TIME_BUDGET_SECONDS = env.float("RETENTION_TIME_BUDGET_SECONDS", default=30.0)
+
 # One console handler, key=value lines, secrets and phone numbers masked (project/logging.py).
 LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"))
