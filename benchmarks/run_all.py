@@ -1,7 +1,7 @@
 """`make bench`: every benchmark on one stack (one fresh database, one local SQS, one sandbox),
 each printing its table and writing benchmarks/results/<name>.json, then a summary.
 
-    python -m benchmarks.run_all [--quick] [--only api_latency,throughput,scaling] [--keep-db]
+    python -m benchmarks.run_all [--quick] [--only api_latency,throughput,scaling,retention] [--keep-db]
 
 --quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record).
 """
@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import api_latency, scaling, throughput
+from benchmarks import api_latency, retention, scaling, throughput
 from benchmarks.stack import Stack, loadavg, machine, table, write_json
 
-ALL = ("api_latency", "throughput", "scaling")
+ALL = ("api_latency", "throughput", "scaling", "retention")
 
 
 def main() -> int:
@@ -48,6 +48,11 @@ def main() -> int:
             result = scaling.run(stack, **options)
             _finish("scaling", result, info, scaling.report)
             results["scaling"] = result
+        if "retention" in only:
+            # Last: its million old rows (and the prune's dead tuples) stay out of the other benchmarks' tables.
+            result = retention.run(stack, **(retention.QUICK if args.quick else {}))
+            _finish("retention", result, info, retention.report)
+            results["retention"] = result
     elapsed = time.monotonic() - began
     print("\n" + summary(results, elapsed))
     write_json("summary", {"seconds": elapsed, "quick": args.quick, "machine": info,
@@ -82,6 +87,14 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
         rows.append(["1-message send during a 10k broadcast", f"{fair['during broadcast']['accepted_p50_s']:.2f} s",
                      f"to accepted, p50 (idle: {fair['idle']['accepted_p50_s']:.2f} s; on the bulk queue: "
                      f"{fair['during broadcast, one queue']['accepted_p50_s']:.2f} s)"])
+    if (rt := results.get("retention")) and not rt.get("skipped"):
+        prune = rt["prune"]
+        without, during = rt["phases"]
+        rows.append([f"prune of {prune['deleted']:,} old rows", f"{prune['rows_per_s']:,.0f} rows/s",
+                     f"longest DELETE {prune['longest_statement_ms']:.0f} ms"])
+        rows.append(["pipeline without / with the prune",
+                     f"{without['msg_per_s']:.0f} / {during['msg_per_s']:.0f} msg/s",
+                     f"per-message latency p50 {without['latency_p50_s']:.2f} / {during['latency_p50_s']:.2f} s"])
     return rows
 
 

@@ -1,0 +1,311 @@
+"""Retention: the prune of a million old rows, while a broadcast is delivered, in one run.
+
+- Old rows: ROWS rows past every retention age (400 days old), written with INSERT … SELECT
+  generate_series (PostgreSQL only): per old message (final, in a finalized chunk of 5) two
+  MessageOutcome rows and one DeliveryReport, per chunk 5 DeliveryAttempts, and unmatched
+  reports and TaskResults besides; 40 % outcomes, 30 % reports, 20 % attempts, 10 % task
+  results. Analyzed, as autovacuum would have them.
+- The pipeline: one `celery -A project worker --concurrency 2` (chunk 1000) delivers
+  broadcasts of BROADCAST messages one after another, through the real service, the local SQS
+  and the sandbox (50 ms per call), first with nothing else running (BASELINE_BROADCASTS),
+  then while the prune runs (as many as start before it ends, at least one).
+- The prune: messaging.operations.retention.prune_old_records() with its batch size
+  (RETENTION_BATCH_SIZE, 5,000 ids per DELETE) and no time budget, in a thread of this process
+  with a database connection of its own: the work a beat run does, without its time budget,
+  so a million rows go in one go. (Deployed, a run occupies one worker pool process for at
+  most RETENTION_TIME_BUDGET_SECONDS.)
+
+Printed: the prune's rows/s, rows and statements per table, its longest single DELETE; for each
+broadcast msg/s end to end and per-message latency (accepted by Solapi − accepted by the API:
+p50, p95, max), and how much of it the prune overlapped; exactly-once and billing_audit. It
+prints numbers; nothing is asserted on time.
+
+    python -m benchmarks.retention [--rows 1000000] [--broadcast 5000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+from benchmarks.stack import (
+    Stack,
+    banner,
+    loadavg,
+    machine,
+    median,
+    percentile,
+    seed_academy,
+    send,
+    status_counts,
+    table,
+    wait_settled,
+    write_json,
+)
+
+ROWS = 1_000_000
+BROADCAST = 5_000
+BASELINE_BROADCASTS = 3
+CHUNK_SIZE = 1000
+# Old messages per chunk, attempts per chunk: shapes of the old rows.
+OLD_CHUNK_MESSAGES = 5
+ATTEMPTS_PER_CHUNK = 5
+MAX_BROADCASTS_DURING_PRUNE = 12
+
+
+def insert_old_rows(academy, rows: int) -> dict[str, Any]:
+    """About `rows` rows past every retention age, in the four pruned tables; returns the counts
+    and how long the inserts took."""
+    from django.db import connection
+
+    from messaging.models import SendRequest
+
+    messages = rows // 5  # 2 outcomes + 1 report each = 3/5 of the rows
+    chunks = messages // OLD_CHUNK_MESSAGES  # × 5 attempts = 1/5
+    unmatched_reports = rows // 10
+    task_results = rows - 2 * messages - messages - chunks * ATTEMPTS_PER_CHUNK - unmatched_reports
+    send_request = SendRequest.objects.create(tenant=academy.tenant, mode="sms", send_to="parent", body="old",
+                                              fingerprint="retention-benchmark", queue="old", estimated_cost=0)
+    began = time.perf_counter()
+    # Every old row: 400 days ago, a few milliseconds apart, rising with its id as inserts do.
+    base = "(now() - interval '400 days')"
+    statements = [
+        ("UPDATE messaging_sendrequest SET created = {base}, completed = {base} WHERE id = %(sr)s", {}),
+        ("""INSERT INTO messaging_chunk (send_request_id, index, status, solapi_group_id, lease_token,
+                transient_failures, rate_limited, pause_class, last_error, created, updated, sent)
+            SELECT %(sr)s, i, 'finalized', 'G4V' || i, '', 0, 0, '', '', {base} + i * interval '50 ms',
+                   {base} + i * interval '50 ms', {base} + i * interval '50 ms'
+            FROM generate_series(0, %(chunks)s - 1) i ORDER BY i""", {}),
+        ("""INSERT INTO messaging_message (tenant_id, send_request_id, chunk_id, recipient_kind, phone, message_type,
+                fallback_type, delivered_type, text, subject, variables, price, status, skip_reason, failure_class,
+                failure_reason, solapi_status_code, solapi_message_id, accepted_at, completed_at, created, updated)
+            SELECT %(tenant)s, %(sr)s, c.id, 'parent', '0109' || lpad(i::text, 7, '0'), 'SMS', '', 'SMS',
+                   '학생 학부모님, 내일 휴원입니다.', '', '{{}}'::jsonb, 13, 'delivered', '', '', '', '4000', '',
+                   {base} + i * interval '10 ms', {base} + i * interval '10 ms', {base} + i * interval '10 ms',
+                   {base} + i * interval '10 ms'
+            FROM generate_series(0, %(messages)s - 1) i
+            JOIN messaging_chunk c ON c.send_request_id = %(sr)s AND c.index = i / %(per_chunk)s
+            ORDER BY i""", {}),
+        ("""INSERT INTO messaging_messageoutcome (tenant_id, message_id, event, success, amount, recipient_summary,
+                failure_class, failure_reason, created)
+            SELECT m.tenant_id, m.id, e.event, true, 13, '010-****-0000', '', '', m.created
+            FROM messaging_message m CROSS JOIN (VALUES ('accepted'), ('delivered')) e(event)
+            WHERE m.send_request_id = %(sr)s ORDER BY m.id, e.event""", {}),
+        ("""INSERT INTO messaging_deliveryattempt (chunk_id, operation, task_id, solapi_group_id, http_status,
+                error_code, failure_class, ambiguous, detail, duration_ms, created)
+            SELECT c.id, (ARRAY['create_group', 'add_messages', 'send_group', 'get_group', 'get_group'])[k], '',
+                   c.solapi_group_id, 200, '', '', false, '', 55, c.created + k * interval '1 ms'
+            FROM messaging_chunk c CROSS JOIN generate_series(1, %(attempts)s) k
+            WHERE c.send_request_id = %(sr)s ORDER BY c.id, k""", {}),
+        ("""INSERT INTO messaging_deliveryreport (event_data_id, message_id, solapi_message_id, status_code,
+                message_type, payload, received)
+            SELECT 'old-' || m.id, m.id, 'M4V' || m.id, '4000', 'SMS', '{{"statusCode": "4000"}}'::jsonb, m.created
+            FROM messaging_message m WHERE m.send_request_id = %(sr)s ORDER BY m.id""", {}),
+        ("""INSERT INTO messaging_deliveryreport (event_data_id, message_id, solapi_message_id, status_code,
+                message_type, payload, received)
+            SELECT 'old-unmatched-' || i, NULL, 'M4X' || i, '4000', 'SMS', '{{}}'::jsonb, {base} + i * interval '10 ms'
+            FROM generate_series(1, %(unmatched)s) i ORDER BY i""", {}),
+        ("""INSERT INTO django_celery_results_taskresult (task_id, status, content_type, content_encoding,
+                task_name, result, date_created, date_done)
+            SELECT 'old-' || i, 'SUCCESS', 'application/json', 'utf-8', 'messaging.finalize', '{{"chunk": 1}}',
+                   {base} + i * interval '10 ms', {base} + i * interval '10 ms'
+            FROM generate_series(1, %(task_results)s) i ORDER BY i""", {}),
+    ]
+    params = {"sr": send_request.id, "tenant": academy.tenant.id, "chunks": chunks, "messages": messages,
+              "per_chunk": OLD_CHUNK_MESSAGES, "attempts": ATTEMPTS_PER_CHUNK, "unmatched": unmatched_reports,
+              "task_results": task_results}
+    with connection.cursor() as cursor:
+        for sql, _ in statements:
+            cursor.execute(sql.format(base=base), params)
+        for name in ("messaging_chunk", "messaging_message", "messaging_messageoutcome", "messaging_deliveryattempt",
+                     "messaging_deliveryreport", "django_celery_results_taskresult"):
+            cursor.execute(f"ANALYZE {name}")
+    pruned = {"messaging_messageoutcome": 2 * messages, "messaging_deliveryattempt": chunks * ATTEMPTS_PER_CHUNK,
+              "messaging_deliveryreport": messages + unmatched_reports,
+              "django_celery_results_taskresult": task_results}
+    return {"seconds": time.perf_counter() - began, "old_messages": messages, "old_chunks": chunks,
+            "prunable": pruned, "prunable_total": sum(pruned.values())}
+
+
+class PruneThread(threading.Thread):
+    """retention.prune_old_records() on a connection of its own, timed."""
+
+    def __init__(self) -> None:
+        super().__init__(name="prune", daemon=True)
+        self.summary = None
+        self.error: BaseException | None = None
+        self.started_at = self.ended_at = 0.0
+
+    def run(self) -> None:
+        from django.db import connection
+
+        from messaging.operations import retention
+
+        self.started_at = time.perf_counter()
+        try:
+            self.summary = retention.prune_old_records(time_budget=None)
+        except BaseException as error:  # reported by the caller
+            self.error = error
+        finally:
+            self.ended_at = time.perf_counter()
+            connection.close()
+
+
+def broadcast(academy, messages: int, *, prune: PruneThread | None) -> dict[str, Any]:
+    """One broadcast through the service and the worker, timed to settlement, with each
+    message's latency from the API's acceptance to Solapi's."""
+    from messaging.models import Message
+
+    began = time.perf_counter()
+    sent = send(academy, messages)
+    wait_settled([sent.id], timeout=600)
+    ended = time.perf_counter()
+    latencies = [(accepted - created).total_seconds() for created, accepted in
+                 Message.objects.filter(send_request_id=sent.id, accepted_at__isnull=False)
+                 .values_list("created", "accepted_at")]
+    overlap = 0.0
+    if prune is not None and prune.started_at:
+        prune_end = prune.ended_at or ended
+        overlap = max(0.0, min(ended, prune_end) - max(began, prune.started_at)) / (ended - began)
+    return {"send_request": sent.id, "messages": messages, "seconds": ended - began,
+            "msg_per_s": messages / (ended - began),
+            "latency_p50_s": median(latencies), "latency_p95_s": percentile(latencies, 95),
+            "latency_max_s": max(latencies, default=float("nan")), "accepted": len(latencies),
+            "statuses": status_counts([sent.id]), "prune_overlap": overlap}
+
+
+def _exactly_once(stack: Stack, send_request_ids: list[int], sent: int, accepted_before: int) -> dict[str, Any]:
+    """Each of this benchmark's messages accepted by the sandbox exactly once."""
+    from messaging.models import Message
+
+    per_message = stack.sandbox.sends_per_message_id()
+    ids = Message.objects.filter(send_request_id__in=send_request_ids).values_list("id", flat=True)
+    times = [per_message.get(str(message_id), 0) for message_id in ids]
+    return {"sent": sent, "sandbox_accepted": stack.sandbox.accepted_total - accepted_before,
+            "never_sent": sum(1 for n in times if n == 0), "sent_twice": sum(1 for n in times if n > 1)}
+
+
+def _phase(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A phase's broadcasts together: msg/s over their total time; latency: the median of their
+    p50s, the worst of their p95s and maxima."""
+    total_messages = sum(r["messages"] for r in runs)
+    return {"phase": name, "broadcasts": len(runs), "messages": total_messages,
+            "msg_per_s": total_messages / sum(r["seconds"] for r in runs),
+            "latency_p50_s": median([r["latency_p50_s"] for r in runs]),
+            "latency_p95_s": max(r["latency_p95_s"] for r in runs),
+            "latency_max_s": max(r["latency_max_s"] for r in runs)}
+
+
+def run(stack: Stack, *, rows: int = ROWS, messages: int = BROADCAST,
+        baseline_broadcasts: int = BASELINE_BROADCASTS) -> dict[str, Any]:
+    from billing.audit import audit
+
+    banner(f"retention: prune {rows:,} old rows while {messages:,}-message broadcasts are delivered")
+    if stack.vendor != "postgresql":
+        print("  skipped: needs PostgreSQL (generate_series; the numbers are about its locks)", flush=True)
+        return {"name": "retention", "skipped": "needs PostgreSQL", "database": stack.database_note}
+    academy = seed_academy("retention", messages, phone_offset=50_000_000)
+    old = insert_old_rows(academy, rows)
+    print(f"  inserted {old['prunable_total']:,} old rows (+ {old['old_messages']:,} messages, "
+          f"{old['old_chunks']:,} chunks, not pruned) in {old['seconds']:.1f} s", flush=True)
+    accepted_before = stack.sandbox.accepted_total
+    worker = stack.start_worker("retention", concurrency=2, env={"MESSAGING_CHUNK_SIZE": CHUNK_SIZE})
+    time.sleep(1.0)  # into its first long poll
+    baseline = []
+    for _ in range(baseline_broadcasts):
+        baseline.append(broadcast(academy, messages, prune=None))
+        print(f"  without the prune: {baseline[-1]['msg_per_s']:.0f} msg/s, latency p50 "
+              f"{baseline[-1]['latency_p50_s']:.2f} s; load {loadavg()}", flush=True)
+    prune = PruneThread()
+    during = []
+    prune.start()
+    while (prune.is_alive() or not during) and len(during) < MAX_BROADCASTS_DURING_PRUNE:
+        during.append(broadcast(academy, messages, prune=prune))
+        print(f"  with the prune: {during[-1]['msg_per_s']:.0f} msg/s, latency p50 "
+              f"{during[-1]['latency_p50_s']:.2f} s, prune running {during[-1]['prune_overlap']:.0%} of it; "
+              f"load {loadavg()}", flush=True)
+    prune.join()
+    worker.stop()
+    if prune.error is not None:
+        raise prune.error
+    summary = prune.summary
+    sent = sum(r["messages"] for r in baseline + during)
+    problems = audit()
+    tables = [{"table": t.table, "deleted": t.deleted, "expected": old["prunable"].get(t.table, 0),
+               "statements": t.statements, "largest_statement_rows": t.largest_statement_rows,
+               "longest_statement_ms": t.longest_statement_s * 1000, "seconds": t.seconds,
+               "rows_per_s": t.deleted / t.seconds if t.seconds else float("nan")} for t in summary.tables]
+    return {
+        "name": "retention", "database": stack.database_note, "sandbox_latency_ms": stack.sandbox_latency_ms,
+        "rows": rows, "old": old, "broadcast_messages": messages, "chunk_size": CHUNK_SIZE, "concurrency": 2,
+        "prune": {"deleted": summary.deleted, "seconds": summary.seconds,
+                  "rows_per_s": summary.deleted / summary.seconds if summary.seconds else float("nan"),
+                  "longest_statement_ms": summary.longest_statement_s * 1000, "tables": tables,
+                  "finished": summary.finished},
+        "broadcasts": {"without prune": baseline, "with prune": during},
+        "phases": [_phase(baseline, "without prune"), _phase(during, "with prune")],
+        "exactly_once": _exactly_once(stack, [r["send_request"] for r in baseline + during], sent, accepted_before),
+        "billing_audit": problems,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    if result.get("skipped"):
+        return f"Retention: skipped ({result['skipped']})"
+    prune, old = result["prune"], result["old"]
+    table_rows = [[t["table"], t["expected"], t["deleted"], t["statements"], t["largest_statement_rows"],
+                   t["longest_statement_ms"], t["seconds"], t["rows_per_s"]] for t in prune["tables"]]
+    table_rows.append(["all", old["prunable_total"], prune["deleted"], sum(t["statements"] for t in prune["tables"]),
+                       max(t["largest_statement_rows"] for t in prune["tables"]), prune["longest_statement_ms"],
+                       prune["seconds"], prune["rows_per_s"]])
+    phase_rows = [[p["phase"], p["broadcasts"], p["messages"], p["msg_per_s"], p["latency_p50_s"], p["latency_p95_s"],
+                   p["latency_max_s"]] for p in result["phases"]]
+    broadcast_rows = [[phase, r["send_request"], r["seconds"], r["msg_per_s"], r["latency_p50_s"], r["latency_p95_s"],
+                       r["latency_max_s"], f"{r['prune_overlap']:.0%}"]
+                      for phase, runs in result["broadcasts"].items() for r in runs]
+    once = result["exactly_once"]
+    checks = (f"exactly once: {once['sent']:,} messages sent, the sandbox accepted {once['sandbox_accepted']:,}; "
+              f"never sent {once['never_sent']}, sent twice {once['sent_twice']}; billing_audit: "
+              f"{'clean' if not result['billing_audit'] else result['billing_audit']}")
+    notes = (f"{result['database']}; one worker, --concurrency 2, chunk {result['chunk_size']}; sandbox "
+             f"{result['sandbox_latency_ms']:.0f} ms per call; the prune in its own thread and database connection, "
+             f"batches of RETENTION_BATCH_SIZE ids, no time budget; latency = Solapi accepted − API accepted, per "
+             f"message")
+    return "\n".join([
+        table(f"Retention: pruning {old['prunable_total']:,} old rows (prune {prune['rows_per_s']:,.0f} rows/s, "
+              f"longest DELETE {prune['longest_statement_ms']:.0f} ms)",
+              ["table", "old rows", "deleted", "DELETEs", "most rows in one", "longest DELETE ms", "seconds",
+               "rows/s"], table_rows),
+        "",
+        table(f"The pipeline without and with the prune running ({result['broadcast_messages']:,}-message broadcasts)",
+              ["phase", "broadcasts", "messages", "msg/s", "latency p50 s", "latency p95 s (worst)",
+               "latency max s"], phase_rows),
+        "",
+        table("Each broadcast", ["phase", "send request", "seconds", "msg/s", "latency p50 s", "latency p95 s",
+                                 "latency max s", "prune running"], broadcast_rows),
+        "", checks, notes])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--broadcast", type=int, default=BROADCAST)
+    parser.add_argument("--quick", action="store_true", help="50,000 rows, 1,000-message broadcasts")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    options = QUICK if args.quick else {"rows": args.rows, "messages": args.broadcast}
+    with Stack("retention", keep_db=args.keep_db) as stack:
+        print(stack.describe(), flush=True)
+        result = run(stack, **options)
+        result["machine"] = machine()
+    print(report(result))
+    print(f"\nwrote {write_json('retention', result)}")
+
+
+QUICK = {"rows": 50_000, "messages": 1000, "baseline_broadcasts": 1}
+
+
+if __name__ == "__main__":
+    main()
