@@ -7,13 +7,14 @@
   results. Analyzed, as autovacuum would have them.
 - The pipeline: one `celery -A project worker --concurrency 2` (chunk 1000) delivers
   broadcasts of BROADCAST messages one after another, through the real service, the local SQS
-  and the sandbox (50 ms per call), first with nothing else running (BASELINE_BROADCASTS),
-  then while the prune runs (as many as start before it ends, at least one).
+  and the sandbox (50 ms per call), alternately without and with the prune running (the
+  machine is shared and its load drifts: alternating keeps that out of the comparison), until
+  the prune is done, ending on one without it.
 - The prune: messaging.operations.retention.prune_old_records() with its batch size
-  (RETENTION_BATCH_SIZE, 5,000 ids per DELETE) and no time budget, in a thread of this process
-  with a database connection of its own: the work a beat run does, without its time budget,
-  so a million rows go in one go. (Deployed, a run occupies one worker pool process for at
-  most RETENTION_TIME_BUDGET_SECONDS.)
+  (RETENTION_BATCH_SIZE, 5,000 ids per DELETE), called again and again with a time budget of
+  SLICE_SECONDS while a "with" broadcast runs, in a thread of this process with a database
+  connection of its own. That is harsher than beat, which runs it for at most
+  RETENTION_TIME_BUDGET_SECONDS every 10 minutes (in a worker pool process).
 
 Printed: the prune's rows/s, rows and statements per table, its longest single DELETE; for each
 broadcast msg/s end to end and per-message latency (accepted by Solapi − accepted by the API:
@@ -47,12 +48,13 @@ from benchmarks.stack import (
 
 ROWS = 1_000_000
 BROADCAST = 5_000
-BASELINE_BROADCASTS = 3
+# The prune's time budget per call: short, so that it pauses soon after a broadcast ends.
+SLICE_SECONDS = 2.0
 CHUNK_SIZE = 1000
 # Old messages per chunk, attempts per chunk: shapes of the old rows.
 OLD_CHUNK_MESSAGES = 5
 ATTEMPTS_PER_CHUNK = 5
-MAX_BROADCASTS_DURING_PRUNE = 12
+MAX_BROADCASTS = 24
 
 
 def insert_old_rows(academy, rows: int) -> dict[str, Any]:
@@ -129,51 +131,82 @@ def insert_old_rows(academy, rows: int) -> dict[str, Any]:
             "prunable": pruned, "prunable_total": sum(pruned.values())}
 
 
-class PruneThread(threading.Thread):
-    """retention.prune_old_records() on a connection of its own, timed."""
+class Pruner(threading.Thread):
+    """retention.prune_old_records() in slices of SLICE_SECONDS (its time budget), on a database
+    connection of its own, while `active` is set; timed, with the intervals it ran in."""
 
     def __init__(self) -> None:
         super().__init__(name="prune", daemon=True)
-        self.summary = None
+        self.active, self.idle, self.stop = threading.Event(), threading.Event(), threading.Event()
+        self.idle.set()
+        self.done = False
         self.error: BaseException | None = None
-        self.started_at = self.ended_at = 0.0
+        self.intervals: list[tuple[float, float]] = []
+        self.tables: dict[str, dict[str, float]] = {}
 
     def run(self) -> None:
         from django.db import connection
 
         from messaging.operations import retention
 
-        self.started_at = time.perf_counter()
         try:
-            self.summary = retention.prune_old_records(time_budget=None)
+            while not self.stop.is_set() and not self.done:
+                if not self.active.wait(timeout=0.2):
+                    continue
+                self.idle.clear()
+                began = time.perf_counter()
+                summary = retention.prune_old_records(time_budget=SLICE_SECONDS)
+                self.intervals.append((began, time.perf_counter()))
+                self._add(summary)
+                self.done = summary.finished
+                self.idle.set()
         except BaseException as error:  # reported by the caller
             self.error = error
         finally:
-            self.ended_at = time.perf_counter()
+            self.idle.set()
             connection.close()
 
+    def pause(self) -> None:
+        """Stop after the current slice, and wait for it."""
+        self.active.clear()
+        self.idle.wait()
 
-def broadcast(academy, messages: int, *, prune: PruneThread | None) -> dict[str, Any]:
-    """One broadcast through the service and the worker, timed to settlement, with each
-    message's latency from the API's acceptance to Solapi's."""
+    def _add(self, summary) -> None:
+        for part in summary.tables:
+            total = self.tables.setdefault(part.table, {"deleted": 0, "statements": 0, "largest_statement_rows": 0,
+                                                        "longest_statement_s": 0.0, "seconds": 0.0})
+            total["deleted"] += part.deleted
+            total["statements"] += part.statements
+            total["largest_statement_rows"] = max(total["largest_statement_rows"], part.largest_statement_rows)
+            total["longest_statement_s"] = max(total["longest_statement_s"], part.longest_statement_s)
+            total["seconds"] += part.seconds
+
+    def overlap(self, began: float, ended: float) -> float:
+        """The share of [began, ended] during which the prune ran."""
+        ran = sum(max(0.0, min(ended, end) - max(began, start)) for start, end in self.intervals)
+        return ran / (ended - began)
+
+
+def broadcast(academy, messages: int, *, pruner: Pruner, prune: bool) -> dict[str, Any]:
+    """One broadcast through the service and the worker, timed to settlement, with the prune
+    running or paused, and each message's latency from the API's acceptance to Solapi's."""
     from messaging.models import Message
 
+    if prune:
+        pruner.active.set()
     began = time.perf_counter()
     sent = send(academy, messages)
     wait_settled([sent.id], timeout=600)
     ended = time.perf_counter()
+    pruner.pause()
     latencies = [(accepted - created).total_seconds() for created, accepted in
                  Message.objects.filter(send_request_id=sent.id, accepted_at__isnull=False)
                  .values_list("created", "accepted_at")]
-    overlap = 0.0
-    if prune is not None and prune.started_at:
-        prune_end = prune.ended_at or ended
-        overlap = max(0.0, min(ended, prune_end) - max(began, prune.started_at)) / (ended - began)
-    return {"send_request": sent.id, "messages": messages, "seconds": ended - began,
+    return {"send_request": sent.id, "messages": messages, "prune": prune, "seconds": ended - began,
             "msg_per_s": messages / (ended - began),
             "latency_p50_s": median(latencies), "latency_p95_s": percentile(latencies, 95),
             "latency_max_s": max(latencies, default=float("nan")), "accepted": len(latencies),
-            "statuses": status_counts([sent.id]), "prune_overlap": overlap}
+            "statuses": status_counts([sent.id]), "prune_overlap": pruner.overlap(began, ended)}
 
 
 def _exactly_once(stack: Stack, send_request_ids: list[int], sent: int, accepted_before: int) -> dict[str, Any]:
@@ -198,8 +231,7 @@ def _phase(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
             "latency_max_s": max(r["latency_max_s"] for r in runs)}
 
 
-def run(stack: Stack, *, rows: int = ROWS, messages: int = BROADCAST,
-        baseline_broadcasts: int = BASELINE_BROADCASTS) -> dict[str, Any]:
+def run(stack: Stack, *, rows: int = ROWS, messages: int = BROADCAST) -> dict[str, Any]:
     from billing.audit import audit
 
     banner(f"retention: prune {rows:,} old rows while {messages:,}-message broadcasts are delivered")
@@ -213,40 +245,45 @@ def run(stack: Stack, *, rows: int = ROWS, messages: int = BROADCAST,
     accepted_before = stack.sandbox.accepted_total
     worker = stack.start_worker("retention", concurrency=2, env={"MESSAGING_CHUNK_SIZE": CHUNK_SIZE})
     time.sleep(1.0)  # into its first long poll
-    baseline = []
-    for _ in range(baseline_broadcasts):
-        baseline.append(broadcast(academy, messages, prune=None))
-        print(f"  without the prune: {baseline[-1]['msg_per_s']:.0f} msg/s, latency p50 "
-              f"{baseline[-1]['latency_p50_s']:.2f} s; load {loadavg()}", flush=True)
-    prune = PruneThread()
-    during = []
-    prune.start()
-    while (prune.is_alive() or not during) and len(during) < MAX_BROADCASTS_DURING_PRUNE:
-        during.append(broadcast(academy, messages, prune=prune))
-        print(f"  with the prune: {during[-1]['msg_per_s']:.0f} msg/s, latency p50 "
-              f"{during[-1]['latency_p50_s']:.2f} s, prune running {during[-1]['prune_overlap']:.0%} of it; "
-              f"load {loadavg()}", flush=True)
-    prune.join()
+    pruner = Pruner()
+    pruner.start()
+    runs: list[dict[str, Any]] = []
+    # Without, with, without, with …: the machine's load drifts (it is shared), so the two
+    # phases alternate rather than follow each other. Until the prune is done, ending on a
+    # broadcast without it.
+    while len(runs) < MAX_BROADCASTS:
+        prune = len(runs) % 2 == 1
+        if prune and pruner.done:
+            break
+        runs.append(broadcast(academy, messages, pruner=pruner, prune=prune))
+        last = runs[-1]
+        print(f"  {'with' if prune else 'without'} the prune: {last['msg_per_s']:.0f} msg/s, latency p50 "
+              f"{last['latency_p50_s']:.2f} s, prune running {last['prune_overlap']:.0%} of it; load {loadavg()}",
+              flush=True)
+    pruner.stop.set()
+    pruner.join()
     worker.stop()
-    if prune.error is not None:
-        raise prune.error
-    summary = prune.summary
-    sent = sum(r["messages"] for r in baseline + during)
+    if pruner.error is not None:
+        raise pruner.error
+    baseline = [r for r in runs if not r["prune"]]
+    during = [r for r in runs if r["prune"]]
+    sent = sum(r["messages"] for r in runs)
     problems = audit()
-    tables = [{"table": t.table, "deleted": t.deleted, "expected": old["prunable"].get(t.table, 0),
-               "statements": t.statements, "largest_statement_rows": t.largest_statement_rows,
-               "longest_statement_ms": t.longest_statement_s * 1000, "seconds": t.seconds,
-               "rows_per_s": t.deleted / t.seconds if t.seconds else float("nan")} for t in summary.tables]
+    tables = [{"table": name, **{k: v for k, v in t.items() if k != "longest_statement_s"},
+               "expected": old["prunable"].get(name, 0), "longest_statement_ms": t["longest_statement_s"] * 1000,
+               "rows_per_s": t["deleted"] / t["seconds"] if t["seconds"] else float("nan")}
+              for name, t in pruner.tables.items()]
+    deleted = sum(t["deleted"] for t in tables)
+    seconds = sum(end - start for start, end in pruner.intervals)
     return {
         "name": "retention", "database": stack.database_note, "sandbox_latency_ms": stack.sandbox_latency_ms,
         "rows": rows, "old": old, "broadcast_messages": messages, "chunk_size": CHUNK_SIZE, "concurrency": 2,
-        "prune": {"deleted": summary.deleted, "seconds": summary.seconds,
-                  "rows_per_s": summary.deleted / summary.seconds if summary.seconds else float("nan"),
-                  "longest_statement_ms": summary.longest_statement_s * 1000, "tables": tables,
-                  "finished": summary.finished},
-        "broadcasts": {"without prune": baseline, "with prune": during},
+        "prune": {"deleted": deleted, "seconds": seconds, "rows_per_s": deleted / seconds if seconds else float("nan"),
+                  "longest_statement_ms": max((t["longest_statement_ms"] for t in tables), default=0.0),
+                  "tables": tables, "finished": pruner.done, "slice_seconds": SLICE_SECONDS},
+        "broadcasts": runs,
         "phases": [_phase(baseline, "without prune"), _phase(during, "with prune")],
-        "exactly_once": _exactly_once(stack, [r["send_request"] for r in baseline + during], sent, accepted_before),
+        "exactly_once": _exactly_once(stack, [r["send_request"] for r in runs], sent, accepted_before),
         "billing_audit": problems,
     }
 
@@ -262,17 +299,17 @@ def report(result: dict[str, Any]) -> str:
                        prune["seconds"], prune["rows_per_s"]])
     phase_rows = [[p["phase"], p["broadcasts"], p["messages"], p["msg_per_s"], p["latency_p50_s"], p["latency_p95_s"],
                    p["latency_max_s"]] for p in result["phases"]]
-    broadcast_rows = [[phase, r["send_request"], r["seconds"], r["msg_per_s"], r["latency_p50_s"], r["latency_p95_s"],
-                       r["latency_max_s"], f"{r['prune_overlap']:.0%}"]
-                      for phase, runs in result["broadcasts"].items() for r in runs]
+    broadcast_rows = [["with prune" if r["prune"] else "without prune", r["send_request"], r["seconds"],
+                       r["msg_per_s"], r["latency_p50_s"], r["latency_p95_s"], r["latency_max_s"],
+                       f"{r['prune_overlap']:.0%}"] for r in result["broadcasts"]]
     once = result["exactly_once"]
     checks = (f"exactly once: {once['sent']:,} messages sent, the sandbox accepted {once['sandbox_accepted']:,}; "
               f"never sent {once['never_sent']}, sent twice {once['sent_twice']}; billing_audit: "
               f"{'clean' if not result['billing_audit'] else result['billing_audit']}")
     notes = (f"{result['database']}; one worker, --concurrency 2, chunk {result['chunk_size']}; sandbox "
              f"{result['sandbox_latency_ms']:.0f} ms per call; the prune in its own thread and database connection, "
-             f"batches of RETENTION_BATCH_SIZE ids, no time budget; latency = Solapi accepted − API accepted, per "
-             f"message")
+             f"batches of RETENTION_BATCH_SIZE ids, in slices of {result['prune']['slice_seconds']:.0f} s while a "
+             f"'with' broadcast runs; latency = Solapi accepted − API accepted, per message")
     return "\n".join([
         table(f"Retention: pruning {old['prunable_total']:,} old rows (prune {prune['rows_per_s']:,.0f} rows/s, "
               f"longest DELETE {prune['longest_statement_ms']:.0f} ms)",
@@ -304,7 +341,7 @@ def main() -> None:
     print(f"\nwrote {write_json('retention', result)}")
 
 
-QUICK = {"rows": 50_000, "messages": 1000, "baseline_broadcasts": 1}
+QUICK = {"rows": 50_000, "messages": 1000}
 
 
 if __name__ == "__main__":

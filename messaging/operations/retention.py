@@ -26,50 +26,75 @@ check ask Solapi again), suppressions and consents.
 How it deletes: per table, the last old row's id is found by a binary search over the
 primary key (rows are inserted in time order, so the age column rises with the id; no index
 on the age column is needed), then the ids up to it are walked in ranges of
-RETENTION_BATCH_SIZE ids: one `DELETE … WHERE id BETWEEN a AND b AND <old> AND <not needed>`
-per range, each in its own short transaction, so no statement deletes more than a batch
-and no lock is held longer than one statement. A run stops when its time budget is spent
-and the next run goes on from where the rows are.
+RETENTION_BATCH_SIZE ids. Per range: the old rows' ids and what they belong to are read,
+the rules are checked by primary-key lookups of those messages, chunks and holds, and the
+rows no step needs are deleted in one statement, in its own short transaction: by the id
+range and age when all of the range may go (the common case), else by their ids. No
+statement deletes more than a batch, none joins (a join lets the planner scan a whole table),
+and no lock is held longer than one statement. A run stops when its time budget is spent and
+the next run goes on from where the rows are.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection, models, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django_celery_results.models import TaskResult
 
 from billing import ledger
-from messaging.models import FINAL_STATUSES, ChunkStatus, DeliveryAttempt, DeliveryReport, MessageOutcome
+from messaging.models import (
+    FINAL_STATUSES,
+    Chunk,
+    ChunkStatus,
+    DeliveryAttempt,
+    DeliveryReport,
+    Message,
+    MessageOutcome,
+)
 from project import clock
 
 logger = logging.getLogger(__name__)
 
 
-def _outcome_done_with() -> Q:
+Rows = list[tuple[int, int | None]]
+
+
+def _outcomes_done_with(rows: Rows) -> set[int]:
     # settlement.settle() writes a message's outcome rows (ignoring conflicts) whenever it
     # runs for it: finalize, a report, the open-hold sweep. Deleted before all of them are
     # done, a row would come back.
-    return (Q(message__status__in=FINAL_STATUSES)
-            & (Q(message__chunk__isnull=True) | Q(message__chunk__status=ChunkStatus.FINALIZED))
-            # NOT EXISTS, not NOT IN: one lookup by the holds' unique message id per row, where
-            # NOT IN would read every open hold for every batch.
-            & ~Exists(ledger.messages_with_open_holds().filter(message_id=OuterRef("message_id"))))
+    settled = _final_in_finalized_chunks({message_id for _, message_id in rows})
+    settled -= set(ledger.messages_with_open_holds().filter(message_id__in=_one_of(settled)))
+    return {row_id for row_id, message_id in rows if message_id in settled}
 
 
-def _attempt_done_with() -> Q:
-    return Q(chunk__status=ChunkStatus.FINALIZED)
+def _attempts_done_with(rows: Rows) -> set[int]:
+    finalized = set(Chunk.objects.filter(id__in=_one_of({chunk_id for _, chunk_id in rows}),
+                                         status=ChunkStatus.FINALIZED).values_list("id", flat=True))
+    return {row_id for row_id, chunk_id in rows if chunk_id in finalized}
 
 
-def _report_done_with() -> Q:
+def _reports_done_with(rows: Rows) -> set[int]:
     # A report without a message (unmatched, forged) moves nothing whenever it comes again.
-    return Q(message__isnull=True) | Q(message__status__in=FINAL_STATUSES)
+    final = set(Message.objects.filter(id__in=_one_of({m for _, m in rows if m is not None}),
+                                       status__in=FINAL_STATUSES).values_list("id", flat=True))
+    return {row_id for row_id, message_id in rows if message_id is None or message_id in final}
+
+
+def _final_in_finalized_chunks(message_ids: set[int]) -> set[int]:
+    messages = list(Message.objects.filter(id__in=_one_of(message_ids), status__in=FINAL_STATUSES)
+                    .values_list("id", "chunk_id"))
+    finalized = set(Chunk.objects.filter(id__in=_one_of({c for _, c in messages if c is not None}),
+                                         status=ChunkStatus.FINALIZED).values_list("id", flat=True))
+    return {message_id for message_id, chunk_id in messages if chunk_id is None or chunk_id in finalized}
 
 
 @dataclass(frozen=True)
@@ -77,8 +102,10 @@ class Rule:
     model: type[models.Model]
     age_setting: str
     age_field: str
-    # Old rows are deleted only when they match this too (None: every old row is).
-    done_with: Callable[[], Q] | None
+    # What a row belongs to (a foreign key's column), and which old rows, as (id, that column),
+    # no step needs any more. None: every old row may go.
+    parent_field: str | None = None
+    done_with: Callable[[Rows], set[int]] | None = None
 
     @property
     def table(self) -> str:
@@ -90,10 +117,10 @@ class Rule:
 
 
 RULES = (
-    Rule(MessageOutcome, "RETENTION_MESSAGE_OUTCOME_DAYS", "created", _outcome_done_with),
-    Rule(DeliveryAttempt, "RETENTION_DELIVERY_ATTEMPT_DAYS", "created", _attempt_done_with),
-    Rule(DeliveryReport, "RETENTION_DELIVERY_REPORT_DAYS", "received", _report_done_with),
-    Rule(TaskResult, "RETENTION_TASK_RESULT_DAYS", "date_done", None),
+    Rule(MessageOutcome, "RETENTION_MESSAGE_OUTCOME_DAYS", "created", "message_id", _outcomes_done_with),
+    Rule(DeliveryAttempt, "RETENTION_DELIVERY_ATTEMPT_DAYS", "created", "chunk_id", _attempts_done_with),
+    Rule(DeliveryReport, "RETENTION_DELIVERY_REPORT_DAYS", "received", "message_id", _reports_done_with),
+    Rule(TaskResult, "RETENTION_TASK_RESULT_DAYS", "date_done"),
 )
 
 
@@ -168,12 +195,23 @@ def _prune_table(rule: Rule, cutoff: datetime | None, *, batch_size: int, deadli
         if start is None:
             break
         end = min(start + batch_size - 1, last_old)
-        batch = rows.filter(old, pk__gte=start, pk__lte=end)
+        in_range = rows.filter(old, pk__gte=start, pk__lte=end)
+        ids: set[int] | None = None  # None: every old row of the range
         if rule.done_with is not None:
-            batch = batch.filter(rule.done_with())
+            # Read first, then delete: every query is driven by primary keys (a join in the DELETE
+            # lets the planner scan whole tables). The rules only ever turn true (final stays
+            # final, a finalized chunk stays finalized, a closed hold stays closed), so nothing
+            # read here can change its answer before the DELETE.
+            candidates = list(in_range.values_list("pk", rule.parent_field))
+            ids = rule.done_with(candidates)
+            if not ids:
+                cursor = end + 1
+                continue
+            if len(ids) == len(candidates):
+                ids = None
         statement_began = time.monotonic()
         with transaction.atomic():
-            deleted, _ = batch.delete()
+            deleted = (in_range if ids is None else rows.filter(pk__in=_one_of(ids))).delete()[0]
         took = time.monotonic() - statement_began
         result.statements += 1
         result.deleted += deleted
@@ -182,6 +220,16 @@ def _prune_table(rule: Rule, cutoff: datetime | None, *, batch_size: int, deadli
         cursor = end + 1
     result.seconds = time.monotonic() - began
     return result
+
+
+def _one_of(ids: Iterable[int]) -> list[int] | RawSQL:
+    """Ids for an `__in` lookup: on PostgreSQL as one array parameter (thousands of bound
+    parameters of an IN list cost more to send and plan than the query takes to run), as a
+    plain list elsewhere."""
+    ids = sorted(ids)
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    return ids
 
 
 def _old_id_range(rows: models.QuerySet, age_field: str, cutoff: datetime) -> tuple[int, int] | None:
