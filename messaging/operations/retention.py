@@ -64,6 +64,7 @@ from project import clock
 logger = logging.getLogger(__name__)
 
 
+# Old rows of one batch as (id, the id of what each belongs to: its message or chunk).
 Rows = list[tuple[int, int | None]]
 
 
@@ -77,6 +78,8 @@ def _outcomes_done_with(rows: Rows) -> set[int]:
 
 
 def _attempts_done_with(rows: Rows) -> set[int]:
+    # Until its chunk is finalized, Chunk.may_have_been_sent() reads them: whether the group may
+    # have reached Solapi decides between re-sending it and failing its messages.
     finalized = set(Chunk.objects.filter(id__in=_one_of({chunk_id for _, chunk_id in rows}),
                                          status=ChunkStatus.FINALIZED).values_list("id", flat=True))
     return {row_id for row_id, chunk_id in rows if chunk_id in finalized}
