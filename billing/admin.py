@@ -29,6 +29,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "balance", "held", "available", "updated"]
     search_fields = ["tenant__name", "tenant__slug"]
     actions = ["top_up_selected"]
+    object_actions = ["top_up_selected"]
 
     @admin.display(description="available")
     def available(self, account: CreditAccount) -> Decimal:
@@ -64,10 +65,13 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
+    # Each row's own balance and held after it (balance_after, held_after); the account column
+    # names the academy only, never its current balance (CreditAccount.__str__).
     list_display = ["id", "account", "kind", "balance_delta", "held_delta", "balance_after", "held_after",
                     "message_id", "memo", "created"]
     list_filter = ["kind"]
     search_fields = ["account__tenant__slug", "=message_id"]
+    list_select_related = ["account__tenant"]
 
 
 @admin.register(Hold)

@@ -31,10 +31,12 @@ class MessageType(models.TextChoices):
 class Price(models.Model):
     """The platform's price list. A type without a row cannot be sent: there is no free default."""
 
-    message_type = models.CharField(max_length=8, choices=MessageType.choices, unique=True)
-    amount = models.DecimalField(**MONEY)
+    message_type = models.CharField("메시지 유형", max_length=8, choices=MessageType.choices, unique=True)
+    amount = models.DecimalField("단가", **MONEY)
 
     class Meta:
+        verbose_name = "기본 단가"
+        verbose_name_plural = "기본 단가"
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="price_not_negative")]
 
     def __str__(self) -> str:
@@ -44,11 +46,13 @@ class Price(models.Model):
 class TenantPrice(models.Model):
     """A negotiated price for one academy, overriding Price."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="prices")
-    message_type = models.CharField(max_length=8, choices=MessageType.choices)
-    amount = models.DecimalField(**MONEY)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="prices", verbose_name="학원")
+    message_type = models.CharField("메시지 유형", max_length=8, choices=MessageType.choices)
+    amount = models.DecimalField("단가", **MONEY)
 
     class Meta:
+        verbose_name = "학원별 단가"
+        verbose_name_plural = "학원별 단가"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "message_type"], name="one_override_per_type"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="tenant_price_not_negative"),
@@ -59,12 +63,14 @@ class TenantPrice(models.Model):
 
 
 class CreditAccount(models.Model):
-    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="credit_account")
-    balance = models.DecimalField(default=ZERO, **MONEY)
-    held = models.DecimalField(default=ZERO, **MONEY)
-    updated = ClockDateTimeField(auto_now=True)
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="credit_account", verbose_name="학원")
+    balance = models.DecimalField("잔액", default=ZERO, **MONEY)
+    held = models.DecimalField("예약 금액", default=ZERO, **MONEY)
+    updated = ClockDateTimeField("변경 시각", auto_now=True)
 
     class Meta:
+        verbose_name = "충전금 계정"
+        verbose_name_plural = "충전금 계정"
         # Admin actions check these when they run (billing/admin.py).
         permissions = [("top_up_credit", "Can top up an academy's credit (충전)")]
         constraints = [
@@ -75,7 +81,9 @@ class CreditAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant}: {self.balance} ({self.held} held)"
+        # The academy only: the balance changes, and a ledger row printing the account would
+        # show today's balance next to its own balance_after.
+        return f"{self.tenant} 충전금 계정"
 
     @property
     def available(self) -> Decimal:
@@ -94,24 +102,28 @@ class EntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One movement of credit. Rows are only ever inserted."""
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
-    kind = models.CharField(max_length=16, choices=EntryKind.choices)
-    balance_delta = models.DecimalField(default=ZERO, **MONEY)
-    held_delta = models.DecimalField(default=ZERO, **MONEY)
-    balance_after = models.DecimalField(**MONEY)
-    held_after = models.DecimalField(**MONEY)
+    account = models.ForeignKey(
+        CreditAccount, on_delete=models.PROTECT, related_name="entries", verbose_name="충전금 계정"
+    )
+    kind = models.CharField("종류", max_length=16, choices=EntryKind.choices)
+    balance_delta = models.DecimalField("잔액 증감", default=ZERO, **MONEY)
+    held_delta = models.DecimalField("예약 증감", default=ZERO, **MONEY)
+    balance_after = models.DecimalField("이 항목 후 잔액", **MONEY)
+    held_after = models.DecimalField("이 항목 후 예약 금액", **MONEY)
     # The message a hold, capture, release or refund belongs to. A plain id, not a
     # foreign key: billing sits below messaging and knows nothing of its models.
-    message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    memo = models.CharField(max_length=200, blank=True)
+    message_id = models.BigIntegerField("메시지 ID", null=True, blank=True, db_index=True)
+    memo = models.CharField("메모", max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+", verbose_name="작성자"
     )
-    created = ClockDateTimeField(auto_now_add=True, db_index=True)
+    created = ClockDateTimeField("기록 시각", auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "충전금 원장 항목"
+        verbose_name_plural = "충전금 원장"
         ordering = ["-id"]
-        verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.balance_delta:+} / held {self.held_delta:+}"
@@ -132,17 +144,21 @@ class Hold(models.Model):
     """Credit reserved for one message. Unique per message, so a redelivered task
     that holds again gets this row back instead of a second reservation."""
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="holds")
-    message_id = models.BigIntegerField(unique=True)
-    amount = models.DecimalField(**MONEY)
-    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.HELD)
-    captured_amount = models.DecimalField(default=ZERO, **MONEY)
+    account = models.ForeignKey(
+        CreditAccount, on_delete=models.PROTECT, related_name="holds", verbose_name="충전금 계정"
+    )
+    message_id = models.BigIntegerField("메시지 ID", unique=True)
+    amount = models.DecimalField("예약 금액", **MONEY)
+    status = models.CharField("상태", max_length=16, choices=HoldStatus.choices, default=HoldStatus.HELD)
+    captured_amount = models.DecimalField("차감 금액", default=ZERO, **MONEY)
     # A captured message that failed after acceptance is refunded once.
-    refunded = models.BooleanField(default=False)
-    created = ClockDateTimeField(auto_now_add=True)
-    closed = models.DateTimeField(null=True, blank=True)
+    refunded = models.BooleanField("환불됨", default=False)
+    created = ClockDateTimeField("예약 시각", auto_now_add=True)
+    closed = models.DateTimeField("종료 시각", null=True, blank=True)
 
     class Meta:
+        verbose_name = "충전금 예약"
+        verbose_name_plural = "충전금 예약"
         indexes = [models.Index(fields=["account", "status"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="hold_not_negative"),

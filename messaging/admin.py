@@ -3,9 +3,12 @@
 Operators are not the academy, so phone numbers are masked everywhere here.
 """
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.templatetags.static import static
 from django.utils.html import format_html, format_html_join
 
 from messaging.compose.resend import RETRYABLE, retry_failed_messages
@@ -20,12 +23,15 @@ from messaging.models import (
     Message,
     MessageOutcome,
     MessageStatus,
+    RequestRate,
     SendRequest,
     SuppressedRecipient,
+    WorkerHeartbeat,
 )
 from messaging.operations import pauses
 from messaging.operations.timeline import message_timeline
 from messaging.pipeline import breaker
+from project import clock
 from tenants.admin import (
     MaskedPhonesAdmin,
     ReadOnlyAdmin,
@@ -34,6 +40,27 @@ from tenants.admin import (
     masked_phone_column,
     record_action,
 )
+
+
+def _retry_failed(model_admin: admin.ModelAdmin, request, message_ids: QuerySet) -> None:
+    """Retry the retryable failures among these messages (messaging/compose/resend.py) and say
+    what happened; one each from the message list and from a send request's page."""
+    # Each retry's send request names the user too (created_by).
+    message_ids = list(message_ids)
+    retries = retry_failed_messages(message_ids, user=request.user)
+    retried = sum(r.messages.count() for r in retries)
+    record_action(request, Message.objects.filter(retry__send_request__in=retries),
+                  "retried (new send request by this user)")
+    skipped = len(message_ids) - retried
+    skipped_now = Message.objects.filter(send_request__in=retries, status=MessageStatus.SKIPPED).count()
+    model_admin.message_user(
+        request,
+        f"Retrying {retried} message(s) in {len(retries)} new send request(s); {skipped_now} of them skipped "
+        f"now (opted out or consent withdrawn since). "
+        f"{skipped} not retried: not failed, already retried, or failed for a lasting reason "
+        f"(retryable: {', '.join(sorted(RETRYABLE))}).",
+        messages.SUCCESS if retried else messages.WARNING,
+    )
 
 
 def _count_column(status: str):
@@ -69,6 +96,14 @@ class SendRequestAdmin(ReadOnlyAdmin):
                        "completed", "created"]
     exclude = ["alimtalk_replacements", "idempotency_key", "fingerprint", "response"]
     inlines = [ChunkInline]
+    actions = ["retry_failed_of_request"]
+    object_actions = ["retry_failed_of_request"]
+    has_retry_messages_permission = custom_permission("messaging.retry_messages")
+
+    @admin.action(description="재시도: 일시적 실패 메시지 (retry this request's transient and platform failures)",
+                  permissions=["retry_messages"])
+    def retry_failed_of_request(self, request, queryset: QuerySet[SendRequest]):
+        _retry_failed(self, request, Message.objects.filter(send_request__in=queryset).values_list("id", flat=True))
 
     total = _count_column("total")
     accepted = _count_column("accepted")
@@ -89,46 +124,34 @@ class MessageAdmin(ReadOnlyAdmin):
               "solapi_status_code", "solapi_message_id", "retry_of", "not_before", "text", "timeline"]
     readonly_fields = fields
     actions = ["retry_failed_transient"]
+    object_actions = ["retry_failed_transient"]
 
-    recipient = masked_phone_column("phone", "recipient")
+    recipient = masked_phone_column("phone", "수신번호")
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="상태 (status)", ordering="status")
     def shown_status(self, message: Message) -> str:
         """Paused, with the reason, while a platform pause holds the message back."""
         pause = pauses.pause_of(message.chunk)
         status = pauses.shown_status(message.status, pause)
         if status == pauses.PAUSED:
-            return f"{pauses.PAUSED}: {pause['reason']} (since {pause['since']:%Y-%m-%d %H:%M})"
+            return f"{pauses.PAUSED}: {pause['reason']} (since {clock.shown(pause['since'])})"
         return status
 
-    @admin.display(description="timeline")
+    @admin.display(description="타임라인 (timeline)")
     def timeline(self, message: Message) -> str:
+        # In KST and labelled, like every other time on the page (project/formats/ko/formats.py).
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((f"{e.at:%Y-%m-%d %H:%M:%S}", e.what, e.detail) for e in message_timeline(message)),
+            ((clock.shown(e.at), e.what, e.detail) for e in message_timeline(message)),
         )
-        return format_html("<table><tr><th>at</th><th>what</th><th>detail</th></tr>{}</table>", rows)
+        return format_html("<table><tr><th>시각 (KST)</th><th>what</th><th>detail</th></tr>{}</table>", rows)
 
     has_retry_messages_permission = custom_permission("messaging.retry_messages")
 
     @admin.action(description="Retry failed messages whose failure may have passed (transient, platform)",
                   permissions=["retry_messages"])
     def retry_failed_transient(self, request, queryset: QuerySet[Message]):
-        # Each retry's send request names the user too (created_by).
-        retries = retry_failed_messages(queryset.values_list("id", flat=True), user=request.user)
-        retried = sum(r.messages.count() for r in retries)
-        record_action(request, Message.objects.filter(retry__send_request__in=retries),
-                      "retried (new send request by this user)")
-        skipped = queryset.count() - retried
-        skipped_now = Message.objects.filter(send_request__in=retries, status=MessageStatus.SKIPPED).count()
-        self.message_user(
-            request,
-            f"Retrying {retried} message(s) in {len(retries)} new send request(s); {skipped_now} of them skipped "
-            f"now (opted out or consent withdrawn since). "
-            f"{skipped} not retried: not failed, already retried, or failed for a lasting reason "
-            f"(retryable: {', '.join(sorted(RETRYABLE))}).",
-            messages.SUCCESS if retried else messages.WARNING,
-        )
+        _retry_failed(self, request, queryset.values_list("id", flat=True))
 
 
 @admin.register(Chunk)
@@ -139,12 +162,25 @@ class ChunkAdmin(ReadOnlyAdmin):
     search_fields = ["solapi_group_id", "=send_request__id"]
 
 
+AMBIGUOUS_WARNING = "불확실: Solapi에 도달했을 수 있음 (ambiguous: may have reached Solapi)"
+
+
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyAdmin):
-    list_display = ["id", "chunk", "operation", "http_status", "error_code", "failure_class", "ambiguous",
+    list_display = ["id", "chunk", "operation", "http_status", "error_code", "failure_class", "ambiguous_warning",
                     "duration_ms", "created"]
     list_filter = ["operation", "failure_class", "ambiguous", "http_status"]
     search_fields = ["solapi_group_id", "task_id"]
+    readonly_fields = ["ambiguous_warning"]
+
+    @admin.display(description="불확실 (ambiguous)", ordering="ambiguous")
+    def ambiguous_warning(self, attempt: DeliveryAttempt) -> str:
+        """A warning, never a green check: an ambiguous call is the bad case (the chunk's
+        fate is only known once Solapi is asked again)."""
+        if not attempt.ambiguous:
+            return "-"
+        return format_html('<img src="{}" alt="warning"> <strong class="ambiguous-warning">{}</strong>',
+                           static("admin/img/icon-alert.svg"), AMBIGUOUS_WARNING)
 
 
 @admin.register(MessageOutcome)
@@ -177,6 +213,7 @@ class GroupReconciliationAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["solapi_group_id", "=chunk__send_request__id"]
     actions = ["explain_difference"]
+    object_actions = ["explain_difference"]
     has_explain_books_difference_permission = custom_permission("messaging.explain_books_difference")
 
     @admin.action(description="Explain the difference (removes it from billing_audit)",
@@ -211,6 +248,7 @@ class CircuitBreakerAdmin(ReadOnlyAdmin):
     list_display = ["name", "state", "failure_class", "error_code", "detail", "opened_at", "next_probe_at",
                     "closed_at"]
     actions = ["close_breaker"]
+    object_actions = ["close_breaker"]
 
     has_close_breaker_permission = custom_permission("messaging.close_breaker")
 
@@ -221,3 +259,17 @@ class CircuitBreakerAdmin(ReadOnlyAdmin):
             self.message_user(request, "Breaker closed: paused chunks go out at their next attempt.")
         else:
             self.message_user(request, "The breaker was not open.", messages.WARNING)
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["hostname", "pid", "started", "last_seen", "stopped"]
+
+
+@admin.register(RequestRate)
+class RequestRateAdmin(ReadOnlyAdmin):
+    list_display = ["name", "next_call_at"]
+
+    @admin.display(description="다음 호출 가능 시각 (next call at)")
+    def next_call_at(self, rate: RequestRate) -> str:
+        return clock.shown(datetime.fromtimestamp(rate.next_slot, UTC))

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from billing.models import MONEY, MessageType
 from messaging.failures import FailureClass
+from project import clock
 from project.clock import ClockDateTimeField
 from tenants.models import AlimTalkTemplate, RecipientKind, Student, Tenant
 from tenants.phones import mask_phone
@@ -38,36 +39,40 @@ class Purpose(models.TextChoices):
 
 
 class SendRequest(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="send_requests")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="send_requests", verbose_name="학원")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name="요청자"
     )
-    mode = models.CharField(max_length=16, choices=MessageMode.choices)
-    send_to = models.CharField(max_length=16, choices=SendTo.choices)
-    purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.INFO)
-    body = models.TextField()
-    subject = models.CharField(max_length=100, blank=True)
-    template = models.ForeignKey(AlimTalkTemplate, null=True, blank=True, on_delete=models.PROTECT)
-    alimtalk_replacements = models.JSONField(default=dict, blank=True)
+    mode = models.CharField("발송 방식", max_length=16, choices=MessageMode.choices)
+    send_to = models.CharField("수신 대상", max_length=16, choices=SendTo.choices)
+    purpose = models.CharField("목적", max_length=8, choices=Purpose.choices, default=Purpose.INFO)
+    body = models.TextField("본문")
+    subject = models.CharField("제목", max_length=100, blank=True)
+    template = models.ForeignKey(
+        AlimTalkTemplate, null=True, blank=True, on_delete=models.PROTECT, verbose_name="알림톡 템플릿"
+    )
+    alimtalk_replacements = models.JSONField("알림톡 치환 값", default=dict, blank=True)
     # Replays of the same key return the stored response; a different body is refused.
     # NULL, not "": requests without a key must not collide in the unique constraint.
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    fingerprint = models.CharField(max_length=64)
-    response = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField("멱등 키 (Idempotency-Key)", max_length=100, null=True, blank=True)  # noqa: DJ001
+    fingerprint = models.CharField("요청 지문", max_length=64)
+    response = models.JSONField("저장된 응답", default=dict, blank=True)
     # Which SQS queue its tasks go to (messaging/pipeline/queues.py).
-    queue = models.CharField(max_length=80)
-    estimated_cost = models.DecimalField(**MONEY)
+    queue = models.CharField("SQS 큐", max_length=80)
+    estimated_cost = models.DecimalField("예상 비용", **MONEY)
     # The outbox: null until the dispatch task was published. Beat re-publishes
     # requests that stay undispatched (broker down at request time).
-    dispatched = models.DateTimeField(null=True, blank=True)
-    dispatch_attempts = models.PositiveIntegerField(default=0)
-    dispatch_error = models.CharField(max_length=300, blank=True)
+    dispatched = models.DateTimeField("작업 발행 시각", null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField("발행 시도 횟수", default=0)
+    dispatch_error = models.CharField("발행 오류", max_length=300, blank=True)
     # Message counts by status, recomputed (never incremented) as messages move.
-    counts = models.JSONField(default=dict, blank=True)
-    completed = models.DateTimeField(null=True, blank=True)
-    created = ClockDateTimeField(auto_now_add=True, db_index=True)
+    counts = models.JSONField("상태별 건수", default=dict, blank=True)
+    completed = models.DateTimeField("완료 시각", null=True, blank=True)
+    created = ClockDateTimeField("요청 시각", auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "발송 요청"
+        verbose_name_plural = "발송 요청"
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -93,33 +98,37 @@ class ChunkStatus(models.TextChoices):
 
 
 class Chunk(models.Model):
-    send_request = models.ForeignKey(SendRequest, on_delete=models.CASCADE, related_name="chunks")
-    index = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    send_request = models.ForeignKey(
+        SendRequest, on_delete=models.CASCADE, related_name="chunks", verbose_name="발송 요청"
+    )
+    index = models.PositiveIntegerField("순번")
+    status = models.CharField("상태", max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
     # Shared by the chunks of small requests sent together (messaging/pipeline/express.py).
-    solapi_group_id = models.CharField(max_length=64, blank=True, db_index=True)
-    messages_added = models.DateTimeField(null=True, blank=True)
-    sent = models.DateTimeField(null=True, blank=True)
+    solapi_group_id = models.CharField("Solapi 그룹 ID", max_length=64, blank=True, db_index=True)
+    messages_added = models.DateTimeField("메시지 등록 시각", null=True, blank=True)
+    sent = models.DateTimeField("발송 시각", null=True, blank=True)
     # The send lease: one execution of the send step at a time, each with a token of its own
     # (never the task id: SQS hands the same task to two consumers). Every state write of the
     # send step is fenced on it (UPDATE … WHERE lease_token = mine), so an execution that
     # lost the lease changes nothing (messaging/pipeline/delivery.py).
-    lease_token = models.CharField(max_length=64, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    transient_failures = models.PositiveIntegerField(default=0)
+    lease_token = models.CharField("발송 임대 토큰", max_length=64, blank=True)
+    lease_until = models.DateTimeField("발송 임대 만료 시각", null=True, blank=True)
+    transient_failures = models.PositiveIntegerField("일시적 실패 횟수", default=0)
     # Solapi's 429s, counted apart from the transient budget: waited out until
     # MESSAGING_RATE_LIMIT_MAX_WAIT_SECONDS after the first (messaging/pipeline/policies.py).
-    rate_limited = models.PositiveIntegerField(default=0)
-    rate_limited_since = models.DateTimeField(null=True, blank=True)
+    rate_limited = models.PositiveIntegerField("속도 제한(429) 횟수", default=0)
+    rate_limited_since = models.DateTimeField("속도 제한 시작 시각", null=True, blank=True)
     # Set while the platform breaker holds this chunk back (bad key, clock, balance), with why:
     # its messages show as paused, not sending (messaging/selectors.py, the admin).
-    paused_since = models.DateTimeField(null=True, blank=True)
-    pause_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
-    last_error = models.CharField(max_length=300, blank=True)
-    created = ClockDateTimeField(auto_now_add=True)
-    updated = ClockDateTimeField(auto_now=True, db_index=True)
+    paused_since = models.DateTimeField("일시 중단 시작 시각", null=True, blank=True)
+    pause_class = models.CharField("일시 중단 사유", max_length=32, choices=FailureClass.choices, blank=True)
+    last_error = models.CharField("마지막 오류", max_length=300, blank=True)
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
+    updated = ClockDateTimeField("변경 시각", auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "발송 묶음 (chunk)"
+        verbose_name_plural = "발송 묶음 (chunks)"
         ordering = ["send_request_id", "index"]
         constraints = [models.UniqueConstraint(fields=["send_request", "index"], name="chunk_index")]
 
@@ -167,39 +176,49 @@ class SkipReason(models.TextChoices):
 
 
 class Message(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    send_request = models.ForeignKey(SendRequest, on_delete=models.CASCADE, related_name="messages")
-    chunk = models.ForeignKey(Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
-    student = models.ForeignKey(Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    recipient_kind = models.CharField(max_length=8, choices=RecipientKind.choices)
-    phone = models.CharField(max_length=11, blank=True)
-    message_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", verbose_name="학원")
+    send_request = models.ForeignKey(
+        SendRequest, on_delete=models.CASCADE, related_name="messages", verbose_name="발송 요청"
+    )
+    chunk = models.ForeignKey(
+        Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", verbose_name="발송 묶음"
+    )
+    student = models.ForeignKey(
+        Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="학생"
+    )
+    recipient_kind = models.CharField("수신자 구분", max_length=8, choices=RecipientKind.choices)
+    phone = models.CharField("전화번호", max_length=11, blank=True)
+    message_type = models.CharField("메시지 유형", max_length=8, choices=MessageType.choices, blank=True)
     # For AlimTalk with fallback: the type Solapi sends if Kakao cannot deliver.
-    fallback_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
+    fallback_type = models.CharField("대체 발송 유형", max_length=8, choices=MessageType.choices, blank=True)
     # The type Solapi reports it delivered (an AlimTalk that fell back arrives as SMS/LMS).
-    delivered_type = models.CharField(max_length=8, choices=MessageType.choices, blank=True)
-    text = models.TextField(blank=True)
-    subject = models.CharField(max_length=100, blank=True)
+    delivered_type = models.CharField("전달된 유형", max_length=8, choices=MessageType.choices, blank=True)
+    text = models.TextField("내용", blank=True)
+    subject = models.CharField("제목", max_length=100, blank=True)
     # AlimTalk template variables for this recipient.
-    variables = models.JSONField(default=dict, blank=True)
-    price = models.DecimalField(default=0, **MONEY)
-    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
-    skip_reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True)
-    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
-    failure_reason = models.CharField(max_length=300, blank=True)
-    solapi_status_code = models.CharField(max_length=8, blank=True)
-    solapi_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    variables = models.JSONField("템플릿 변수", default=dict, blank=True)
+    price = models.DecimalField("단가", default=0, **MONEY)
+    status = models.CharField("상태", max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    skip_reason = models.CharField("제외 사유", max_length=32, choices=SkipReason.choices, blank=True)
+    failure_class = models.CharField("실패 분류", max_length=32, choices=FailureClass.choices, blank=True)
+    failure_reason = models.CharField("실패 사유", max_length=300, blank=True)
+    solapi_status_code = models.CharField("Solapi 상태 코드", max_length=8, blank=True)
+    solapi_message_id = models.CharField("Solapi 메시지 ID", max_length=64, blank=True, db_index=True)
     # A staff-triggered retry of a failed message is a new message (new hold, new group);
     # one-to-one, so the same failure cannot be retried twice.
-    retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry")
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry", verbose_name="재시도 원본"
+    )
     # Night-window deferral for ads (Korean sending rules): not sent before this time.
-    not_before = models.DateTimeField(null=True, blank=True)
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    created = ClockDateTimeField(auto_now_add=True)
-    updated = ClockDateTimeField(auto_now=True)
+    not_before = models.DateTimeField("발송 가능 시각", null=True, blank=True)
+    accepted_at = models.DateTimeField("접수 시각", null=True, blank=True)
+    completed_at = models.DateTimeField("완료 시각", null=True, blank=True)
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
+    updated = ClockDateTimeField("변경 시각", auto_now=True)
 
     class Meta:
+        verbose_name = "메시지"
+        verbose_name_plural = "메시지"
         ordering = ["id"]
         # Admin actions check these when they run (messaging/admin.py).
         permissions = [("retry_messages", "Can retry failed messages (charged to their academy)")]
@@ -224,20 +243,22 @@ class SolapiOperation(models.TextChoices):
 class DeliveryAttempt(models.Model):
     """One call to Solapi on behalf of a chunk: the timeline's raw material."""
 
-    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="attempts")
-    operation = models.CharField(max_length=24, choices=SolapiOperation.choices)
-    task_id = models.CharField(max_length=64, blank=True)
-    solapi_group_id = models.CharField(max_length=64, blank=True, db_index=True)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
-    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="attempts", verbose_name="발송 묶음")
+    operation = models.CharField("호출", max_length=24, choices=SolapiOperation.choices)
+    task_id = models.CharField("작업 ID", max_length=64, blank=True)
+    solapi_group_id = models.CharField("Solapi 그룹 ID", max_length=64, blank=True, db_index=True)
+    http_status = models.PositiveSmallIntegerField("HTTP 상태", null=True, blank=True)
+    error_code = models.CharField("오류 코드", max_length=64, blank=True)
+    failure_class = models.CharField("실패 분류", max_length=32, choices=FailureClass.choices, blank=True)
     # The request may have reached Solapi even though we saw an error.
-    ambiguous = models.BooleanField(default=False)
-    detail = models.CharField(max_length=300, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
-    created = ClockDateTimeField(auto_now_add=True)
+    ambiguous = models.BooleanField("불확실", default=False)
+    detail = models.CharField("상세", max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField("소요 시간 (ms)", default=0)
+    created = ClockDateTimeField("호출 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "Solapi 호출 기록"
+        verbose_name_plural = "Solapi 호출 기록"
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -254,18 +275,20 @@ class MessageOutcome(models.Model):
     """One row per outcome a message reaches (accepted, delivered, failed), with the
     credit that outcome moved: the academy's per-message account of what it paid for."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="outcomes")
-    event = models.CharField(max_length=16, choices=OutcomeEvent.choices)
-    success = models.BooleanField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", verbose_name="학원")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="outcomes", verbose_name="메시지")
+    event = models.CharField("결과", max_length=16, choices=OutcomeEvent.choices)
+    success = models.BooleanField("성공")
     # Credit charged (positive) or given back (negative) by this outcome.
-    amount = models.DecimalField(default=0, **MONEY)
-    recipient_summary = models.CharField(max_length=20)
-    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
-    failure_reason = models.CharField(max_length=300, blank=True)
-    created = ClockDateTimeField(auto_now_add=True, db_index=True)
+    amount = models.DecimalField("금액", default=0, **MONEY)
+    recipient_summary = models.CharField("수신자 (가림)", max_length=20)
+    failure_class = models.CharField("실패 분류", max_length=32, choices=FailureClass.choices, blank=True)
+    failure_reason = models.CharField("실패 사유", max_length=300, blank=True)
+    created = ClockDateTimeField("기록 시각", auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "메시지 결과"
+        verbose_name_plural = "메시지 결과"
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["message", "event"], name="one_row_per_outcome")]
 
@@ -276,15 +299,19 @@ class MessageOutcome(models.Model):
 class DeliveryReport(models.Model):
     """A Solapi single report as received; the unique event id drops re-deliveries."""
 
-    event_data_id = models.CharField(max_length=100, unique=True)
-    message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="reports")
-    solapi_message_id = models.CharField(max_length=64, blank=True)
-    status_code = models.CharField(max_length=8)
-    message_type = models.CharField(max_length=8, blank=True)
-    payload = models.JSONField()
-    received = ClockDateTimeField(auto_now_add=True)
+    event_data_id = models.CharField("이벤트 ID", max_length=100, unique=True)
+    message = models.ForeignKey(
+        Message, null=True, on_delete=models.SET_NULL, related_name="reports", verbose_name="메시지"
+    )
+    solapi_message_id = models.CharField("Solapi 메시지 ID", max_length=64, blank=True)
+    status_code = models.CharField("상태 코드", max_length=8)
+    message_type = models.CharField("메시지 유형", max_length=8, blank=True)
+    payload = models.JSONField("원본 내용")
+    received = ClockDateTimeField("수신 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "전달 결과 리포트"
+        verbose_name_plural = "전달 결과 리포트"
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -304,24 +331,28 @@ class GroupReconciliation(models.Model):
     point: requested + replacement − refund). A difference is logged as an ERROR
     (group_books_differ) and reported by billing_audit until explained."""
 
-    chunk = models.OneToOneField(Chunk, on_delete=models.CASCADE, related_name="reconciliation")
-    solapi_group_id = models.CharField(max_length=64)
+    chunk = models.OneToOneField(
+        Chunk, on_delete=models.CASCADE, related_name="reconciliation", verbose_name="발송 묶음"
+    )
+    solapi_group_id = models.CharField("Solapi 그룹 ID", max_length=64)
     # What the academies were charged for the group's messages, net of refunds.
-    expected = models.DecimalField(**MONEY)
-    billed = models.DecimalField(**MONEY)
+    expected = models.DecimalField("우리 장부 금액", **MONEY)
+    billed = models.DecimalField("Solapi 청구 금액", **MONEY)
     # billed − expected: positive when Solapi billed more than the academies were charged.
-    difference = models.DecimalField(**MONEY)
-    delivered = models.PositiveIntegerField(default=0)
+    difference = models.DecimalField("차액", **MONEY)
+    delivered = models.PositiveIntegerField("전달 건수", default=0)
     # AlimTalks sent as SMS/LMS: by our records, and by Solapi's count.sentReplacement.
-    fallbacks = models.PositiveIntegerField(default=0)
-    solapi_fallbacks = models.PositiveIntegerField(default=0)
+    fallbacks = models.PositiveIntegerField("대체 발송 건수", default=0)
+    solapi_fallbacks = models.PositiveIntegerField("Solapi 대체 발송 건수", default=0)
     # Solapi's group money columns as read: {"balance": {...}, "point": {...}}.
-    solapi_billing = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=BooksStatus.choices)
-    explanation = models.CharField(max_length=300, blank=True)
-    checked = ClockDateTimeField(auto_now_add=True, db_index=True)
+    solapi_billing = models.JSONField("Solapi 청구 내역", default=dict)
+    status = models.CharField("상태", max_length=16, choices=BooksStatus.choices)
+    explanation = models.CharField("설명", max_length=300, blank=True)
+    checked = ClockDateTimeField("확인 시각", auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "정산 대사 (그룹별)"
+        verbose_name_plural = "정산 대사 (그룹별)"
         ordering = ["-id"]
         indexes = [models.Index(fields=["status"])]
         permissions = [("explain_books_difference", "Can explain a difference between our books and Solapi's bill")]
@@ -339,13 +370,17 @@ class SuppressionReason(models.TextChoices):
 class SuppressedRecipient(models.Model):
     """Numbers this academy must not send to again, learned from Solapi or entered by staff."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="suppressed_recipients")
-    phone = models.CharField(max_length=11)
-    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
-    source = models.CharField(max_length=64, help_text="Solapi status code, or 'staff'.")
-    created = ClockDateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="suppressed_recipients", verbose_name="학원"
+    )
+    phone = models.CharField("전화번호", max_length=11)
+    reason = models.CharField("사유", max_length=16, choices=SuppressionReason.choices)
+    source = models.CharField("출처", max_length=64, help_text="Solapi status code, or 'staff'.")
+    created = ClockDateTimeField("등록 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "발송 제외 번호"
+        verbose_name_plural = "발송 제외 번호"
         constraints = [models.UniqueConstraint(fields=["tenant", "phone"], name="suppress_once")]
 
     def __str__(self) -> str:
@@ -360,17 +395,19 @@ class BreakerState(models.TextChoices):
 class CircuitBreaker(models.Model):
     """Platform-wide pause of Solapi calls (bad key, clock skew, our balance)."""
 
-    name = models.CharField(max_length=32, unique=True)
-    state = models.CharField(max_length=8, choices=BreakerState.choices, default=BreakerState.CLOSED)
-    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
-    detail = models.CharField(max_length=300, blank=True)
-    opened_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField("이름", max_length=32, unique=True)
+    state = models.CharField("상태", max_length=8, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    failure_class = models.CharField("실패 분류", max_length=32, choices=FailureClass.choices, blank=True)
+    error_code = models.CharField("오류 코드", max_length=64, blank=True)
+    detail = models.CharField("상세", max_length=300, blank=True)
+    opened_at = models.DateTimeField("차단 시각", null=True, blank=True)
     # While open, one worker at a time may probe Solapi after this moment.
-    next_probe_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField("다음 확인 시각", null=True, blank=True)
+    closed_at = models.DateTimeField("해제 시각", null=True, blank=True)
 
     class Meta:
+        verbose_name = "발송 차단기 (breaker)"
+        verbose_name_plural = "발송 차단기 (breaker)"
         permissions = [("close_breaker", "Can close the breaker: resume sending platform-wide")]
 
     def __str__(self) -> str:
@@ -381,26 +418,32 @@ class WorkerHeartbeat(models.Model):
     """Proof of life from each worker, written by a bootstep on a timer: on SQS,
     `celery inspect ping` gets no answer (no fanout), so liveness lives here."""
 
-    hostname = models.CharField(max_length=200, unique=True)
-    pid = models.PositiveIntegerField()
-    started = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    stopped = models.DateTimeField(null=True, blank=True)
+    hostname = models.CharField("호스트명", max_length=200, unique=True)
+    pid = models.PositiveIntegerField("프로세스 ID")
+    started = models.DateTimeField("시작 시각")
+    last_seen = models.DateTimeField("마지막 신호 시각")
+    stopped = models.DateTimeField("종료 시각", null=True, blank=True)
 
     class Meta:
+        verbose_name = "워커 생존 신호"
+        verbose_name_plural = "워커 생존 신호"
         ordering = ["-last_seen"]
 
     def __str__(self) -> str:
-        return f"{self.hostname} (seen {self.last_seen:%H:%M:%S})"
+        return f"{self.hostname} (seen {clock.shown(self.last_seen)})"
 
 
 class RequestRate(models.Model):
     """The account-wide pace of Solapi calls, shared by every worker process
     (messaging/solapi/rate_limit.py): the earliest moment the next call may start."""
 
-    name = models.CharField(max_length=32, unique=True)
+    name = models.CharField("이름", max_length=32, unique=True)
     # Seconds since the epoch: one float, so that reserving a slot is one portable UPDATE.
-    next_slot = models.FloatField(default=0.0)
+    next_slot = models.FloatField("다음 호출 가능 시각 (epoch 초)", default=0.0)
+
+    class Meta:
+        verbose_name = "Solapi 호출 속도"
+        verbose_name_plural = "Solapi 호출 속도"
 
     def __str__(self) -> str:
         return f"{self.name}: next call at {self.next_slot:.3f}"

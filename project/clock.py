@@ -35,6 +35,14 @@ def kst_now() -> datetime:
     return now().astimezone(KST)
 
 
+def shown(moment: datetime | None) -> str:
+    """A time as people read it (the admin, messages to staff): in Seoul, labelled KST, so it
+    is never mistaken for UTC. Seconds included: a timeline's steps are seconds apart."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST")
+
+
 def freeze(moment: datetime) -> datetime:
     """Stop the clock at `moment` (aware) until reset()."""
     global _frozen

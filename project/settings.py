@@ -73,7 +73,8 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the operations console's site (project/admin_site.py).
+    "project.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -133,6 +134,10 @@ LANGUAGE_CODE = "ko"
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
+# The admin prints every time in TIME_ZONE with its zone ("2026-03-02 09:00:00 KST").
+FORMAT_MODULE_PATH = ["project.formats"]
+# Corrections to Django's Korean admin strings (project/locale/ko/LC_MESSAGES/django.po).
+LOCALE_PATHS = [BASE_DIR / "project" / "locale"]
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 

@@ -6,8 +6,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 
 from project import clock
 from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
@@ -24,13 +25,42 @@ class GuardedAdmin(admin.ModelAdmin):
     (tests/operations/test_admin_permissions.py checks that none is left open).
     """
 
+    # Actions an operator also runs on one object, from a button on its page (the breaker's
+    # "close", a message's "retry"). The button posts the action to the changelist as if the
+    # object were the only one selected, so the same permission check and the same code run.
+    object_actions: list[str] = []
+    change_form_template = "admin/object_actions_change_form.html"
+
     def changelist_view(self, request, extra_context=None):
         if request.method == "POST":
             requested = set(request.POST.getlist("action"))
             declared = {name for _, name, _ in self._get_base_actions()}
             if requested & (declared - set(self.get_actions(request))):
                 raise PermissionDenied
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        if request.method == "POST" and request.POST.get(OBJECT_PAGE) and isinstance(response, HttpResponseRedirect):
+            # Run from an object's page: back to that page (the action's message shows there).
+            selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+            if len(selected) == 1:
+                opts = self.model._meta
+                return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change",
+                                                    args=[selected[0]], current_app=self.admin_site.name))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        allowed = self.get_actions(request)
+        opts = self.model._meta
+        buttons = [{"name": name, "description": str(allowed[name][2])} for name in self.object_actions
+                   if name in allowed]
+        context = {**(extra_context or {}), "object_actions": buttons, "object_page_field": OBJECT_PAGE,
+                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                   "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist",
+                                             current_app=self.admin_site.name)}
+        return super().change_view(request, object_id, form_url, context)
+
+
+# The POST field that marks an action run from an object's page (GuardedAdmin.object_actions).
+OBJECT_PAGE = "_object_page"
 
 
 def custom_permission(permission: str):
@@ -118,7 +148,8 @@ def action_form_page(request: HttpRequest, model_admin: admin.ModelAdmin, querys
     return render(request, "admin/action_form.html", {
         "form": form, "rows": [(obj.pk, describe(obj)) for obj in queryset], "opts": model_admin.model._meta,
         "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "title": title, "intro": intro,
-        "action": action, "submit": submit,
+        "action": action, "submit": submit, "object_page_field": OBJECT_PAGE,
+        "object_page": request.POST.get(OBJECT_PAGE, ""),
     })
 
 
@@ -136,6 +167,7 @@ class TenantAdmin(GuardedAdmin):
     readonly_fields = ["messaging_sender_status_changed", "created"]
     inlines = [MembershipInline]
     actions = ["sender_registered_again"]
+    object_actions = ["sender_registered_again"]
 
     has_reregister_sender_permission = custom_permission("tenants.reregister_sender")
 

@@ -19,23 +19,25 @@ class SenderStatus(models.TextChoices):
 
 
 class Tenant(models.Model):
-    name = models.CharField(max_length=100)
-    slug = models.SlugField(unique=True)
+    name = models.CharField("학원명", max_length=100)
+    slug = models.SlugField("식별자 (slug)", unique=True)
     messaging_sender = models.CharField(
         "발신번호", max_length=11, blank=True, help_text="Digits only, registered with Solapi."
     )
     messaging_sender_status = models.CharField(
-        max_length=16, choices=SenderStatus.choices, default=SenderStatus.UNVERIFIED
+        "발신번호 상태", max_length=16, choices=SenderStatus.choices, default=SenderStatus.UNVERIFIED
     )
-    messaging_sender_status_reason = models.CharField(max_length=200, blank=True)
-    messaging_sender_status_changed = models.DateTimeField(null=True, blank=True)
-    messaging_is_active = models.BooleanField(default=True)
-    kakao_pf_id = models.CharField("Kakao channel (pfId)", max_length=64, blank=True)
+    messaging_sender_status_reason = models.CharField("발신번호 상태 사유", max_length=200, blank=True)
+    messaging_sender_status_changed = models.DateTimeField("발신번호 상태 변경 시각", null=True, blank=True)
+    messaging_is_active = models.BooleanField("발송 사용", default=True)
+    kakao_pf_id = models.CharField("카카오 채널 (pfId)", max_length=64, blank=True)
     # The academy's free 080 opt-out number, required at the end of every ad.
     ad_opt_out_number = models.CharField("080 수신거부 번호", max_length=11, blank=True)
-    created = ClockDateTimeField(auto_now_add=True)
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "학원"
+        verbose_name_plural = "학원"
         ordering = ["name"]
         # Admin actions check these when they run (tenants/admin.py).
         permissions = [("reregister_sender", "Can mark a rejected sender number registered again")]
@@ -58,11 +60,15 @@ class Tenant(models.Model):
 class Membership(models.Model):
     """A user is staff of an academy: every member may send for it (no roles yet)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    created = ClockDateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name="사용자"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships", verbose_name="학원")
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "학원 직원"
+        verbose_name_plural = "학원 직원"
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
 
     def __str__(self) -> str:
@@ -70,13 +76,15 @@ class Membership(models.Model):
 
 
 class Student(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="students")
-    name = models.CharField(max_length=50)
-    phone = models.CharField(max_length=11, blank=True)
-    parent_phone = models.CharField(max_length=11, blank=True)
-    created = ClockDateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="students", verbose_name="학원")
+    name = models.CharField("이름", max_length=50)
+    phone = models.CharField("학생 전화번호", max_length=11, blank=True)
+    parent_phone = models.CharField("학부모 전화번호", max_length=11, blank=True)
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "학생"
+        verbose_name_plural = "학생"
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["tenant", "id"])]
 
@@ -108,14 +116,16 @@ class MarketingConsent(models.Model):
     per student or parent. Night-time ads (21:00–08:00) need a separate consent, and
     every consent must be re-confirmed every two years."""
 
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="consents")
-    recipient = models.CharField(max_length=8, choices=RecipientKind.choices)
-    marketing_consented_at = models.DateTimeField(null=True, blank=True)
-    night_consented_at = models.DateTimeField(null=True, blank=True)
-    withdrawn_at = models.DateTimeField(null=True, blank=True)
-    updated = ClockDateTimeField(auto_now=True)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="consents", verbose_name="학생")
+    recipient = models.CharField("수신자", max_length=8, choices=RecipientKind.choices)
+    marketing_consented_at = models.DateTimeField("광고 수신 동의 시각", null=True, blank=True)
+    night_consented_at = models.DateTimeField("야간 광고 수신 동의 시각", null=True, blank=True)
+    withdrawn_at = models.DateTimeField("동의 철회 시각", null=True, blank=True)
+    updated = ClockDateTimeField("변경 시각", auto_now=True)
 
     class Meta:
+        verbose_name = "광고 수신 동의"
+        verbose_name_plural = "광고 수신 동의"
         constraints = [models.UniqueConstraint(fields=["student", "recipient"], name="one_consent_per_recipient")]
 
     def __str__(self) -> str:
@@ -137,15 +147,19 @@ class TemplateStatus(models.TextChoices):
 
 
 class AlimTalkTemplate(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alimtalk_templates")
-    solapi_template_id = models.CharField(max_length=64)
-    name = models.CharField(max_length=100)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alimtalk_templates", verbose_name="학원")
+    solapi_template_id = models.CharField("Solapi 템플릿 ID", max_length=64)
+    name = models.CharField("템플릿 이름", max_length=100)
     # The approved text, with #{변수} placeholders; a sent AlimTalk must match it.
-    content = models.TextField()
-    status = models.CharField(max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.PENDING)
-    created = ClockDateTimeField(auto_now_add=True)
+    content = models.TextField("내용")
+    status = models.CharField(
+        "검수 상태", max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.PENDING
+    )
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
 
     class Meta:
+        verbose_name = "알림톡 템플릿"
+        verbose_name_plural = "알림톡 템플릿"
         constraints = [
             models.UniqueConstraint(fields=["tenant", "solapi_template_id"], name="template_id_per_tenant")
         ]

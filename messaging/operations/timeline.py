@@ -27,7 +27,7 @@ def message_timeline(message: Message) -> list[Event]:
         events.append(Event(chunk.created, "queued", f"chunk {chunk.index} of send request {chunk.send_request_id}"))
         for attempt in DeliveryAttempt.objects.filter(chunk=chunk).order_by("id"):
             outcome = " ".join(filter(None, [str(attempt.http_status or "no reply"), attempt.error_code,
-                                             attempt.failure_class, "ambiguous" if attempt.ambiguous else ""]))
+                                             attempt.failure_class, "⚠ ambiguous" if attempt.ambiguous else ""]))
             events.append(Event(attempt.created, f"solapi {attempt.operation}",
                                 f"group {attempt.solapi_group_id}: {outcome} ({attempt.duration_ms} ms)"))
     if message.accepted_at:

@@ -29,7 +29,7 @@ class PlatformPaused(Exception):
 
     def __init__(self, breaker: CircuitBreaker):
         self.failure_class = breaker.failure_class
-        super().__init__(f"Solapi paused since {breaker.opened_at:%Y-%m-%d %H:%M:%S}: {breaker.detail}")
+        super().__init__(f"Solapi paused since {clock.shown(breaker.opened_at)}: {breaker.detail}")
 
 
 def current() -> CircuitBreaker:
