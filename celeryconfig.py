@@ -142,6 +142,13 @@ beat_schedule = {
     "prune-old-records": {"task": "messaging.prune_old_records", "schedule": 600.0},
 }
 
+# Beat's housekeeping stores no results: thousands of rows a day saying "nothing to do" buried
+# the pipeline's own tasks in Flower and the task results. A run that did something logs it
+# (project/logging.py leaves those at INFO and quiets the idle ones). celery.backend_cleanup is
+# the result-expiry task beat adds by itself (result_expires above).
+HOUSEKEEPING_TASKS = frozenset({entry["task"] for entry in beat_schedule.values()} | {"celery.backend_cleanup"})
+task_annotations = {name: {"ignore_result": True} for name in sorted(HOUSEKEEPING_TASKS)}
+
 
 def check_redelivery_safety(conf) -> None:
     """Refuse to start with settings that would hand one message to two workers.

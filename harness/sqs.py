@@ -7,12 +7,15 @@ other outage: the server process is stopped and a new one started on the same po
 no queues and no messages (a queue deleted by mistake, a local SQS restarted). Every request is
 counted by SQS operation, so benchmarks can report SQS requests per message.
 
-Run directly: python -m harness.sqs --port 9324 --control-port 9325
+Run directly: python -m harness.sqs --port 9324 [--control-port 9325] [--request-log]
+(`make run` does, without the control port). The server's per-request log line (werkzeug's)
+is off unless --request-log: an idle worker's long polls alone printed ~40 lines a minute.
 """
 
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -202,16 +205,23 @@ def _control_handler(sqs: _Server):
 def main() -> None:
     parser = argparse.ArgumentParser(description="moto SQS on loopback, with an off switch")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, help="the test harness's switch (down/up, request counts)")
+    parser.add_argument("--request-log", action="store_true", help="print a line per request (off by default)")
     args = parser.parse_args()
+    if not args.request_log:
+        # werkzeug logs each request at INFO, adding its own handler when none is configured.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     # moto answers every origin (Access-Control-Allow-Origin: *) unless told not to: any web
     # page a developer opens could then read the queues. Read by moto when it is imported.
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     sqs = _Server(args.port)
     sqs.up()
-    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), _control_handler(sqs))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if args.control_port is None:
+        print(f"local SQS on 127.0.0.1:{args.port}", flush=True)
+        threading.Event().wait()
+    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), _control_handler(sqs))
     print(f"local SQS on 127.0.0.1:{args.port} (control 127.0.0.1:{args.control_port})", flush=True)
     control.serve_forever()
 

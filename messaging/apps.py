@@ -3,11 +3,14 @@ from django.apps import AppConfig
 
 class MessagingConfig(AppConfig):
     name = "messaging"
-    verbose_name = "Messaging"
+    verbose_name = "메시징 (messaging)"
 
     def ready(self) -> None:
         # billing may not import messaging; messaging hands billing_audit its books check instead.
         from billing.audit import register_check
+        from messaging.pipeline import task_labels
         from messaging.reports.books import unreconciled_groups
 
         register_check("unreconciled groups", unreconciled_groups)
+        # Flower and the task results name each pipeline task's send request and academy.
+        task_labels.connect()

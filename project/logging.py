@@ -1,13 +1,30 @@
-"""Structured (key=value) logs, with phone numbers and the webhook secret masked in every
-record: the project's own, Django's request logging and gunicorn's access and error logs
-(gunicorn.conf.py) alike."""
+"""Structured logs, with phone numbers and the webhook secret masked in every record: the
+project's own, Django's request logging, Celery's, and gunicorn's access and error logs
+(gunicorn.conf.py) alike.
 
+One format for every line: key=value (`ts=… level=… logger=… msg=… key=value`) or, with
+LOG_FORMAT=json, one JSON object per line with the same keys, for log search in production.
+One clock: `ts` is Korea's time with its offset (2026-03-02T09:00:00.123+09:00), in every
+process whatever its TZ (gunicorn's master logs before Django sets TZ), the same clock as the
+admin's and `make run`'s process prefix (project/devstack.py).
+"""
+
+import json
 import logging
+import os
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
 from tenants.phones import PHONE_IN_TEXT, mask_phones_in_text
+
+# project.clock.KST, not imported from there: clock imports Django's models, and settings.py
+# (and gunicorn's master, before Django is set up) import this module.
+KST = ZoneInfo("Asia/Seoul")
+
+LOG_FORMATS = ("kv", "json")
 
 # The delivery-report webhook's secret path segment (messaging/api/urls.py), whatever it
 # holds: a wrong guess is masked too, it may be one character away from the real one.
@@ -105,21 +122,96 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
-def logging_config(level: str = "INFO") -> dict:
-    """The project's LOGGING (project/settings.py): one console handler, key=value lines,
-    secrets then phone numbers masked. Django's own handlers are emptied so that its request
-    logs reach the masked handler only (its default console handler prints paths as they came)."""
+class AccessLogFilter(logging.Filter):
+    """gunicorn's access line as fields of the project's format: `msg=request method=GET
+    path=/healthz status=200 duration_ms=3 …`. gunicorn builds its line from a dict of request
+    atoms with its own timestamp (a second clock); here the atoms become fields and the record's
+    `ts` is the only time. Runs before the masking filters, which then mask the fields."""
+
+    # gunicorn's atom → our field (gunicorn/glogging.py, Logger.atoms).
+    FIELDS = {"m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes", "M": "duration_ms",
+              "h": "remote", "a": "agent"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            atoms = record.args
+            record.msg, record.args = "request", None
+            for atom, field in self.FIELDS.items():
+                value = atoms.get(atom)
+                if value not in (None, "", "-"):
+                    setattr(record, field, value)
+        return True
+
+
+class QuietHousekeepingFilter(logging.Filter):
+    """Beat's housekeeping at DEBUG when it did nothing: the dev stack idles quietly, and a
+    run that did something (a request re-dispatched, a chunk resumed) still logs at INFO.
+
+    Celery logs three lines per periodic run (beat's "Sending due task", the worker's
+    "received" and "succeeded … : 0"), a dozen a minute at the schedule's pace. Their levels
+    are Celery's, so they are lowered here: shown at DEBUG, dropped otherwise. The task names
+    are celeryconfig.HOUSEKEEPING_TASKS (beat's schedule). Runs before the masking filters,
+    which flatten the arguments it reads."""
+
+    # Results meaning "nothing to do": 0, None, or a dict of zeros.
+    NOTHING_DONE = re.compile(r"None|0|\{\}|\{'\w+': 0(, '\w+': 0)*\}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("celery") or record.levelno != logging.INFO or not self._idle(record):
+            return True
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return True
+        return False
+
+    def _idle(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.name == "celery.beat" and isinstance(args, tuple) and len(args) == 2:
+            return args[1] in _housekeeping_tasks()  # ("Sending due task %s (%s)", entry, task)
+        if isinstance(args, dict) and args.get("name") in _housekeeping_tasks():
+            if "return_value" in args:  # "Task %(name)s[%(id)s] succeeded in …: %(return_value)s"
+                return bool(self.NOTHING_DONE.fullmatch(str(args["return_value"])))
+            return "runtime" not in args  # "Task %(name)s[%(id)s] received"
+        return False
+
+
+def _housekeeping_tasks() -> frozenset[str]:
+    import celeryconfig  # Celery processes only (the records above are Celery's); it reads settings
+
+    return celeryconfig.HOUSEKEEPING_TASKS
+
+
+def log_format() -> str:
+    """LOG_FORMAT: `kv` (key=value, the default) or `json`; anything else stops start-up."""
+    value = os.environ.get("LOG_FORMAT", "kv").strip().lower() or "kv"
+    if value not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return value
+
+
+def logging_config(level: str = "INFO", fmt: str | None = None) -> dict:
+    """The project's LOGGING (project/settings.py): one console handler, one line per record
+    in the LOG_FORMAT, secrets then phone numbers masked. Django's own handlers are emptied so
+    that its request logs reach the masked handler only (its default console handler prints
+    paths as they came)."""
+    fmt = fmt or log_format()
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
+            "access_fields": {"()": "project.logging.AccessLogFilter"},
+            "quiet_housekeeping": {"()": "project.logging.QuietHousekeepingFilter"},
             "mask_secrets": {"()": "project.logging.SecretMaskingFilter"},
             "mask_phones": {"()": "project.logging.PhoneMaskingFilter"},
         },
-        "formatters": {"kv": {"()": "project.logging.KeyValueFormatter"}},
+        "formatters": {
+            "kv": {"()": "project.logging.KeyValueFormatter"},
+            "json": {"()": "project.logging.JsonFormatter"},
+        },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "kv",
-                        "filters": ["mask_secrets", "mask_phones"]},
+            # Order matters: the first two read the record's arguments, which mask_secrets flattens.
+            "console": {"class": "logging.StreamHandler", "formatter": fmt,
+                        "filters": ["access_fields", "quiet_housekeeping", "mask_secrets", "mask_phones"]},
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
@@ -134,30 +226,47 @@ def logging_config(level: str = "INFO") -> dict:
 
 def gunicorn_logging_config() -> dict:
     """gunicorn's logconfig_dict (gunicorn.conf.py): its access and error logs go to the
-    project's masked handler instead of gunicorn's own, which print the request line as is."""
-    config = logging_config()
+    project's masked handler, in the project's format (AccessLogFilter), instead of gunicorn's
+    own, which print the request line as is with a clock of their own."""
+    config = logging_config(os.environ.get("LOG_LEVEL", "INFO"))
     for name in ("gunicorn.error", "gunicorn.access"):
         config["loggers"][name] = {"handlers": [], "level": "INFO", "propagate": True}
     return config
+
+
+def timestamp(record: logging.LogRecord) -> str:
+    """The one clock of every log line: KST with its offset, to the millisecond."""
+    return datetime.fromtimestamp(record.created, KST).isoformat(timespec="milliseconds")
+
+
+def _fields(record: logging.LogRecord) -> dict:
+    fields = {"ts": timestamp(record), "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+    for key, value in vars(record).items():
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            fields[key] = value
+    return fields
 
 
 class KeyValueFormatter(logging.Formatter):
     """ts=… level=… logger=… msg="…" key=value …, one line per record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                fields[key] = value
-        line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        line = " ".join(f"{k}={_quote(v)}" for k, v in _fields(record).items())
         if record.exc_info:
             line += "\n" + (record.exc_text or mask_phones_in_text(self.formatException(record.exc_info)))
         return line
+
+
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: the same fields as KeyValueFormatter, as one JSON object per line; a
+    traceback is the `exc` field (escaped newlines keep it on the line). Values that are not
+    JSON types are written as their text, which the masking filters have already masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        if record.exc_info:
+            fields["exc"] = record.exc_text or mask_phones_in_text(self.formatException(record.exc_info))
+        return json.dumps(fields, ensure_ascii=False, default=str)
 
 
 def _quote(value) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from project.logging import logging_config
+from project.logging import log_format, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -272,4 +272,5 @@ RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
 RETENTION_TIME_BUDGET_SECONDS = env.float("RETENTION_TIME_BUDGET_SECONDS", default=30.0)
 
 # One console handler, key=value lines, secrets and phone numbers masked (project/logging.py).
-LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"))
+# LOG_FORMAT: kv (key=value lines, the default) or json (one object per line); project/logging.py.
+LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"), log_format())

@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class TenantsConfig(AppConfig):
     name = "tenants"
-    verbose_name = "Academies"
+    verbose_name = "학원 (academies)"

@@ -68,7 +68,7 @@ def _redis_is_up() -> bool:
 
 def test_the_local_sqs_answers_no_other_origin(tmp_path):
     port = free_port()
-    command = _procfile("Procfile.dev")["sqs"].replace("-p 9324", f"-p {port}")
+    command = _procfile("Procfile.dev")["sqs"].replace("--port 9324", f"--port {port}")
     process = _start(command, _dev_env(), port, tmp_path / "moto.log")
     try:
         status, headers = _get(f"http://127.0.0.1:{port}/?Action=ListQueues")
