@@ -73,7 +73,8 @@ def _worker_and_beat_up(since: float) -> bool:
     return result.stdout.strip().endswith("True")
 
 
-def banner(demo: dict, *, flower: bool) -> str:
+def banner(demo: dict, *, flower_login: str | None) -> str:
+    """What `make run` prints last. `flower_login`: FLOWER_BASIC_AUTH when Flower runs."""
     token = demo["token"]
     admin = demo.get("admin")
     lines = [
@@ -83,7 +84,7 @@ def banner(demo: dict, *, flower: bool) -> str:
         f"  admin       {WEB}/admin/   " + (f"login {admin['username']} / {admin['password']}" if admin
                                           else "(no dev admin: DEBUG is off)"),
         f"  demo staff  token {token}   (academy \"{demo['tenant']}\", {len(demo['student_ids'])} students)",
-        f"  Flower      {FLOWER}   login from FLOWER_BASIC_AUTH (dev.env)" if flower
+        f"  Flower      {FLOWER}   login {flower_login.replace(':', ' / ', 1)}" if flower_login
         else "  Flower      not running (no Redis on 127.0.0.1:6379)",
         "  Try a send (README, 'Two commands'):",
         f"    TOKEN={token}",
@@ -103,7 +104,8 @@ def _print_banner_when_up(processes: list[str], since: float) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if all(_port_open(port) for port in ports) and _worker_and_beat_up(since):
-            sys.stdout.write(banner(_demo(), flower="flower" in processes))
+            flower_login = os.environ.get("FLOWER_BASIC_AUTH", "") if "flower" in processes else None
+            sys.stdout.write(banner(_demo(), flower_login=flower_login))
             sys.stdout.flush()
             return
         time.sleep(2)

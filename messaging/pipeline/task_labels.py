@@ -15,7 +15,6 @@ so a new pipeline task is labelled without being listed here.
 
 import inspect
 import logging
-from functools import cache
 
 from celery import current_app
 from celery.signals import before_task_publish
@@ -45,12 +44,20 @@ def labels_for(task_name: str, args: list | tuple, kwargs: dict) -> dict[str, ob
     return {}
 
 
-@cache
+_PARAMETERS: dict[str, tuple[str, ...]] = {}
+
+
 def _parameters(task_name: str) -> tuple[str, ...]:
-    task = current_app.tasks.get(task_name)
-    if task is None:
-        return ()
-    return tuple(inspect.signature(task.run).parameters)
+    if task_name not in _PARAMETERS:
+        task = current_app.tasks.get(task_name)
+        if task is None:
+            # A process that publishes by name (the web's outbox) has not imported the tasks.
+            current_app.loader.import_default_modules()
+            task = current_app.tasks.get(task_name)
+        if task is None:
+            return ()
+        _PARAMETERS[task_name] = tuple(inspect.signature(task.run).parameters)
+    return _PARAMETERS[task_name]
 
 
 def label_published_task(sender: str | None = None, body=None, headers: dict | None = None, **_) -> None:

@@ -12,9 +12,18 @@ from rest_framework.test import APIClient
 
 from billing.ledger import account_for
 from billing.models import LedgerEntry, Price
+from messaging.management.commands import seed_demo
 from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def password_file(tmp_path, monkeypatch):
+    """The dev admin's password file, away from the developer's own var/."""
+    path = tmp_path / "dev-admin-password"
+    monkeypatch.setattr(seed_demo, "DEV_ADMIN_PASSWORD_FILE", path)
+    return path
 
 
 def seed(*args: str) -> str:
@@ -31,7 +40,7 @@ def table_sizes() -> dict[str, int]:
 def test_json_output_has_the_token_the_tenant_and_the_student_ids():
     output = json.loads(seed("--json"))
 
-    assert set(output) == {"token", "tenant", "student_ids"}
+    assert set(output) == {"token", "tenant", "student_ids"}  # and "admin" with DEBUG on (below)
     tenant = Tenant.objects.get(slug=output["tenant"])
     assert sorted(output["student_ids"]) == sorted(tenant.students.values_list("id", flat=True))
     assert len(output["student_ids"]) == 20
@@ -85,3 +94,37 @@ def test_the_printed_token_can_preview_and_send_to_the_printed_students(broker):
     assert preview.json()["sendable"] == 20
     assert sent.status_code == 202, sent.json()
     assert (sent.json()["accepted"], sent.json()["dispatched"]) == (20, True)
+
+
+def test_with_debug_on_a_dev_admin_can_log_into_the_admin_with_the_printed_password(client, settings,
+                                                                                    password_file):
+    settings.DEBUG = True
+    admin = json.loads(seed("--json"))["admin"]
+
+    assert client.login(username=admin["username"], password=admin["password"])
+    assert client.get("/admin/").status_code == 200
+    assert password_file.read_text().strip() == admin["password"]
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(seed("--json"))["admin"] == admin  # the same login on every run
+    assert f"{admin['username']} / {admin['password']}" in seed()
+
+
+def test_a_lost_password_file_gets_a_new_password(settings, password_file):
+    settings.DEBUG = True
+    first = json.loads(seed("--json"))["admin"]["password"]
+    password_file.unlink()
+
+    second = json.loads(seed("--json"))["admin"]["password"]
+
+    assert second != first
+    assert get_user_model().objects.get(username="dev-admin").check_password(second)
+
+
+def test_with_debug_off_no_admin_is_made(settings, password_file):
+    settings.DEBUG = False  # as in production (and the test runner's default)
+
+    output = json.loads(seed("--json"))
+
+    assert "admin" not in output
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+    assert not password_file.exists()

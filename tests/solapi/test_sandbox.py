@@ -804,10 +804,12 @@ def test_management_command_serves_until_terminated():
         assert httpx.get(f"{service.base_url}/cash/v1/balance").status_code == 401
     finally:
         process.terminate()
-        output, errors = process.communicate(timeout=DEFAULT_TIMEOUT)
+        _output, errors = process.communicate(timeout=DEFAULT_TIMEOUT)
 
     assert process.returncode == 0, errors
-    startup, *access_log = output.splitlines()
-    assert f"http://127.0.0.1:{port}" in startup and "0212345678, 0299999999" in startup
-    assert "GET /cash/v1/balance 200" in access_log[0]
-    assert "GET /cash/v1/balance 401" in access_log[1]
+    # In the project's log format (project/logging.py), on standard error like every log line.
+    startup, *access_log = errors.splitlines()
+    # The sender numbers are masked like any phone number in a log line.
+    assert f"http://127.0.0.1:{port}" in startup and "021***5678, 029***9999" in startup
+    assert "logger=solapi_sandbox msg=request method=GET path=/cash/v1/balance status=200 " in access_log[0]
+    assert "logger=solapi_sandbox msg=request method=GET path=/cash/v1/balance status=401 " in access_log[1]

@@ -1,5 +1,6 @@
 """Run the Solapi sandbox in the foreground: `python manage.py solapi_sandbox --port 8765 --sender 0212345678`."""
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -8,6 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from harness.solapi_sandbox import RequestRecord, SolapiSandbox
+
+# Through the project's logging (project/logging.py): the same format and clock as every other
+# line of `make run`, on standard error.
+logger = logging.getLogger("solapi_sandbox")
 
 
 class Command(BaseCommand):
@@ -36,7 +41,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, help="Seed for random faults and duplicate reports.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self._output_lock = threading.Lock()
         sandbox = SolapiSandbox(
             api_key=options["api_key"] or settings.SOLAPI_API_KEY,
             api_secret=options["api_secret"] or settings.SOLAPI_API_SECRET,
@@ -57,10 +61,8 @@ class Command(BaseCommand):
         sandbox.start()
         senders = ", ".join(sandbox.senders) or "none"
         webhook = options["webhook_url"] or "off"
-        self._write(
-            f"Solapi sandbox on {sandbox.url} (senders: {senders}; auth errors: {options['auth_status']}; "
-            f"webhook: {webhook}; control: {sandbox.url}/_sandbox/state)"
-        )
+        logger.info("Solapi sandbox on %s (senders: %s; auth errors: %s; webhook: %s; control: %s/_sandbox/state)",
+                    sandbox.url, senders, options["auth_status"], webhook, sandbox.url)
         try:
             stop.wait()
         except KeyboardInterrupt:
@@ -69,12 +71,9 @@ class Command(BaseCommand):
             sandbox.stop()
 
     def _log_request(self, record: RequestRecord) -> None:
-        status = "no reply" if record.status is None else record.status
-        fault = f" [{record.fault}]" if record.fault else ""
-        self._write(f"{record.method} {record.path} {status} {record.duration_ms:.0f}ms{fault}")
-
-    def _write(self, line: str) -> None:
-        # Handler threads log concurrently, and under honcho stdout is a pipe: flush every line.
-        with self._output_lock:
-            self.stdout.write(line)
-            self.stdout.flush()
+        fields = {"method": record.method, "path": record.path,
+                  "status": "no reply" if record.status is None else record.status,
+                  "duration_ms": round(record.duration_ms)}
+        if record.fault:
+            fields["fault"] = record.fault
+        logger.info("request", extra=fields)
