@@ -6,7 +6,7 @@ Redis answers on 127.0.0.1:6379, and the stack runs without it otherwise.
 Once every process is up (the ports answer, the worker's heartbeat is written, beat has
 opened its schedule), one banner is printed, last: where the API, the admin and Flower are,
 the demo staff token, the dev admin login, and the README's example send with its status URL.
-An idle stack then stays quiet, so the banner stays on screen (docs/operations.md, "make run").
+An idle stack then stays quiet, so the banner stays on screen (README, "Two commands").
 
 One clock: honcho's prefix prints the local time, so the stack runs in Korea's time, the
 clock of every log line's `ts` (project/logging.py) and of the admin.
