@@ -270,7 +270,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def _quote(value) -> str:
-    text = str(value)
+    # One line per record: a newline in a value (Flower's task list, a multi-line message) is
+    # written as \n, as JSON would; a traceback alone follows on lines of its own.
+    text = str(value).replace("\n", "\\n").replace("\r", "\\r")
     if not text or any(c in text for c in ' "='):
         return '"' + text.replace('"', '\\"') + '"'
     return text

@@ -163,3 +163,12 @@ def test_idle_housekeeping_shows_at_debug_when_debug_is_on():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 7
     assert sum("level=DEBUG" in line for line in lines) == 4
+
+
+def test_a_multi_line_message_stays_on_one_line():
+    handler, stream = _console(logging_config("INFO", "kv"))
+
+    _emit(handler, "flower.command", logging.INFO, "Registered tasks: \n['a',\n 'b']")
+
+    assert stream.getvalue().count("\n") == 1
+    assert "msg=\"Registered tasks: \\n['a',\\n 'b']\"" in stream.getvalue()
