@@ -31,7 +31,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     actions = ["top_up_selected"]
     object_actions = ["top_up_selected"]
 
-    @admin.display(description="available")
+    @admin.display(description="사용 가능 (available)")
     def available(self, account: CreditAccount) -> Decimal:
         return account.available
 

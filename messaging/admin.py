@@ -65,8 +65,9 @@ def _retry_failed(model_admin: admin.ModelAdmin, request, message_ids: QuerySet)
 
 def _count_column(status: str):
     """A changelist column showing the send request's stored count for one status."""
+    label = "전체 (total)" if status == "total" else MessageStatus(status).label
 
-    @admin.display(description=status)
+    @admin.display(description=label)
     def column(self, send_request: SendRequest) -> int:
         return send_request.counts.get(status, 0)
 

@@ -94,7 +94,7 @@ class ReadOnlyAdmin(GuardedAdmin):
         return False
 
 
-def masked_phone_column(field: str, description: str = "phone"):
+def masked_phone_column(field: str, description: str = "전화번호"):
     """A changelist column showing a phone number masked: operators are not the academy."""
 
     @admin.display(description=description)
@@ -187,8 +187,8 @@ class StudentAdmin(MaskedPhonesAdmin):
     list_filter = ["tenant"]
     search_fields = ["name"]
     phone_fields = {"phone": "masked_phone", "parent_phone": "masked_parent_phone"}
-    masked_phone = masked_phone_column("phone")
-    masked_parent_phone = masked_phone_column("parent_phone", "parent phone")
+    masked_phone = masked_phone_column("phone", "학생 전화번호")
+    masked_parent_phone = masked_phone_column("parent_phone", "학부모 전화번호")
 
 
 @admin.register(AlimTalkTemplate)
@@ -199,11 +199,11 @@ class AlimTalkTemplateAdmin(GuardedAdmin):
 
 
 class DueForReconfirmation(admin.SimpleListFilter):
-    title = "re-confirmation (2 years)"
+    title = "재확인 (2년) (re-confirmation)"
     parameter_name = "due"
 
     def lookups(self, request, model_admin):
-        return [("yes", "due (2 years or older)")]
+        return [("yes", "재확인 필요: 2년 이상 (due)")]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
