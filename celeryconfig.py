@@ -145,7 +145,7 @@ beat_schedule = {
 # Beat's housekeeping stores no results: thousands of rows a day saying "nothing to do" buried
 # the pipeline's own tasks in Flower and the task results. A run that did something logs it
 # (project/logging.py leaves those at INFO and quiets the idle ones). celery.backend_cleanup is
-# the result-expiry task beat adds by itself (result_expires above).
+# the result-expiry task beat adds by itself whenever result_expires is set (it is not, above).
 HOUSEKEEPING_TASKS = frozenset({entry["task"] for entry in beat_schedule.values()} | {"celery.backend_cleanup"})
 task_annotations = {name: {"ignore_result": True} for name in sorted(HOUSEKEEPING_TASKS)}
 
