@@ -124,14 +124,15 @@ def test_the_relay_publishes_again_a_dispatch_lost_with_its_queue_once_it_is_sta
     api = client_for(academy.user)
     lost, recent = (api.post("/api/v1/messages/send", send_body(academy.student_ids), format="json").json()["id"]
                     for _ in range(2))
-    SendRequest.objects.filter(id=lost).update(dispatched=timezone.now() - timedelta(seconds=1300))
-    SendRequest.objects.filter(id=recent).update(dispatched=timezone.now() - timedelta(seconds=60))
+    # A queue no worker consumes, as above.
+    SendRequest.objects.filter(id=lost).update(dispatched=timezone.now() - timedelta(seconds=1300), queue=RELAY_QUEUE)
+    SendRequest.objects.filter(id=recent).update(dispatched=timezone.now() - timedelta(seconds=60), queue=RELAY_QUEUE)
     sqs_down.up()
     sqs_down.reset_counts()
     settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
 
     assert redispatch_undispatched() == 1
-    assert [task_of(m) for m in sqs_down.drain(INTERACTIVE_QUEUE)] == [("messaging.dispatch", [lost])]
+    assert [task_of(m) for m in sqs_down.drain(RELAY_QUEUE)] == [("messaging.dispatch", [lost])]
     # Published again just now: not again until it is stale again.
     assert redispatch_undispatched() == 0
     # Messages deferred to the morning are not owed a dispatch (release_deferred sends them).

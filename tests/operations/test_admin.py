@@ -181,7 +181,7 @@ def test_a_books_difference_is_explained_from_the_admin_and_leaves_billing_audit
         chunk=chunk, solapi_group_id="G4VBOOKS", expected=Decimal("39"), billed=Decimal("54"),
         difference=Decimal("15"), status=BooksStatus.DIFFERS)
     url = reverse("admin:messaging_groupreconciliation_changelist")
-    assert audit() == [f"unreconciled groups: group G4VBOOKS (chunk {chunk.id}): Solapi billed 54.00, our books "
+    assert audit() == [f"unreconciled groups: group G4VBOOKS (chunks {chunk.id}): Solapi billed 54.00, our books "
                        "say 39.00 (difference +15.00)"]
 
     page = admin_client.post(url, {"action": "explain_difference", "_selected_action": [books.id]})

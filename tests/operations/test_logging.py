@@ -42,7 +42,8 @@ def test_phone_numbers_are_masked_in_messages_arguments_and_extra_fields(log_out
 @pytest.mark.django_db(transaction=True)
 def test_a_whole_send_leaves_no_phone_number_or_secret_in_worker_logs_or_task_results(worker, sandbox, academy):
     worker_log_start = len(worker.log())
-    sandbox.fail_next("send_group", action="5xx")  # an error path too
+    # An error path too: the shared send fails, then the chain it hands over to retries once.
+    sandbox.fail_next("send_group", times=2, action="5xx")
 
     wait_settled(send(academy))
 
