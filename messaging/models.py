@@ -447,3 +447,17 @@ class RequestRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: next call at {self.next_slot:.3f}"
+
+
+class QueueProgress(models.Model):
+    """How far each queue's consumers have got: the publish time (when it became visible:
+    after any SQS delay) of the newest task a worker has started from it. Written by the
+    workers (messaging/pipeline/queue_progress.py); the stale-chunk sweep reads it to tell a
+    chunk whose step is lost from one whose step still waits in a long queue."""
+
+    queue = models.CharField(max_length=80, unique=True)
+    head_published_at = models.DateTimeField()
+    updated = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.queue}: started up to {self.head_published_at:%H:%M:%S}"

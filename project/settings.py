@@ -254,6 +254,11 @@ MESSAGING_BREAKER_PROBE_SECONDS = env.int("MESSAGING_BREAKER_PROBE_SECONDS", def
 MESSAGING_REDISPATCH_AFTER_SECONDS = env.int("MESSAGING_REDISPATCH_AFTER_SECONDS", default=60)
 # A chunk that has not moved for this long is driven again by beat (its tasks are idempotent).
 MESSAGING_STALE_CHUNK_SECONDS = env.int("MESSAGING_STALE_CHUNK_SECONDS", default=1200)
+# Back-pressure (messaging/operations/backlog.py): a send whose estimated start is further
+# away than this is still accepted, and its answer says so (`delayed`); /healthz turns
+# "degraded". The drain rate behind the estimate is measured over the last window.
+MESSAGING_BACKLOG_WARN_SECONDS = env.int("MESSAGING_BACKLOG_WARN_SECONDS", default=60)
+MESSAGING_BACKLOG_RATE_WINDOW_SECONDS = env.int("MESSAGING_BACKLOG_RATE_WINDOW_SECONDS", default=60)
 # How often each worker writes its heartbeat row (/healthz reads them).
 MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECONDS", default=15.0)
 # Accepted messages without a delivery report: poll Solapi after this long, and give

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Count, Q
 
 from billing import ledger
 from billing.ledger import HoldRequest
@@ -43,7 +44,7 @@ from messaging.models import (
     SolapiOperation,
 )
 from messaging.operations.counts import refresh_counts
-from messaging.pipeline import breaker, settlement
+from messaging.pipeline import breaker, queue_progress, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
 from project import clock
@@ -84,11 +85,27 @@ _RESUME_AT = {ChunkStatus.QUEUED: "reserve", ChunkStatus.HELD: "send", ChunkStat
               ChunkStatus.SENT: "finalize"}
 
 
-def stale_chunks(limit: int = 500) -> list[StaleChunk]:
-    """Unfinished chunks that stopped moving. Paused chunks touch `updated` on every
-    deferral, so they are not stale while the breaker holds them."""
+@dataclass(frozen=True)
+class StaleChunks:
+    # Their queue has moved past the moment they last moved: their next step was lost.
+    stuck: list[StaleChunk]
+    # Idle as long, but their queue has not reached that moment yet: per queue, how many.
+    waiting: dict[str, int]
+
+
+# A chunk that backed off (a retry, a 429, a breaker pause) may have its next step delayed in SQS.
+_MAY_BE_DELAYED = Q(transient_failures__gt=0) | Q(rate_limited__gt=0) | Q(paused_since__isnull=False)
+
+
+def stale_chunks(limit: int = 500) -> StaleChunks:
+    """Unfinished chunks that stopped moving, stuck or waiting (messaging/pipeline/queue_progress.py
+    tells which). Paused chunks touch `updated` on every deferral, so they are not stale while
+    the breaker holds them."""
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
-    return _resumable(Chunk.objects.filter(updated__lte=cutoff), limit=limit)
+    idle = Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
+    stuck = queue_progress.overtaken(moment="updated", queue="send_request__queue", delayed=_MAY_BE_DELAYED)
+    waiting = idle.exclude(stuck).values_list("send_request__queue").annotate(n=Count("id")).order_by()
+    return StaleChunks(stuck=_resumable(idle.filter(stuck), limit=limit), waiting=dict(waiting))
 
 
 def unfinished_chunks(chunk_ids: list[int]) -> list[StaleChunk]:

@@ -13,14 +13,14 @@ from celery.canvas import Signature
 from celery.exceptions import Retry
 
 from messaging.models import SendRequest
-from messaging.pipeline import delivery, express, outbox
+from messaging.pipeline import delivery, express, outbox, queue_progress
 from messaging.pipeline.backoff import SQS_MAX_DELAY_SECONDS
 from messaging.pipeline.policies import (
     handle_send_failure,
     infrastructure_fault,
     retry_after_infrastructure_fault,
 )
-from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from messaging.pipeline.queues import ALL_QUEUES, INTERACTIVE_QUEUE
 from messaging.reports import reconciliation
 
 logger = logging.getLogger(__name__)
@@ -140,12 +140,17 @@ def redispatch_undispatched() -> int:
 @shared_task(name="messaging.resume_stale_chunks")
 def resume_stale_chunks() -> int:
     """Start the chain again for chunks that stopped moving (a lost message, a crash the
-    errback could not settle), from the step each stopped at."""
-    stale = delivery.stale_chunks()
-    for chunk in stale:
+    errback could not settle), from the step each stopped at; never for a chunk whose step
+    still waits in its queue (messaging/pipeline/queue_progress.py)."""
+    sweep = delivery.stale_chunks()
+    for chunk in sweep.stuck:
         logger.warning("chunk_resumed chunk=%s first_step=%s", chunk.id, chunk.first_step)
         chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async()
-    return len(stale)
+    if sweep.stuck or sweep.waiting:
+        logger.info("stale_chunks stuck=%s waiting=%s", len(sweep.stuck), sum(sweep.waiting.values()))
+    # An idle queue starts nothing and its head stays put: a probe lets the next sweep see it caught up.
+    queue_progress.publish_probes([*ALL_QUEUES, *sweep.waiting])
+    return len(sweep.stuck)
 
 
 @shared_task(name="messaging.release_deferred")

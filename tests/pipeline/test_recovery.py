@@ -41,8 +41,11 @@ def test_a_chunk_whose_chain_was_lost_is_resumed_by_beat(worker, sandbox, academ
     delivery.split_into_chunks(send_request.id)  # chunks exist, but no chain was ever published
     assert resume_stale_chunks() == 0  # not stale yet
     clock.set(clock.now() + timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS + 1))
+    # Its queue has not yet shown that it got past the chunk: the sweep's probes will (beat sweeps
+    # every minute; here every second).
+    assert resume_stale_chunks() == 0
 
-    assert resume_stale_chunks() == 1
+    assert wait_until(resume_stale_chunks, interval=1.0, what="the sweep to find the chunk stuck") == 1
     messages = wait_settled(send_request)
 
     assert statuses(messages) == [MessageStatus.ACCEPTED] * 3
