@@ -7,9 +7,12 @@
 - pipeline: the oldest chunk still moving and undispatched requests, from our own tables.
   SQS exposes no age-of-oldest-message attribute (that is a CloudWatch metric); the
   oldest unfinished chunk is the same signal, measured from the outbox's side.
+- backlog: per queue, what is ahead and the estimated wait of a send accepted now
+  (messaging/operations/backlog.py, from our own tables).
 
 200 when the database and the broker answer (status "ok", or "degraded" with the breaker
-open or no live worker); 503 otherwise.
+open, no live worker, or a queue whose estimated wait exceeds MESSAGING_BACKLOG_WARN_SECONDS);
+503 otherwise.
 
 Anyone gets the status alone ({"status": "ok"}, and the same HTTP status): enough for a
 load balancer. The details name hosts, queues and error texts, so they are for staff
@@ -27,6 +30,7 @@ from django.db import connection
 from django.http import JsonResponse
 
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
+from messaging.operations.backlog import queue_backlogs
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
 from messaging.pipeline import breaker
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
@@ -64,10 +68,11 @@ def _report() -> dict:
     broker = _check(_broker)
     report = {"database": database, "broker": broker}
     if database["ok"]:
-        report |= {"breaker": _breaker(), "workers": _workers(), "pipeline": _pipeline()}
+        report |= {"breaker": _breaker(), "workers": _workers(), "pipeline": _pipeline(), "backlog": _backlog()}
     healthy = database["ok"] and broker["ok"]
     degraded = healthy and (report["breaker"]["state"] == BreakerState.OPEN
-                            or not any(w["alive"] for w in report["workers"]))
+                            or not any(w["alive"] for w in report["workers"])
+                            or any(queue["delayed"] for queue in report["backlog"].values()))
     report["status"] = "down" if not healthy else "degraded" if degraded else "ok"
     return report
 
@@ -125,6 +130,11 @@ def _workers() -> list[dict]:
         {"hostname": w.hostname, "last_seen": w.last_seen, "alive": w.stopped is None and w.last_seen >= alive_after}
         for w in WorkerHeartbeat.objects.all()[:50]
     ]
+
+
+def _backlog() -> dict:
+    """Per queue: requests and messages ahead, the drain rate, the estimated wait, `delayed`."""
+    return {queue: backlog.as_dict() for queue, backlog in queue_backlogs().items()}
 
 
 def _pipeline() -> dict:

@@ -102,6 +102,16 @@ class SkippedSerializer(serializers.Serializer):
                                        help_text="With unsupported_characters_in_name: what SMS/LMS cannot carry.")
 
 
+class QueuedBehindSerializer(serializers.Serializer):
+    requests = serializers.IntegerField(help_text="Send requests ahead of this one on its queue.")
+    messages = serializers.IntegerField(help_text="Their messages not yet handed to Solapi.")
+
+
+class BilingualMessageSerializer(serializers.Serializer):
+    ko = serializers.CharField()
+    en = serializers.CharField()
+
+
 class SendAcceptedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status_url = serializers.CharField()
@@ -111,6 +121,13 @@ class SendAcceptedSerializer(serializers.Serializer):
     skipped = SkippedSerializer(many=True)
     deferred = serializers.IntegerField(help_text="Ads written at night for recipients without night consent.")
     deferred_until = serializers.DateTimeField(allow_null=True, help_text="When the first deferred one goes out.")
+    queued_behind = QueuedBehindSerializer(help_text="What was ahead of this request on its queue when it was "
+                                                     "accepted (docs/exactly-once.md, \"Back-pressure\").")
+    estimated_start = serializers.DateTimeField(help_text="When sending should start (KST): what is ahead, at the "
+                                                          "rate the queue drained lately. A guide, not a promise.")
+    delayed = serializers.BooleanField(help_text="The estimated start is more than MESSAGING_BACKLOG_WARN_SECONDS "
+                                                 "away. The request is accepted all the same.")
+    delay_messages = BilingualMessageSerializer(allow_null=True, help_text="With delayed: what to tell staff.")
 
 
 class PreviewRecipientSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ from messaging.compose.recipient_checks import standing_of
 from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
 from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
+from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
@@ -106,8 +107,10 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
     if plan.estimated_cost > plan.available:
         raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=plan.estimated_cost, available=plan.available,
                       extra={"estimated_cost": str(plan.estimated_cost), "available": str(plan.available)})
+    backpressure = _backpressure(plan)
     try:
-        send_request = _persist(plan, user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        send_request = _persist(plan, user=user, idempotency_key=idempotency_key, fingerprint=fingerprint,
+                                backpressure=backpressure)
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago.
         replay = _replay(tenant, idempotency_key, fingerprint) if idempotency_key else None
@@ -129,7 +132,25 @@ def _replay(tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any] | None
     return existing.response
 
 
-def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str) -> SendRequest:
+def _backpressure(plan: SendPlan) -> dict[str, Any]:
+    """The answer's honesty about the queue (messaging/operations/backlog.py): what is ahead
+    of this request, when it should start, and whether that is later than staff should
+    expect. Measured before this request's own rows exist. Ads deferred to the morning, all
+    of them, start then: that is the night rule, not a delay."""
+    backlog = backlog_for(queue_for(len(plan.sendable)))
+    start, delayed = backlog.estimated_start, backlog.delayed
+    if plan.deferred and len(plan.deferred) == len(plan.sendable):
+        start, delayed = max(start, min(m.not_before for m in plan.deferred)), False
+    return {
+        "queued_behind": {"requests": backlog.requests_ahead, "messages": backlog.messages_ahead},
+        "estimated_start": kst_iso(start),
+        "delayed": delayed,
+        "delay_messages": delay_messages(backlog) if delayed else None,
+    }
+
+
+def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str,
+             backpressure: dict[str, Any]) -> SendRequest:
     data = plan.data
     with transaction.atomic():
         send_request = create_send_request(
@@ -148,6 +169,7 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             "skipped": plan.skipped(),
             "deferred": len(plan.deferred),
             "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
+            **backpressure,
         }
         send_request.save(update_fields=["response"])
         _hold_credit(plan.tenant, send_request)

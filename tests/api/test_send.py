@@ -2,6 +2,7 @@
 what is accepted, what is skipped and why, what each recipient gets and what it costs,
 and that a send of any size publishes exactly one dispatch task."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -26,7 +27,9 @@ def messages_of(response) -> list[Message]:
     return list(Message.objects.filter(send_request_id=response.json()["id"]).order_by("id"))
 
 
-def test_an_accepted_send_answers_202_with_id_status_url_count_cost_and_dispatch(academy, api, post_send, broker):
+def test_an_accepted_send_answers_202_with_id_status_url_count_cost_and_dispatch(academy, api, post_send, broker,
+                                                                                clock):
+    clock.freeze(datetime(2026, 3, 4, 5, 0, tzinfo=UTC))
     response = post_send(academy.student_ids)
 
     assert response.status_code == 202, response.json()
@@ -41,6 +44,11 @@ def test_an_accepted_send_answers_202_with_id_status_url_count_cost_and_dispatch
         "skipped": [],
         "deferred": 0,
         "deferred_until": None,
+        # Nothing ahead of it: it starts now (Korean time, like every time the API writes).
+        "queued_behind": {"requests": 0, "messages": 0},
+        "estimated_start": "2026-03-04T14:00:00+09:00",
+        "delayed": False,
+        "delay_messages": None,
     }
     assert Decimal(body["estimated_cost"]) == 3 * Decimal("13")
     assert send_request.dispatched is not None
