@@ -16,9 +16,10 @@ messages).
   how long the oldest of them has waited already (a queue that has stopped shows a wait that
   grows; a burst on an idle queue shows about none until its first messages are accepted).
 
-The estimate is a guide for staff and monitoring, not a promise. Three indexed aggregates over
-`messaging_message` ((status, accepted_at) and the send-request key); the cost measured on
-PostgreSQL is in docs/exactly-once.md ("Back-pressure").
+The estimate is a guide for staff and monitoring, not a promise. Its cost grows with the
+backlog, not with the tables: two aggregates over `messaging_message` on its (status,
+accepted_at) index and the queues of the requests they found, by key. Measured on PostgreSQL
+(benchmarks/backlog_cost.py): docs/exactly-once.md, "Back-pressure".
 """
 
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Min, Q
 
-from messaging.models import Message, MessageStatus
+from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline.queues import ALL_QUEUES
 from project import clock
 from project.clock import KST
@@ -37,6 +38,9 @@ from project.clock import KST
 _DRAINED = [MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]
 # A burst's first acceptances would otherwise make a rate out of a moment.
 MIN_RATE_WINDOW_SECONDS = 5.0
+# At most this many requests are counted per measure (ahead, drained): what an estimate costs
+# in Python stays bounded, and a backlog this deep is late by any measure.
+REQUESTS_CAP = 2_000
 
 
 class Basis:
@@ -85,43 +89,64 @@ def delay_messages(backlog: QueueBacklog) -> dict[str, str]:
 
 
 def queue_backlogs(queues: tuple[str, ...] = ALL_QUEUES) -> dict[str, QueueBacklog]:
-    """The backlog of each queue, in three queries whatever the number of queues."""
+    """The backlog of each queue, in four queries whatever the number of queues."""
     now = clock.now()
     window_start = now - timedelta(seconds=settings.MESSAGING_BACKLOG_RATE_WINDOW_SECONDS)
-    not_yet_at_solapi = (Q(status=MessageStatus.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
-                         | Q(status__in=[MessageStatus.HELD, MessageStatus.SENDING]))
-    ahead = _by_queue(Message.objects.filter(not_yet_at_solapi, send_request__queue__in=queues),
-                      since="created")
-    drained = _by_queue(Message.objects.filter(status__in=_DRAINED, accepted_at__gte=window_start,
-                                               send_request__queue__in=queues), since="accepted_at")
-    return {queue: _estimate(queue, now, ahead.get(queue), drained.get(queue)) for queue in queues}
+    not_yet_at_solapi = Message.objects.filter(
+        Q(status=MessageStatus.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+        | Q(status__in=[MessageStatus.HELD, MessageStatus.SENDING]))
+    drained = Message.objects.filter(status__in=_DRAINED, accepted_at__gte=window_start)
+    ahead = _by_queue(not_yet_at_solapi, since="created", queues=queues)
+    drained = _by_queue(drained, since="accepted_at", queues=queues)
+    return {queue: _estimate(queue, now, ahead=ahead.get(queue, _Tally()), drained=drained.get(queue, _Tally()))
+            for queue in queues}
 
 
 def backlog_for(queue: str) -> QueueBacklog:
     return queue_backlogs((queue,))[queue]
 
 
-def _by_queue(messages, *, since: str) -> dict[str, dict]:
-    rows = (messages.values("send_request__queue")
-            .annotate(messages=Count("id"), requests=Count("send_request_id", distinct=True), since=Min(since))
-            .order_by())
-    return {row["send_request__queue"]: row for row in rows}
+@dataclass
+class _Tally:
+    messages: int = 0
+    requests: int = 0
+    since: datetime | None = None
 
 
-def _estimate(queue: str, now: datetime, ahead: dict | None, drained: dict | None) -> QueueBacklog:
-    messages_ahead, requests_ahead = (ahead["messages"], ahead["requests"]) if ahead else (0, 0)
+def _by_queue(messages, *, since: str, queues: tuple[str, ...]) -> dict[str, _Tally]:
+    """Messages and requests per queue, and the earliest `since`. Grouped by request on the
+    messages' (status, accepted_at) index first, then the requests' queues looked up by key:
+    joining the send requests instead lets the planner scan that table, which only grows. At
+    most REQUESTS_CAP requests are counted (a count that reaches it is a lower bound)."""
+    per_request = list(messages.values("send_request_id").annotate(n=Count("id"), since=Min(since))
+                       .order_by()[:REQUESTS_CAP])
+    queue_of = dict(SendRequest.objects.filter(id__in=[row["send_request_id"] for row in per_request])
+                    .values_list("id", "queue"))
+    tallies: dict[str, _Tally] = {}
+    for row in per_request:
+        queue = queue_of.get(row["send_request_id"])
+        if queue not in queues:
+            continue
+        tally = tallies.setdefault(queue, _Tally())
+        tally.messages += row["n"]
+        tally.requests += 1
+        tally.since = min(tally.since or row["since"], row["since"])
+    return tallies
+
+
+def _estimate(queue: str, now: datetime, *, ahead: _Tally, drained: _Tally) -> QueueBacklog:
     messages_rate = requests_rate = 0.0
-    if drained:
-        window = max((now - drained["since"]).total_seconds(), MIN_RATE_WINDOW_SECONDS)
-        messages_rate, requests_rate = drained["messages"] / window, drained["requests"] / window
-    if not messages_ahead:
+    if drained.messages:
+        window = max((now - drained.since).total_seconds(), MIN_RATE_WINDOW_SECONDS)
+        messages_rate, requests_rate = drained.messages / window, drained.requests / window
+    if not ahead.messages:
         wait, basis = 0.0, Basis.EMPTY
-    elif drained:
-        wait, basis = max(messages_ahead / messages_rate, requests_ahead / requests_rate), Basis.DRAIN_RATE
+    elif drained.messages:
+        wait, basis = max(ahead.messages / messages_rate, ahead.requests / requests_rate), Basis.DRAIN_RATE
     else:
-        wait, basis = max((now - ahead["since"]).total_seconds(), 0.0), Basis.OLDEST_WAITING
+        wait, basis = max((now - ahead.since).total_seconds(), 0.0), Basis.OLDEST_WAITING
     return QueueBacklog(
-        queue=queue, requests_ahead=requests_ahead, messages_ahead=messages_ahead,
+        queue=queue, requests_ahead=ahead.requests, messages_ahead=ahead.messages,
         messages_per_second=round(messages_rate, 2), requests_per_second=round(requests_rate, 2),
         wait_seconds=round(wait), basis=basis, estimated_start=now + timedelta(seconds=round(wait)),
     )
