@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
 
 from messaging.models import Message, MessageStatus, SendRequest
+from messaging.pipeline import queue_progress
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -45,16 +46,20 @@ def publish_dispatch(send_request: SendRequest) -> bool:
 def relay_undispatched() -> int:
     """The outbox relay: publish requests whose dispatch never reached SQS, and those whose
     dispatch reached SQS but never ran (lost with its queue: a queue deleted, an SQS endpoint
-    back empty). Those still have due messages outside any chunk long after the publish; the
-    stale-chunk threshold tells "lost" from "waiting in a backlog", and dispatching twice is
-    harmless (split_into_chunks takes only unchunked messages, under the request's row lock).
+    back empty). Those still have due messages outside any chunk long after the publish, and
+    their queue has started tasks published after it (messaging/pipeline/queue_progress.py):
+    a dispatch merely waiting in a backlog is not published twice (a second dispatch would
+    publish the chains of its queued chunks again). Dispatching twice is harmless otherwise
+    (split_into_chunks takes only unchunked messages, under the request's row lock).
     Returns how many were published."""
     now = clock.now()
     cutoff = now - timedelta(seconds=settings.MESSAGING_REDISPATCH_AFTER_SECONDS)
     lost_cutoff = now - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
     unchunked = Message.objects.filter(send_request=OuterRef("pk"), status=MessageStatus.PENDING,
                                        chunk__isnull=True).exclude(not_before__gt=now)
-    owed = Q(dispatched__isnull=True, created__lte=cutoff) | Q(Exists(unchunked), dispatched__lte=lost_cutoff)
+    lost = Q(Exists(unchunked), dispatched__lte=lost_cutoff) & queue_progress.overtaken(moment="dispatched",
+                                                                                       queue="queue")
+    owed = Q(dispatched__isnull=True, created__lte=cutoff) | lost
     waiting = SendRequest.objects.filter(owed)[:BATCH]
     return sum(publish_dispatch(send_request) for send_request in waiting)
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness.academies import make_academy
-from messaging.models import Message, MessageStatus, SendRequest
+from messaging.models import Message, MessageStatus, QueueProgress, SendRequest
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.pipeline.tasks import redispatch_undispatched
 from tests.api.conftest import client_for, send_body
@@ -130,6 +130,12 @@ def test_the_relay_publishes_again_a_dispatch_lost_with_its_queue_once_it_is_sta
     sqs_down.up()
     sqs_down.reset_counts()
     settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
+    # Its queue's consumers have not yet started anything published after it: it may be waiting.
+    head = QueueProgress.objects.create(queue=INTERACTIVE_QUEUE, head_published_at=timezone.now() - timedelta(
+        seconds=1400), updated=timezone.now())
+    assert redispatch_undispatched() == 0
+    # They have now: it was lost.
+    QueueProgress.objects.filter(id=head.id).update(head_published_at=timezone.now())
 
     assert redispatch_undispatched() == 1
     assert [task_of(m) for m in sqs_down.drain(RELAY_QUEUE)] == [("messaging.dispatch", [lost])]
