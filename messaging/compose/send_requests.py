@@ -8,6 +8,7 @@ dispatch task is published after the commit: never one per recipient.
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -28,6 +29,8 @@ from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,10 @@ def _backpressure(plan: SendPlan) -> dict[str, Any]:
     start, delayed = backlog.estimated_start, backlog.delayed
     if plan.deferred and len(plan.deferred) == len(plan.sendable):
         start, delayed = max(start, min(m.not_before for m in plan.deferred)), False
+    if delayed:
+        logger.info("send_accepted_behind_backlog tenant=%s queue=%s requests_ahead=%s messages_ahead=%s "
+                    "wait_seconds=%s", plan.tenant.id, backlog.queue, backlog.requests_ahead, backlog.messages_ahead,
+                    backlog.wait_seconds)
     return {
         "queued_behind": {"requests": backlog.requests_ahead, "messages": backlog.messages_ahead},
         "estimated_start": kst_iso(start),

@@ -115,6 +115,21 @@ def test_at_night_an_ad_waits_until_8am_for_recipients_without_night_consent(api
     (chunk_id,) = delivery.split_into_chunks(body["id"])
     assert list(Message.objects.filter(chunk_id=chunk_id).values_list("student_id", flat=True)) == [at_night_too.id]
     assert waiting.created == now  # dated by the same clock
+    # The message that may go now starts now: the one waiting for the morning is not a delay.
+    assert (datetime.fromisoformat(body["estimated_start"]), body["delayed"]) == (now.replace(microsecond=0), False)
+
+
+@pytest.mark.clock
+def test_an_ad_that_waits_whole_for_the_morning_is_estimated_to_start_then(api, academy, broker, at):
+    now = at(22, 30)
+    for student in academy.students:
+        _consent(academy, student)
+
+    body = _send(api, academy).json()
+
+    assert body["deferred"] == body["accepted"] == 3
+    assert datetime.fromisoformat(body["estimated_start"]) == _next_8am(now)
+    assert (body["delayed"], body["delay_messages"]) == (False, None)
 
 
 @pytest.mark.clock
