@@ -131,7 +131,9 @@ beat_schedule = {
     # The outbox relay: send requests whose publish failed (broker down), or whose dispatch was
     # lost with its queue, go out again.
     "redispatch-undispatched": {"task": "messaging.redispatch_undispatched", "schedule": 30.0},
-    # Chunks that stopped moving (a lost chain) are driven again; all steps are idempotent.
+    # Chunks that stopped moving (a lost chain) are driven again; all steps are idempotent. Never
+    # one whose step still waits in its queue; each run probes the queues so that idle ones show
+    # they have caught up (messaging/pipeline/queue_progress.py).
     "resume-stale-chunks": {"task": "messaging.resume_stale_chunks", "schedule": 60.0},
     # Ads deferred by the night window (21:00-08:00 KST) go out from 08:00, in waves.
     "release-deferred": {"task": "messaging.release_deferred", "schedule": 60.0},
