@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0007_timestamps_from_project_clock'),
+        ('messaging', '0008_shared_solapi_groups'),
     ]
 
     operations = [
