@@ -131,7 +131,7 @@ def test_the_relay_publishes_again_a_dispatch_lost_with_its_queue_once_it_is_sta
     sqs_down.reset_counts()
     settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
     # Its queue's consumers have not yet started anything published after it: it may be waiting.
-    head = QueueProgress.objects.create(queue=INTERACTIVE_QUEUE, head_published_at=timezone.now() - timedelta(
+    head = QueueProgress.objects.create(queue=RELAY_QUEUE, head_published_at=timezone.now() - timedelta(
         seconds=1400), updated=timezone.now())
     assert redispatch_undispatched() == 0
     # They have now: it was lost.
