@@ -455,9 +455,13 @@ class QueueProgress(models.Model):
     workers (messaging/pipeline/queue_progress.py); the stale-chunk sweep reads it to tell a
     chunk whose step is lost from one whose step still waits in a long queue."""
 
-    queue = models.CharField(max_length=80, unique=True)
-    head_published_at = models.DateTimeField()
-    updated = models.DateTimeField()
+    queue = models.CharField("큐 (queue)", max_length=80, unique=True)
+    head_published_at = models.DateTimeField("시작된 마지막 작업의 발행 시각")
+    updated = models.DateTimeField("기록 시각")
+
+    class Meta:
+        verbose_name = "큐 진행 상황 (queue progress)"
+        verbose_name_plural = "큐 진행 상황 (queue progress)"
 
     def __str__(self) -> str:
-        return f"{self.queue}: started up to {self.head_published_at:%H:%M:%S}"
+        return f"{self.queue}: started up to {clock.shown(self.head_published_at)}"
