@@ -105,6 +105,9 @@ class Chunk(models.Model):
     status = models.CharField("상태", max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
     # Shared by the chunks of small requests sent together (messaging/pipeline/express.py).
     solapi_group_id = models.CharField("Solapi 그룹 ID", max_length=64, blank=True, db_index=True)
+    # When its chain was published. A broadcast's chunks are published a few at a time, as
+    # its academy's fair share allows (messaging/pipeline/pacing.py).
+    published = models.DateTimeField("발행 시각", null=True, blank=True)
     messages_added = models.DateTimeField("메시지 등록 시각", null=True, blank=True)
     sent = models.DateTimeField("발송 시각", null=True, blank=True)
     # The send lease: one execution of the send step at a time, each with a token of its own
@@ -131,6 +134,8 @@ class Chunk(models.Model):
         verbose_name_plural = "발송 묶음 (chunks)"
         ordering = ["send_request_id", "index"]
         constraints = [models.UniqueConstraint(fields=["send_request", "index"], name="chunk_index")]
+        # Unfinished chunks are few; pacing and the sweeps look at them all the time.
+        indexes = [models.Index(fields=["send_request"], condition=~Q(status="finalized"), name="chunk_unfinished")]
 
     def __str__(self) -> str:
         return f"chunk {self.send_request_id}/{self.index} ({self.status})"
@@ -423,6 +428,8 @@ class WorkerHeartbeat(models.Model):
     started = models.DateTimeField("시작 시각")
     last_seen = models.DateTimeField("마지막 신호 시각")
     stopped = models.DateTimeField("종료 시각", null=True, blank=True)
+    # Its pool's task slots: the pacing's worker capacity (messaging/pipeline/pacing.py).
+    concurrency = models.PositiveIntegerField("동시 실행 수", default=1)
 
     class Meta:
         verbose_name = "워커 생존 신호"

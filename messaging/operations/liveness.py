@@ -47,7 +47,8 @@ class WorkerLiveness(bootsteps.StartStopStep):
             close_old_connections()
             WorkerHeartbeat.objects.update_or_create(
                 hostname=worker.hostname,
-                defaults={"pid": os.getpid(), "started": self.started, "last_seen": clock.now(), "stopped": stopped},
+                defaults={"pid": os.getpid(), "started": self.started, "last_seen": clock.now(), "stopped": stopped,
+                          "concurrency": worker.concurrency or 1},
             )
         except Exception:
             # A missed heartbeat must never take the worker down; /healthz will notice.

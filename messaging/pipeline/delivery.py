@@ -44,7 +44,7 @@ from messaging.models import (
     SolapiOperation,
 )
 from messaging.operations.counts import refresh_counts
-from messaging.pipeline import breaker, queue_progress, settlement
+from messaging.pipeline import breaker, pacing, queue_progress, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
 from project import clock
@@ -102,7 +102,9 @@ def stale_chunks(limit: int = 500) -> StaleChunks:
     tells which). Paused chunks touch `updated` on every deferral, so they are not stale while
     the breaker holds them."""
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
-    idle = Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
+    # A broadcast's chunk waiting for its academy's share is not stale: it was never published.
+    idle = (Chunk.objects.filter(updated__lte=cutoff).exclude(status=ChunkStatus.FINALIZED)
+            .exclude(pacing.waiting_to_be_published()))
     stuck = queue_progress.overtaken(moment="updated", queue="send_request__queue", delayed=_MAY_BE_DELAYED)
     waiting = idle.exclude(stuck).values_list("send_request__queue").annotate(n=Count("id")).order_by()
     return StaleChunks(stuck=_resumable(idle.filter(stuck), limit=limit), waiting=dict(waiting))

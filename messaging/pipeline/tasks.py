@@ -12,8 +12,8 @@ from celery import Task, chain, shared_task
 from celery.canvas import Signature
 from celery.exceptions import Retry
 
-from messaging.models import SendRequest
-from messaging.pipeline import delivery, express, outbox, queue_progress
+from messaging.models import Chunk, SendRequest
+from messaging.pipeline import delivery, express, outbox, pacing, queue_progress
 from messaging.pipeline.backoff import SQS_MAX_DELAY_SECONDS
 from messaging.pipeline.policies import (
     handle_send_failure,
@@ -72,9 +72,19 @@ def dispatch(self, send_request_id: int) -> dict[str, int]:
         return {"send_request": send_request_id, "chunks": outcome.chunks, "accepted": outcome.accepted,
                 "handed_over": len(outcome.handed_over)}
     chunk_ids = delivery.split_into_chunks(send_request_id)
-    for chunk_id in chunk_ids:
-        chunk_pipeline(chunk_id, queue=send_request.queue).apply_async()
-    return {"send_request": send_request_id, "chunks": len(chunk_ids)}
+    published = publish_paced_chunks(send_request_id)
+    return {"send_request": send_request_id, "chunks": len(chunk_ids), "published": published}
+
+
+def publish_paced_chunks(send_request_id: int) -> int:
+    """Publish the broadcast's next chunks, as many as its academy's fair share allows
+    (messaging/pipeline/pacing.py). Returns how many."""
+    chunk_ids = pacing.claim_chunks_to_publish(send_request_id)
+    if chunk_ids:
+        queue = SendRequest.objects.values_list("queue", flat=True).get(id=send_request_id)
+        for chunk_id in chunk_ids:
+            chunk_pipeline(chunk_id, queue=queue).apply_async()
+    return len(chunk_ids)
 
 
 def chunk_pipeline(chunk_id: int, *, queue: str, first_step: str = "reserve") -> Signature:
@@ -109,7 +119,10 @@ def send_to_solapi(self, chunk_id: int) -> dict:
 
 @shared_task(name="messaging.finalize", base=PipelineTask)
 def finalize(chunk_id: int) -> dict:
-    return {"chunk": chunk_id, **delivery.finalize_chunk(chunk_id)}
+    outcome = delivery.finalize_chunk(chunk_id)
+    # The chunk has left its academy's share: the broadcast's next one takes its place.
+    publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
+    return {"chunk": chunk_id, **outcome}
 
 
 @shared_task(name="messaging.rollback")
@@ -126,6 +139,7 @@ def rollback(request, exc, traceback) -> None:
         logger.warning("rollback_skipped_infrastructure chunk=%s step=%s error=%s", chunk_id, request.task, exc)
         return
     delivery.roll_back_chunk(chunk_id, failed_step=request.task, error=f"{type(exc).__name__}: {exc}")
+    publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
 
 
 # --- beat ---------------------------------------------------------------------------------
@@ -150,6 +164,10 @@ def resume_stale_chunks() -> int:
         logger.info("stale_chunks stuck=%s waiting=%s", len(sweep.stuck), sum(sweep.waiting.values()))
     # An idle queue starts nothing and its head stays put: a probe lets the next sweep see it caught up.
     queue_progress.publish_probes([*ALL_QUEUES, *sweep.waiting])
+    # Broadcasts whose next chunk was never published (a finalize died first), or that may
+    # have more on the queue now that workers were added.
+    for send_request_id in pacing.requests_with_room():
+        publish_paced_chunks(send_request_id)
     return len(sweep.stuck)
 
 
