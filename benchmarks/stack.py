@@ -341,6 +341,23 @@ def status_counts(send_request_ids: Iterable[int]) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
+def exactly_once(stack: Stack, send_request_ids: Iterable[int]) -> dict[str, Any]:
+    """Each message our books say went out was accepted by the sandbox once, none twice, and
+    billing_audit finds nothing."""
+    from billing.audit import audit
+    from messaging.models import Message
+
+    per_id = stack.sandbox.sends_per_message_id()
+    sent = set(Message.objects.filter(send_request_id__in=list(send_request_ids), status__in=("accepted", "delivered"))
+               .values_list("id", flat=True))
+    problems = audit()
+    result = {"sent": len(sent), "accepted_more_than_once": sum(1 for m in sent if per_id.get(str(m), 0) > 1),
+              "sent_not_at_sandbox": sum(1 for m in sent if str(m) not in per_id),
+              "billing_audit": problems[:20], "billing_audit_clean": not problems}
+    result["clean"] = not (result["accepted_more_than_once"] or result["sent_not_at_sandbox"] or problems)
+    return result
+
+
 def sandbox_calls(stack: Stack) -> int:
     """Every HTTP request the Solapi sandbox has answered so far (all operations, all statuses)."""
     return sum(sum(by_status.values()) for by_status in stack.sandbox.request_counts().values())
