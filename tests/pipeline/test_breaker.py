@@ -32,7 +32,10 @@ QUEUE = f"{INTERACTIVE_QUEUE}-breaker"
 def one_message_chunks(start_worker):
     """A worker of this test's own, sending each message as its own chunk (so N chunks
     would mean N failing calls without the breaker)."""
-    return start_worker("breaker", env={"MESSAGING_CHUNK_SIZE": "1"}, extra_args=("-Q", QUEUE))
+    # Every chunk on the queue at once (pacing would publish only a few): it is the breaker
+    # that must keep the calls O(1).
+    return start_worker("breaker", env={"MESSAGING_CHUNK_SIZE": "1", "MESSAGING_PACING_DEPTH": str(CHUNKS)},
+                        extra_args=("-Q", QUEUE))
 
 
 def _rejected_calls(sandbox, status: int) -> int:
