@@ -8,7 +8,7 @@ import pytest
 
 from harness.waiting import wait_until
 from messaging.models import Chunk, MessageStatus, QueueProgress
-from messaging.pipeline import delivery, queue_progress
+from messaging.pipeline import delivery, pacing, queue_progress
 from messaging.pipeline.queue_progress import ORDER_SLACK, longest_delay, publish_probes
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.pipeline.tasks import chunk_pipeline, resume_stale_chunks
@@ -23,7 +23,9 @@ def _idle_chunk(academy, settings, clock, **fields) -> Chunk:
     moved on past the stale threshold."""
     send_request = send(academy, publish=False, queue=QUEUE)
     [chunk_id] = delivery.split_into_chunks(send_request.id)
-    Chunk.objects.filter(id=chunk_id).update(updated=clock.now(), **fields)
+    # Published, as a dispatch publishes it (messaging/pipeline/pacing.py): a chunk never published
+    # is waiting for its academy's share, not stale.
+    Chunk.objects.filter(id=chunk_id).update(updated=clock.now(), published=clock.now(), **fields)
     clock.freeze(clock.now() + timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS + 1))
     return Chunk.objects.get(id=chunk_id)
 
@@ -104,6 +106,7 @@ def test_the_sweep_probes_the_queues_of_the_chunks_it_leaves_waiting(monkeypatch
     probed = []
     monkeypatch.setattr(delivery, "stale_chunks", lambda: delivery.StaleChunks(stuck=[], waiting={QUEUE: 2}))
     monkeypatch.setattr(queue_progress, "publish_probes", lambda queues: probed.extend(queues))
+    monkeypatch.setattr(pacing, "requests_with_room", list)
 
     assert resume_stale_chunks() == 0
     assert QUEUE in probed and INTERACTIVE_QUEUE in probed
