@@ -128,6 +128,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Persistent connections: a web thread (or a task) reuses its connection for this many seconds
+# instead of opening a PostgreSQL session per request (a session costs a backend process and a
+# few milliseconds; the everyday load opened thousands, docs/benchmarks.md). 0: one per request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# A reused connection is pinged before its first query in each request or task, so one the
+# server dropped meanwhile (a restart, a failover, an idle timeout) is replaced, not failed on.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "ko"
@@ -178,6 +185,17 @@ API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=DEBUG)
 # /healthz details (database errors, queues, workers) for callers with this token in the
 # X-Health-Token header, or staff; everyone else gets {"status": …} only. Empty: staff only.
 HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
+# /healthz answers from a snapshot each web process refreshes in the background this often
+# (project/health/monitor.py): its checks make SQS calls, which a probe must not wait for.
+HEALTH_REFRESH_SECONDS = env.float("HEALTH_REFRESH_SECONDS", default=5.0)
+# A snapshot older than this answers "down": its refresher is stuck (a hanging broker or
+# database) or gone. Several refreshes long, so one slow round is not an outage.
+HEALTH_MAX_AGE_SECONDS = env.float("HEALTH_MAX_AGE_SECONDS", default=30.0)
+if HEALTH_MAX_AGE_SECONDS <= HEALTH_REFRESH_SECONDS:
+    raise ImproperlyConfigured(
+        f"HEALTH_MAX_AGE_SECONDS ({HEALTH_MAX_AGE_SECONDS}) must exceed HEALTH_REFRESH_SECONDS "
+        f"({HEALTH_REFRESH_SECONDS}), or every snapshot would be stale before the next one."
+    )
 SPECTACULAR_SETTINGS = {
     "TITLE": "Academy messaging API",
     "DESCRIPTION": "Send SMS/LMS and KakaoTalk AlimTalk to students and parents.",
