@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from messaging.api.permissions import ApiDocsAccess
-from project.health import healthz
+from project.health.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

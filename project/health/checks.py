@@ -1,4 +1,4 @@
-"""/healthz: can this deployment send messages right now, and if not, why?
+"""What /healthz looks at, one check each; `run_checks()` turns them into one report.
 
 - database: a query answers;
 - broker: the SQS queues answer GetQueueAttributes (depth, in flight, delayed);
@@ -10,24 +10,25 @@
 - backlog: per queue, what is ahead and the estimated wait of a send accepted now
   (messaging/operations/backlog.py, from our own tables).
 
-200 when the database and the broker answer (status "ok", or "degraded" with the breaker
-open, no live worker, or a queue whose estimated wait exceeds MESSAGING_BACKLOG_WARN_SECONDS);
-503 otherwise.
+The status is the worst any check says: "down" when the database or the broker does not
+answer; "degraded" with the breaker open, no live worker, or a queue whose estimated wait
+exceeds MESSAGING_BACKLOG_WARN_SECONDS; "ok" otherwise. A new check is one function
+returning (its section of the report, its status) and one line in CHECKS.
 
-Anyone gets the status alone ({"status": "ok"}, and the same HTTP status): enough for a
-load balancer. The details name hosts, queues and error texts, so they are for staff
-(an admin session) or a caller with HEALTH_TOKEN in the X-Health-Token header.
+These run in the background (project/health/monitor.py), never on a request's path.
 """
 
-import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.config import Config
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
 
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
 from messaging.operations.backlog import queue_backlogs
@@ -36,77 +37,92 @@ from messaging.pipeline import breaker
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 from project import clock
 
+
+class HealthStatus(StrEnum):
+    # In order of severity: the report's status is the worst of its checks'.
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+_SEVERITY = list(HealthStatus)
+
+Finding = tuple[Any, HealthStatus]  # a check's section of the report, and what it means for the whole
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # its key in the report
+    run: Callable[[], Finding]
+    # What a check that raises means: the database and the broker are what sending needs;
+    # the other checks read the database, so they fail with it (already "down") or on their own.
+    when_it_fails: HealthStatus
+
+
+def run_checks() -> dict[str, Any]:
+    """Every check, each in its own guard: {"status": …, <check name>: <its section>, …}."""
+    report: dict[str, Any] = {}
+    statuses = []
+    for check in CHECKS:
+        try:
+            section, status = check.run()
+        except Exception as exc:  # a health check reports failures; it does not raise them
+            section, status = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}, check.when_it_fails
+        report[check.name] = section
+        statuses.append(status)
+    return {"status": worst(statuses), **report}
+
+
+def worst(statuses: list[HealthStatus]) -> HealthStatus:
+    return max(statuses, key=_SEVERITY.index, default=HealthStatus.OK)
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+def database() -> Finding:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}, HealthStatus.OK
+
+
 _QUEUE_ATTRIBUTES = {
     "ApproximateNumberOfMessages": "visible",
     "ApproximateNumberOfMessagesNotVisible": "in_flight",
     "ApproximateNumberOfMessagesDelayed": "delayed",
 }
+# The queues' URLs once found (GetQueueUrl), so a refresh costs one call per queue.
+_queue_urls: dict[str, str] = {}
 
 
-HEALTH_TOKEN_HEADER = "X-Health-Token"
-
-
-def healthz(request) -> JsonResponse:
-    report = _report()
-    status = 200 if report["status"] != "down" else 503
-    if not _may_see_details(request):
-        report = {"status": report["status"]}
-    return JsonResponse(report, status=status)
-
-
-def _may_see_details(request) -> bool:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_active and user.is_staff:
-        return True
-    token = request.headers.get(HEALTH_TOKEN_HEADER, "")
-    return bool(settings.HEALTH_TOKEN and token) and hmac.compare_digest(token.encode(),
-                                                                        settings.HEALTH_TOKEN.encode())
-
-
-def _report() -> dict:
-    database = _check(_database)
-    broker = _check(_broker)
-    report = {"database": database, "broker": broker}
-    if database["ok"]:
-        report |= {"breaker": _breaker(), "workers": _workers(), "pipeline": _pipeline(), "backlog": _backlog()}
-    healthy = database["ok"] and broker["ok"]
-    degraded = healthy and (report["breaker"]["state"] == BreakerState.OPEN
-                            or not any(w["alive"] for w in report["workers"])
-                            or any(queue["delayed"] for queue in report["backlog"].values()))
-    report["status"] = "down" if not healthy else "degraded" if degraded else "ok"
-    return report
-
-
-def _check(probe) -> dict:
-    try:
-        return {"ok": True, **probe()}
-    except Exception as exc:  # a health check reports failures; it does not raise them
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-def _database() -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return {}
-
-
-def _broker() -> dict:
+def broker() -> Finding:
     client = _sqs_client()
     predefined = {BULK_QUEUE: settings.SQS_QUEUE_URL, INTERACTIVE_QUEUE: settings.SQS_INTERACTIVE_QUEUE_URL}
     queues = {}
     for name, url in predefined.items():
         try:
-            url = url or client.get_queue_url(QueueName=name)["QueueUrl"]
+            url = url or _queue_urls.get(name) or client.get_queue_url(QueueName=name)["QueueUrl"]
         except client.exceptions.QueueDoesNotExist:
             queues[name] = {"exists": False}  # created on first use (dev)
             continue
-        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(_QUEUE_ATTRIBUTES))["Attributes"]
-        queues[name] = {label: int(attributes.get(key, 0)) for key, label in _QUEUE_ATTRIBUTES.items()}
-    return {"queues": queues}
+        try:
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(_QUEUE_ATTRIBUTES))
+        except Exception:
+            _queue_urls.pop(name, None)  # a lost queue: look its URL up again next time
+            raise
+        _queue_urls[name] = url
+        queues[name] = {label: int(attributes["Attributes"].get(key, 0)) for key, label in _QUEUE_ATTRIBUTES.items()}
+    return {"ok": True, "queues": queues}, HealthStatus.OK
+
+
+_client = None
 
 
 def _sqs_client():
-    """A client for the broker's endpoint, with short timeouts and no retries."""
+    """A client for the broker's endpoint, with short timeouts and no retries; made once (a
+    boto3 client costs tens of milliseconds of CPU to build)."""
+    global _client
+    if _client is not None:
+        return _client
     url = urlsplit(settings.CELERY_BROKER_URL)
     options = {"region_name": settings.AWS_REGION,
                "config": Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})}
@@ -115,29 +131,35 @@ def _sqs_client():
         options["endpoint_url"] = f"{scheme}://{url.hostname}:{url.port}" if url.port else f"{scheme}://{url.hostname}"
     if url.username:
         options |= {"aws_access_key_id": unquote(url.username), "aws_secret_access_key": unquote(url.password or "")}
-    return boto3.client("sqs", **options)
+    _client = boto3.client("sqs", **options)
+    return _client
 
 
-def _breaker() -> dict:
+def breaker_state() -> Finding:
     state = breaker.current()
-    return {"state": state.state, "failure_class": state.failure_class, "error_code": state.error_code,
-            "since": state.opened_at if state.state == BreakerState.OPEN else None, "detail": state.detail}
+    is_open = state.state == BreakerState.OPEN
+    section = {"state": state.state, "failure_class": state.failure_class, "error_code": state.error_code,
+               "since": state.opened_at if is_open else None, "detail": state.detail}
+    return section, HealthStatus.DEGRADED if is_open else HealthStatus.OK
 
 
-def _workers() -> list[dict]:
+def workers() -> Finding:
     alive_after = clock.now() - timedelta(seconds=ALIVE_WITHIN_SECONDS)
-    return [
+    rows = [
         {"hostname": w.hostname, "last_seen": w.last_seen, "alive": w.stopped is None and w.last_seen >= alive_after}
         for w in WorkerHeartbeat.objects.all()[:50]
     ]
+    return rows, HealthStatus.OK if any(w["alive"] for w in rows) else HealthStatus.DEGRADED
 
 
-def _backlog() -> dict:
+def backlog() -> Finding:
     """Per queue: requests and messages ahead, the drain rate, the estimated wait, `delayed`."""
-    return {queue: backlog.as_dict() for queue, backlog in queue_backlogs().items()}
+    queues = {queue: estimate.as_dict() for queue, estimate in queue_backlogs().items()}
+    delayed = any(queue["delayed"] for queue in queues.values())
+    return queues, HealthStatus.DEGRADED if delayed else HealthStatus.OK
 
 
-def _pipeline() -> dict:
+def pipeline() -> Finding:
     now = clock.now()
     oldest = Chunk.objects.exclude(status=ChunkStatus.FINALIZED).order_by("created").values_list(
         "created", flat=True).first()
@@ -146,4 +168,15 @@ def _pipeline() -> dict:
         "undispatched_send_requests": SendRequest.objects.filter(dispatched__isnull=True).count(),
         "paused_chunks": Chunk.objects.filter(paused_since__isnull=False).exclude(status=ChunkStatus.FINALIZED)
         .count(),
-    }
+    }, HealthStatus.OK
+
+
+# In the report's order.
+CHECKS: list[Check] = [
+    Check("database", database, when_it_fails=HealthStatus.DOWN),
+    Check("broker", broker, when_it_fails=HealthStatus.DOWN),
+    Check("breaker", breaker_state, when_it_fails=HealthStatus.DEGRADED),
+    Check("workers", workers, when_it_fails=HealthStatus.DEGRADED),
+    Check("pipeline", pipeline, when_it_fails=HealthStatus.DEGRADED),
+    Check("backlog", backlog, when_it_fails=HealthStatus.DEGRADED),
+]
