@@ -1,13 +1,36 @@
-"""gunicorn's settings: the Procfile's web process reads this file.
+"""gunicorn's settings: the Procfile's `web` and `edge` processes read this file.
 
 Its access and error logs go through the project's logging (project/logging.py): key=value
 lines with phone numbers and the delivery-report webhook's secret masked. gunicorn's own
 handlers would print each request line as it came, the secret path segment included
 (docs/security.md, section 4).
+
+The number of processes is the Procfile's (`--workers`); the threads in each come from here
+(docs/operations.md, "The web tier").
 """
+
+import os
 
 from project.logging import gunicorn_logging_config
 
 # The access log on standard output, one masked line per request.
 accesslog = "-"
 logconfig_dict = gunicorn_logging_config()
+
+# A request spends most of its time waiting: on PostgreSQL, on the SQS publish. A sync worker
+# holds its process for all of it, so two of them queued every other request (docs/benchmarks.md,
+# "Everyday load"). Threads overlap the waits within one process.
+worker_class = "gthread"
+# Threads per process, sized by `make bench-load --quick` (docs/benchmarks.md, "The web tier's
+# threads"): past this, latency no longer falls on two cores, and every thread may hold one
+# persistent database connection (CONN_MAX_AGE), so workers x threads is the web tier's share
+# of PostgreSQL's max_connections.
+threads = int(os.environ.get("WEB_THREADS", "8"))
+
+
+def post_worker_init(worker) -> None:
+    """Each web process answers /healthz from its own snapshot, refreshed in the background
+    (project/health/monitor.py); started here, after the fork, so the thread runs in the worker."""
+    from project.health.monitor import monitor
+
+    monitor.start()

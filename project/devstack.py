@@ -24,12 +24,14 @@ from pathlib import Path
 
 from honcho.command import main as honcho
 
-BASE_PROCESSES = ["sqs", "solapi", "web", "worker", "beat"]
+BASE_PROCESSES = ["sqs", "solapi", "web", "edge", "worker", "beat"]
 REDIS_URL = "redis://127.0.0.1:6379/3"
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEB = "http://127.0.0.1:8000"
+# The delivery-report webhook and /healthz (docs/operations.md): the sandbox posts its reports here.
+EDGE = "http://127.0.0.1:8001"
 FLOWER = "http://127.0.0.1:5555"
-PORTS = {"sqs": 9324, "solapi": 8765, "web": 8000, "flower": 5555}
+PORTS = {"sqs": 9324, "solapi": 8765, "web": 8000, "edge": 8001, "flower": 5555}
 # The README's example send ("Two commands"); tests/foundation/test_devstack.py checks the README shows it.
 EXAMPLE_SEND = ('{"student_ids": [1, 2, 3], "purpose": "info", "send_to": "parent", "message_mode": "sms", '
                 '"body": "#{이름} 학생 학부모님, 내일 휴원입니다."}')
@@ -83,6 +85,7 @@ def banner(demo: dict, *, flower_login: str | None) -> str:
         f"  API         {WEB}/api/docs/",
         f"  admin       {WEB}/admin/   " + (f"login {admin['username']} / {admin['password']}" if admin
                                           else "(no dev admin: DEBUG is off)"),
+        f"  edge        {EDGE}/healthz   (delivery reports and /healthz, apart from the API)",
         f"  demo staff  token {token}   (academy \"{demo['tenant']}\", {len(demo['student_ids'])} students)",
         f"  Flower      {FLOWER}   login {flower_login.replace(':', ' / ', 1)}" if flower_login
         else "  Flower      not running (no Redis on 127.0.0.1:6379)",

@@ -3,57 +3,22 @@ Procfile runs here, a real gunicorn, and everything it writes is read back (docs
 section 4). The secret is accepted in the X-Webhook-Secret header as well as in the path."""
 
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
 
-from harness.ports import free_port
 from project.logging import MASKED_SECRET
-from tests.conftest import LOG_DIR, database_url
 
-PROJECT_DIR = Path(settings.BASE_DIR)
 SECRET = settings.SOLAPI_WEBHOOK_SECRET
 
 
-def procfile_web_command() -> str:
-    (line,) = [line for line in (PROJECT_DIR / "Procfile").read_text().splitlines() if line.startswith("web:")]
-    return line.removeprefix("web:").strip()
-
-
 @pytest.fixture
-def web(transactional_db):
-    """The Procfile's web process on a free port, with one worker; yields its base URL and
-    a function returning everything it has written so far (stdout and stderr)."""
-    port = free_port()
-    log_path = LOG_DIR / "webhook-secret-gunicorn.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "DATABASE_URL": database_url(),
-           "SOLAPI_WEBHOOK_SECRET": SECRET, "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(["bash", "-c", f"exec {procfile_web_command()}"], cwd=PROJECT_DIR, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/credits", timeout=2)
-            break
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}") from None
-            time.sleep(0.2)
-    yield url, log_path.read_text
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+def web(procfile_gunicorn):
+    """The Procfile's web process on a free port, with one worker."""
+    return procfile_gunicorn("web", "WEB_BIND", {"SOLAPI_WEBHOOK_SECRET": SECRET})
 
 
 def test_no_log_line_of_the_web_process_holds_the_secret(web):
