@@ -1,8 +1,9 @@
 """The everyday load (issue 18): many small sends from many staff at once, over real HTTP.
 
 The stack is the deployed one on loopback: the Procfile's `web` command (gunicorn, its worker
-count) on a free port, one `celery worker --concurrency 2`, `celery beat`, the local SQS and the
-Solapi sandbox (50 ms per call, its report webhook pointed at our gunicorn), on PostgreSQL (SQLite,
+count and threads) and its `edge` command (the report webhook and /healthz, as a load balancer
+routes them) on free ports, one `celery worker --concurrency 2`, `celery beat`, the local SQS and
+the Solapi sandbox (50 ms per call, its report webhook pointed at the edge), on PostgreSQL (SQLite,
 said loudly, when PostgreSQL is unreachable). Four academies with 200 students each.
 
 Clients are threads, each with its own httpx connection and seeded random generator:
@@ -13,15 +14,16 @@ Clients are threads, each with its own httpx connection and seeded random genera
 
 In both, a few percent of sends are replays of an earlier Idempotency-Key with the same body
 (the answer must be identical) and a few percent are invalid bodies (the answer must be a 4xx
-with a `code`). Meanwhile /healthz is fetched every second (with the health token; when one
-takes longer, the next as soon as it answered) and the SQS queue depths are sampled every second.
-After the load stops, the run waits until every message
-is final (out of pending/held/sending, every chunk finalized) and every report delivered.
+with a `code`). Meanwhile /healthz is fetched from the edge every second (with the health token;
+when one takes longer, the next as soon as it answered) and the SQS queue depths are sampled every
+second. After the load stops, the run waits until every message is final (out of
+pending/held/sending, every chunk finalized) and every report delivered.
 
 Printed: per endpoint requests/s, p50/p95/p99 and errors by status; the largest backlog; the drain
 time; each message's time from its request to final; Solapi calls per message (counted at the
-sandbox); SQS calls per send request (counted at the local SQS, the samplers' own calls taken
-out); how long each report webhook POST kept the sandbox waiting; the CPU used by gunicorn, the
+sandbox); SQS calls per send request (counted at the local SQS; GetQueueAttributes and
+GetQueueUrl, the depth sampler's and the health refreshers' calls, taken out); how long each
+report webhook POST kept the sandbox waiting; the CPU used by gunicorn (web and edge), the
 worker, beat, the local SQS and PostgreSQL; the integrity checks; and issue 18's targets, met or
 missed. The client threads, the sandbox and this bookkeeping share one Python process: under
 50 clients its GIL adds some latency to what the clients measure (its CPU is printed too).
@@ -61,6 +63,7 @@ from benchmarks.stack import (
     write_json,
 )
 from harness.ports import free_port
+from harness.waiting import wait_until
 
 ACADEMIES = 4
 STUDENTS = 200
@@ -226,23 +229,23 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
         f"{p.clients} clients {'preview → send → status → credits' if p.everyday else 'sending'} for {p.seconds:.0f} s"
         for p in plan))
     academies = [seed_academy(f"load{i}", STUDENTS, phone_offset=30_000_000 + i * 10_000) for i in range(ACADEMIES)]
-    web_port = free_port()
-    base = f"http://127.0.0.1:{web_port}"
+    web_port, edge_port = free_port(), free_port()
+    base, edge_base = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{edge_port}"
     web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{web_port}"}, ready_text="Listening at:")
+    edge = stack.start_procfile("edge", env={"EDGE_BIND": f"127.0.0.1:{edge_port}"}, ready_text="Listening at:")
     worker = stack.start_worker("worker", concurrency=2)
     beat = stack.start_procfile("beat", ready_text="beat: Starting...",
                                 replace={"var/celerybeat-schedule": str(stack.log_dir / "celerybeat-schedule")})
-    stack.sandbox.set_webhook_url(f"{base}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
+    stack.sandbox.set_webhook_url(f"{edge_base}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
     web_workers = os.environ.get("WEB_CONCURRENCY") or "2 (the Procfile's default)"
-    print(f"  gunicorn {base} (workers: {web_workers}); worker --concurrency 2; beat; load average {loadavg()}",
-          flush=True)
+    web_threads = os.environ.get("WEB_THREADS") or "gunicorn.conf.py's default"
+    print(f"  gunicorn web {base} (workers: {web_workers}, threads: {web_threads}); edge {edge_base}; "
+          f"worker --concurrency 2; beat; load average {loadavg()}", flush=True)
 
     recorder = Recorder()
-    health = httpx.Client(base_url=base, timeout=30.0, headers={"X-Health-Token": HEALTH_TOKEN})
-    health.get("/healthz").raise_for_status()  # warm, and its SQS calls measured once
-    with stack.sqs_window() as one_health:
-        health.get("/healthz")
-    sqs_per_healthz = sum(one_health.values())
+    health = httpx.Client(base_url=edge_base, timeout=30.0, headers={"X-Health-Token": HEALTH_TOKEN})
+    # The edge answers from a snapshot its background thread takes: 503 until the first one.
+    wait_until(lambda: health.get("/healthz").status_code == 200, what="the edge's first health snapshot")
     depth_client = stack.sqs.client()
     stack.queue_depths(depth_client)  # queue URLs cached: one call per queue per sample from here on
 
@@ -260,7 +263,8 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
             recorder.depths.append((time.time(), depths))
             recorder.depth_sqs_calls += len(depths)
 
-    groups = {"gunicorn (web)": web.pid, "celery worker": worker.pid, "celery beat": beat.pid}
+    groups = {"gunicorn (web)": web.pid, "gunicorn (edge)": edge.pid, "celery worker": worker.pid,
+              "celery beat": beat.pid}
     pids = {"local SQS (moto)": stack.sqs.pid, "this process (clients, sandbox)": os.getpid()}
 
     def cpu() -> dict[str, float]:
@@ -301,7 +305,8 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
     result = {
         "name": "load", "database": stack.database_note, "loadavg_at_start": load_at_start or loadavg(),
         "phases": [p.__dict__ for p in plan], "seed": seed,
-        "web": {"command": web.shell_command, "workers": web_workers}, "sandbox_latency_ms": stack.sandbox_latency_ms,
+        "web": {"command": web.shell_command, "workers": web_workers, "threads": web_threads,
+                "edge": edge.shell_command}, "sandbox_latency_ms": stack.sandbox_latency_ms,
         "endpoints": _endpoint_stats(recorder, phase_times, load_began, load_ended, drain_seconds),
         "backlog": _backlog(recorder),
         "drain": {"drained": drained, "seconds": drain_seconds, "timeout": drain_timeout,
@@ -309,7 +314,7 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
         "messages": _message_times(ids, wall_ended),
         "solapi": {"calls": sandbox_calls(stack) - calls_before,
                    "accepted": stack.sandbox.accepted_total - accepted_before},
-        "sqs": _sqs_costs(sqs, recorder, sqs_per_healthz, len(ids)),
+        "sqs": _sqs_costs(sqs, len(ids)),
         "webhook": _webhook(stack, reports_done),
         "cpu": _cpu(cpu_start, cpu_load_end, cpu_end, load_ended - load_began, drain_seconds),
         "postgresql_sessions": (sessions_after - sessions_before) if sessions_before is not None else None,
@@ -406,12 +411,16 @@ def _message_times(ids: list[int], wall_ended: float) -> dict[str, Any]:
             "last_final_after_load_s": (last.timestamp() - wall_ended) if last else float("nan")}
 
 
-def _sqs_costs(sqs: Counter, recorder: Recorder, sqs_per_healthz: int, sends: int) -> dict[str, Any]:
-    healthz_calls = sum(1 for c in recorder.calls if c[1] == "healthz") * sqs_per_healthz
+# What the depth sampler and the web processes' health refreshers ask; the pipeline and the API
+# (publish, receive, delete) never do, beyond a GetQueueUrl per process for its first publish.
+MONITORING_OPERATIONS = ("GetQueueAttributes", "GetQueueUrl")
+
+
+def _sqs_costs(sqs: Counter, sends: int) -> dict[str, Any]:
     total = sum(sqs.values())
-    pipeline = total - recorder.depth_sqs_calls - healthz_calls
-    return {"total": total, "by_operation": dict(sqs), "depth_sampler_calls": recorder.depth_sqs_calls,
-            "healthz_calls_estimated": healthz_calls, "per_healthz": sqs_per_healthz,
+    monitoring = sum(sqs.get(operation, 0) for operation in MONITORING_OPERATIONS)
+    pipeline = total - monitoring
+    return {"total": total, "by_operation": dict(sqs), "monitoring_calls": monitoring,
             "pipeline_and_api": pipeline, "per_send_request": pipeline / sends if sends else float("nan")}
 
 
@@ -497,8 +506,7 @@ def report(result: dict[str, Any]) -> str:
         ["Solapi calls per message (at the sandbox)", f"{result['solapi']['calls_per_message']:.3f} "
          f"({result['solapi']['calls']:,} calls, {result['solapi']['accepted']:,} accepted)"],
         ["SQS calls per send request (at the local SQS)", f"{q['per_send_request']:.1f} ({q['pipeline_and_api']:,} "
-         f"of {q['total']:,}; samplers' {q['depth_sampler_calls']:,} + healthz's ~{q['healthz_calls_estimated']:,} "
-         f"taken out)"],
+         f"of {q['total']:,}; the depth sampler's and health refreshers' {q['monitoring_calls']:,} taken out)"],
         ["SQS calls by operation", ", ".join(f"{k} {v:,}" for k, v in sorted(q["by_operation"].items()))],
         ["report webhook POST wait p50 / p95 / max", f"{w['p50_ms']:.0f} / {w['p95_ms']:.0f} / {w['max_ms']:.0f} ms "
          f"({w['posts']:,} POSTs, {w['over_1s']:,} over 1 s; sender: {_counts(w['sender'])})"],
