@@ -26,6 +26,10 @@ worker_class = "gthread"
 # persistent database connection (CONN_MAX_AGE), so workers x threads is the web tier's share
 # of PostgreSQL's max_connections.
 threads = int(os.environ.get("WEB_THREADS", "8"))
+# gunicorn 25+ opens a control socket for `gunicornc` at one path per user ($HOME/.gunicorn/
+# gunicorn.ctl): the web and edge processes of one host would take it from each other. Nothing
+# here uses gunicornc; processes are managed by the Procfile's runner.
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:
