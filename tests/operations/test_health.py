@@ -15,6 +15,7 @@ from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.solapi.errors import SolapiAuthError
 from project.celery import ping
 from project.health.monitor import monitor
+from project.health.views import answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -136,6 +137,14 @@ def test_a_snapshot_older_than_the_limit_is_down_so_a_dead_refresher_is_noticed(
     assert report["last_status"] in ("ok", "degraded")
     assert report["age_seconds"] == settings.HEALTH_MAX_AGE_SECONDS + 1
     assert "refresher" in report["error"]
+
+
+def test_before_the_first_snapshot_a_process_answers_down(clock):
+    """The first seconds of a web process, before its refresher finished once: not an "ok"
+    nobody checked."""
+    report = answer(None, now=clock.now())
+
+    assert (report["status"], report["stale"], report["checked_at"]) == ("down", True, None)
 
 
 def test_the_edge_process_refreshes_its_snapshot_in_the_background(procfile_gunicorn, local_sqs):
