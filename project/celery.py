@@ -11,7 +11,10 @@ from project import kombu_fixes
 kombu_fixes.apply()
 
 # events=: the worker's event dispatcher survives a Redis outage (project/events_bridge.py).
-app = Celery("project", events="project.events_bridge:BridgeAwareEvents")
+# fixups=: Celery's Django integration, but database connections kept between tasks
+# (CONN_MAX_AGE, with health checks) instead of closed after each (project/worker_connections.py).
+app = Celery("project", events="project.events_bridge:BridgeAwareEvents",
+             fixups=["project.worker_connections:fixup"])
 app.config_from_object("celeryconfig")
 # The pipeline's tasks live by stage (messaging/pipeline/tasks.py), not in an app's tasks.py;
 # housekeeping (retention) in messaging/operations/tasks.py.

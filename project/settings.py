@@ -128,9 +128,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
-# Persistent connections: a web thread (or a task) reuses its connection for this many seconds
-# instead of opening a PostgreSQL session per request (a session costs a backend process and a
-# few milliseconds; the everyday load opened thousands, docs/benchmarks.md). 0: one per request.
+# Persistent connections: a web thread, or a worker process (project/worker_connections.py),
+# reuses its connection for this many seconds instead of opening a PostgreSQL session per request
+# or task (a session costs a backend process and a few milliseconds; the everyday load opened
+# thousands, docs/benchmarks.md). 0: one per request or task.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # A reused connection is pinged before its first query in each request or task, so one the
 # server dropped meanwhile (a restart, a failover, an idle timeout) is replaced, not failed on.
