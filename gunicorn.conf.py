@@ -22,9 +22,10 @@ logconfig_dict = gunicorn_logging_config()
 # "Everyday load"). Threads overlap the waits within one process.
 worker_class = "gthread"
 # Threads per process, sized by `make bench-load --quick` (docs/benchmarks.md, "The web tier's
-# threads"): past this, latency no longer falls on two cores, and every thread may hold one
-# persistent database connection (CONN_MAX_AGE), so workers x threads is the web tier's share
-# of PostgreSQL's max_connections.
+# threads"): past this, latency no longer falls on two cores. Every thread may hold one persistent
+# database connection (CONN_MAX_AGE), so processes x threads is the web tier's share of
+# PostgreSQL's max_connections; and a thread publishing a task takes one of Celery's broker
+# connections, of which each process pools 10 (broker_pool_limit): more threads would wait there.
 threads = int(os.environ.get("WEB_THREADS", "8"))
 # gunicorn 25+ opens a control socket for `gunicornc` at one path per user ($HOME/.gunicorn/
 # gunicorn.ctl): the web and edge processes of one host would take it from each other. Nothing
