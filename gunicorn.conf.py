@@ -15,6 +15,9 @@ from project.logging import gunicorn_logging_config
 
 # The access log on standard output, one masked line per request.
 accesslog = "-"
+# gunicorn's default line plus the time the request took in ms (%(M)s): a slow answer tells
+# "waited for a thread" (the client's time minus this) from "slow to handle" (this) at a glance.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 logconfig_dict = gunicorn_logging_config()
 
 # A request spends most of its time waiting: on PostgreSQL, on the SQS publish. A sync worker
