@@ -47,14 +47,7 @@ class HealthMonitor:
     def refresh(self) -> Snapshot:
         """Run every check now and keep the result."""
         checked_at = clock.now()
-        # As Django does around a request: drop a connection that broke or outlived
-        # CONN_MAX_AGE, so a database restart is seen as the database, not as a dead thread.
-        close_old_connections()
-        try:
-            report = run_checks()
-        finally:
-            close_old_connections()
-        self._snapshot = Snapshot(report=report, checked_at=checked_at)
+        self._snapshot = Snapshot(report=run_checks(), checked_at=checked_at)
         return self._snapshot
 
     def start(self) -> None:
@@ -74,8 +67,12 @@ class HealthMonitor:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
+                # As Django does around a request: drop a connection that broke or outlived
+                # CONN_MAX_AGE, so a database restart is seen as the database, not as a dead thread.
+                close_old_connections()
                 try:
                     self.refresh()
+                    close_old_connections()
                 except Exception:  # the next round tries again; meanwhile the snapshot ages, and says so
                     logger.warning("health_refresh_failed", exc_info=True)
                 self._stopping.wait(self.refresh_seconds)

@@ -9,6 +9,7 @@ import pytest
 from messaging.models import Message, MessageStatus, SendRequest, WorkerHeartbeat
 from messaging.operations.backlog import Basis, backlog_for, kst_iso
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
+from project.health.monitor import monitor
 from tests.api.test_idempotency import with_key
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +126,7 @@ def test_health_is_degraded_while_a_queue_s_wait_exceeds_the_threshold(academy, 
     WorkerHeartbeat.objects.create(hostname="w@host", pid=1, started=NOW, last_seen=NOW)
 
     def health():
+        monitor.refresh()  # as the background thread does (project/health/monitor.py)
         return client.get("/healthz", headers={"X-Health-Token": settings.HEALTH_TOKEN}).json()
 
     before = health()
