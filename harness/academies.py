@@ -23,7 +23,15 @@ from rest_framework.authtoken.models import Token
 
 from billing.ledger import top_up
 from billing.models import MessageType, Price, TenantPrice
-from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
+from tenants.models import (
+    AlimTalkTemplate,
+    Membership,
+    SchoolClass,
+    SenderStatus,
+    Student,
+    TemplateStatus,
+    Tenant,
+)
 
 # The sender number registered in the Solapi sandbox by `make run` (Procfile.dev), the
 # test suite and the benchmarks.
@@ -114,6 +122,13 @@ def make_students(tenant: Tenant, count: int, *, phone_base: int | None = None, 
         for name, value in fields.items():
             setattr(student, name, value)
     return Student.objects.bulk_create(students, batch_size=2000)
+
+
+def make_class(tenant: Tenant, name: str, students: list[Student]) -> SchoolClass:
+    """A class (반) of the academy with these students."""
+    school_class = SchoolClass.objects.create(tenant=tenant, name=name)
+    school_class.students.add(*students)
+    return school_class
 
 
 def make_academy(slug: str | None = None, *, students: int = 3, credit: Decimal | str = "10000",

@@ -5,13 +5,21 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
 from project import clock
-from tenants.models import CONSENT_VALID_FOR, AlimTalkTemplate, MarketingConsent, Membership, Student, Tenant
+from tenants.models import (
+    CONSENT_VALID_FOR,
+    AlimTalkTemplate,
+    MarketingConsent,
+    Membership,
+    SchoolClass,
+    Student,
+    Tenant,
+)
 from tenants.phones import PHONE_IN_TEXT, mask_phone
 from tenants.services import sender_register
 
@@ -183,12 +191,44 @@ class TenantAdmin(GuardedAdmin):
 
 @admin.register(Student)
 class StudentAdmin(MaskedPhonesAdmin):
-    list_display = ["name", "tenant", "masked_phone", "masked_parent_phone", "created"]
-    list_filter = ["tenant"]
+    list_display = ["name", "tenant", "grade", "masked_phone", "masked_parent_phone", "created"]
+    list_filter = ["tenant", "grade", "classes"]
     search_fields = ["name"]
     phone_fields = {"phone": "masked_phone", "parent_phone": "masked_parent_phone"}
     masked_phone = masked_phone_column("phone", "학생 전화번호")
     masked_parent_phone = masked_phone_column("parent_phone", "학부모 전화번호")
+
+
+class SchoolClassForm(forms.ModelForm):
+    class Meta:
+        model = SchoolClass
+        fields = ["tenant", "name", "students"]
+
+    def clean(self):
+        data = super().clean()
+        tenant, students = data.get("tenant"), data.get("students")
+        # A class is one academy's: another academy's students are never its members.
+        if tenant and students is not None and students.exclude(tenant=tenant).exists():
+            raise forms.ValidationError("다른 학원의 학생은 이 반에 넣을 수 없습니다 "
+                                        "(students of another academy cannot join this class).")
+        return data
+
+
+@admin.register(SchoolClass)
+class SchoolClassAdmin(GuardedAdmin):
+    form = SchoolClassForm
+    list_display = ["name", "tenant", "student_count", "created"]
+    list_filter = ["tenant"]
+    search_fields = ["name"]
+    # A picker, not a list of every student of every academy.
+    autocomplete_fields = ["students"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(student_total=Count("students"))
+
+    @admin.display(description="학생 수", ordering="student_total")
+    def student_count(self, obj) -> int:
+        return obj.student_total
 
 
 @admin.register(AlimTalkTemplate)

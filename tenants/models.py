@@ -1,4 +1,4 @@
-"""Academies (tenants), their staff, students and AlimTalk templates."""
+"""Academies (tenants), their staff, students, classes (반) and AlimTalk templates."""
 
 import re
 from datetime import timedelta
@@ -80,6 +80,9 @@ class Student(models.Model):
     name = models.CharField("이름", max_length=50)
     phone = models.CharField("학생 전화번호", max_length=11, blank=True)
     parent_phone = models.CharField("학부모 전화번호", max_length=11, blank=True)
+    # 학년: 1-6 초등, 7-9 중등, 10-12 고등 (school year counted from the first grade of
+    # elementary school), so one filter covers every academy; empty when not recorded.
+    grade = models.PositiveSmallIntegerField("학년", null=True, blank=True)
     created = ClockDateTimeField("생성 시각", auto_now_add=True)
 
     class Meta:
@@ -100,6 +103,25 @@ class Student(models.Model):
                 errors[field] = str(exc)
         if errors:
             raise ValidationError(errors)
+
+
+class SchoolClass(models.Model):
+    """A class (반) of the academy: staff send to a class far more often than to hand-picked
+    students. A student may attend several classes (수학 A반 and 영어 B반)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="classes", verbose_name="학원")
+    name = models.CharField("반 이름", max_length=50)
+    students = models.ManyToManyField(Student, related_name="classes", blank=True, verbose_name="학생")
+    created = ClockDateTimeField("생성 시각", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "반"
+        verbose_name_plural = "반"
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="class_name_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class RecipientKind(models.TextChoices):

@@ -11,6 +11,7 @@ from tenants.models import RecipientKind
 # Sizes the API accepts. Lists and objects are measured before their items are validated,
 # so an oversized one costs a length check, not one error per item (tests/api/test_limits.py).
 MAX_RECIPIENT_STUDENTS = 10_000
+MAX_RECIPIENT_CLASSES = 100
 # An AlimTalk template has a handful of variables; each is stored once per send request.
 MAX_REPLACEMENTS = 20
 MAX_REPLACEMENT_KEY_LENGTH = 30
@@ -75,7 +76,12 @@ class ReplacementsField(serializers.DictField):
 
 class SendInputSerializer(serializers.Serializer):
     student_ids = BoundedListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**62), max_items=MAX_RECIPIENT_STUDENTS
+        child=serializers.IntegerField(min_value=1, max_value=2**62), max_items=MAX_RECIPIENT_STUDENTS, default=list
+    )
+    class_ids = BoundedListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**62), max_items=MAX_RECIPIENT_CLASSES, default=list,
+        help_text="Classes (반): every student of each receives the message; a student also in student_ids, or in "
+                  "two of the classes, receives it once.",
     )
     send_to = serializers.ChoiceField(choices=SendTo.choices, default=SendTo.PARENT)
     message_mode = serializers.ChoiceField(choices=MessageMode.choices, default=MessageMode.SMS)

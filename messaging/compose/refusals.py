@@ -27,6 +27,7 @@ class RefusalCode(StrEnum):
     UNUSED_VARIABLE = "unused_variable"
     NO_STUDENTS = "no_students"
     STUDENT_NOT_FOUND = "student_not_found"
+    CLASS_NOT_FOUND = "class_not_found"
     TEMPLATE_REQUIRED = "template_required"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     # The academy's state.
@@ -99,9 +100,15 @@ _TEXTS: dict[RefusalCode, _Text] = {
         400, "템플릿에 없는 변수 {variables}가 alimtalk_replacements에 있습니다. 해당 키를 지워 주세요.",
         "alimtalk_replacements has keys the text does not use: {variables}; remove them.",
     ),
-    RefusalCode.NO_STUDENTS: _Text(400, "받는 학생을 한 명 이상 선택해 주세요.", "Choose at least one student."),
+    RefusalCode.NO_STUDENTS: _Text(
+        400, "받는 학생이나 학생이 있는 반을 한 명(한 반) 이상 선택해 주세요.",
+        "Choose at least one student, or a class that has students.",
+    ),
     RefusalCode.STUDENT_NOT_FOUND: _Text(
         404, "학생을 찾을 수 없습니다: {student_ids}", "These students were not found: {student_ids}",
+    ),
+    RefusalCode.CLASS_NOT_FOUND: _Text(
+        404, "반을 찾을 수 없습니다: {class_ids}", "These classes were not found: {class_ids}",
     ),
     RefusalCode.TEMPLATE_REQUIRED: _Text(
         400, "알림톡은 template_id가 필요합니다.", "AlimTalk needs a template_id.",

@@ -29,13 +29,17 @@ from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
+from tenants.selectors import class_students
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SendInput:
-    student_ids: list[int]
+    student_ids: list[int] = field(default_factory=list)
+    # Every student of these classes (반) receives it too; a student in both lists, or in
+    # two of the classes, receives it once.
+    class_ids: list[int] = field(default_factory=list)
     send_to: str = SendTo.PARENT
     message_mode: str = MessageMode.SMS
     body: str = ""
@@ -45,8 +49,14 @@ class SendInput:
     purpose: str = Purpose.INFO
 
     def fingerprint(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=str)
+        # Fields added later count only when used: a replayed key of a request stored before
+        # they existed keeps its fingerprint.
+        values = {k: v for k, v in asdict(self).items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+        canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_LATER_FIELDS: dict[str, Any] = {"class_ids": []}
 
 
 @dataclass
@@ -84,7 +94,7 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     template = _template_for(tenant, data)
     if not data.body.strip() and not template:
         raise Refusal(RefusalCode.BODY_EMPTY)
-    students = _students(tenant, data.student_ids)
+    students = _students(tenant, data.student_ids, data.class_ids)
     draft = Draft(mode=data.message_mode, send_to=data.send_to, body=data.body, subject=data.subject,
                   template=template, replacements=data.alimtalk_replacements, purpose=data.purpose)
     rules.check_ad_text(tenant=tenant, purpose=data.purpose, text=draft.source_text)
@@ -235,9 +245,13 @@ def _template_for(tenant: Tenant, data: SendInput) -> AlimTalkTemplate | None:
     return template
 
 
-def _students(tenant: Tenant, student_ids: list[int]) -> list[Student]:
-    if not student_ids:
-        raise Refusal(RefusalCode.NO_STUDENTS)
+def _students(tenant: Tenant, student_ids: list[int], class_ids: list[int]) -> list[Student]:
+    """The chosen students, then the classes' students, each once, in that order."""
+    members, missing_classes = class_students(tenant, class_ids) if class_ids else ([], [])
+    if missing_classes:
+        # Another academy's class looks exactly like one that does not exist.
+        raise Refusal(RefusalCode.CLASS_NOT_FOUND, class_ids=", ".join(map(str, missing_classes)),
+                      extra={"class_ids": missing_classes})
     wanted = list(dict.fromkeys(student_ids))
     found = {s.id: s for s in Student.objects.filter(tenant=tenant, id__in=wanted)}
     missing = [i for i in wanted if i not in found]
@@ -245,4 +259,8 @@ def _students(tenant: Tenant, student_ids: list[int]) -> list[Student]:
         # Another academy's student looks exactly like one that does not exist.
         raise Refusal(RefusalCode.STUDENT_NOT_FOUND, student_ids=", ".join(map(str, missing)),
                       extra={"student_ids": missing})
+    wanted = list(dict.fromkeys(wanted + members))
+    if not wanted:
+        raise Refusal(RefusalCode.NO_STUDENTS)
+    found |= {s.id: s for s in Student.objects.filter(tenant=tenant, id__in=[i for i in wanted if i not in found])}
     return [found[i] for i in wanted]

@@ -125,7 +125,6 @@ def test_a_student_that_does_not_exist_is_404_and_named(academy, api):
         pytest.param({"student_ids": [1], "body": "x" * 4001}, "body", id="body-over-4000-characters"),
         pytest.param({"student_ids": [1], "alimtalk_replacements": ["반"]}, "alimtalk_replacements",
                      id="replacements-not-an-object"),
-        pytest.param({"body": "안내"}, "student_ids", id="ids-missing"),
     ],
 )
 def test_a_malformed_request_is_invalid_request_naming_the_field(academy, api, payload, field):

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from billing.ledger import account_for
 from billing.models import LedgerEntry, Price
 from messaging.management.commands import seed_demo
-from tenants.models import AlimTalkTemplate, Membership, SenderStatus, Student, TemplateStatus, Tenant
+from tenants.models import AlimTalkTemplate, Membership, SchoolClass, SenderStatus, Student, TemplateStatus, Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -34,13 +34,13 @@ def seed(*args: str) -> str:
 
 def table_sizes() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in
-            (Tenant, get_user_model(), Membership, Student, AlimTalkTemplate, Price, LedgerEntry)}
+            (Tenant, get_user_model(), Membership, Student, SchoolClass, AlimTalkTemplate, Price, LedgerEntry)}
 
 
 def test_json_output_has_the_token_the_tenant_and_the_student_ids():
     output = json.loads(seed("--json"))
 
-    assert set(output) == {"token", "tenant", "student_ids"}  # and "admin" with DEBUG on (below)
+    assert set(output) == {"token", "tenant", "student_ids", "class_ids"}  # and "admin" with DEBUG on (below)
     tenant = Tenant.objects.get(slug=output["tenant"])
     assert sorted(output["student_ids"]) == sorted(tenant.students.values_list("id", flat=True))
     assert len(output["student_ids"]) == 20
@@ -55,6 +55,9 @@ def test_the_demo_academy_is_ready_to_send():
     assert tenant.messaging_is_active and tenant.kakao_pf_id
     assert all(s.parent_phone for s in tenant.students.all())
     assert AlimTalkTemplate.objects.get(tenant=tenant).status == TemplateStatus.APPROVED
+    classes = list(tenant.classes.all())
+    assert len(classes) == 3 and all(c.students.exists() for c in classes)
+    assert not tenant.students.filter(grade__isnull=True).exists()
     assert account_for(tenant).available > 0
     assert set(Price.objects.values_list("message_type", flat=True)) >= {"SMS", "LMS", "ATA"}
 

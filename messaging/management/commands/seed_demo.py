@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from harness.academies import make_academy, set_platform_prices
-from tenants.models import Tenant
+from harness.academies import make_academy, make_class, set_platform_prices
+from tenants.models import Student, Tenant
 
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "demo-staff"
@@ -31,14 +31,20 @@ DEMO_PHONE_BASE = 10_000_000
 DEV_ADMIN_USERNAME = "dev-admin"
 # Under var/ (git-ignored), readable by its owner only.
 DEV_ADMIN_PASSWORD_FILE = Path(settings.BASE_DIR) / "var" / "dev-admin-password"
+# Classes (반) by name → which students (by their place, from 0) attend: they overlap, as
+# real ones do (a student in 수학 A반 and 영어 B반), so a send to two classes shows the dedup.
+DEMO_CLASSES = {"수학 A반": range(8), "영어 B반": range(6, 14), "국어 C반": range(12, 20)}
+# 학년 (7 = 중1 … 9 = 중3), by the student's place.
+DEMO_GRADES = (7, 8, 9)
 
 
 class Command(BaseCommand):
-    help = "Create the demo academy, a staff user with an API token, 20 students, a template and credit."
+    help = "Create the demo academy, a staff user with an API token, 20 students in 3 classes, a template and credit."
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true",
-                            help="Print one JSON object (token, tenant, student_ids, and admin with DEBUG on).")
+                            help="Print one JSON object (token, tenant, student_ids, class_ids, and admin with DEBUG "
+                                 "on).")
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -52,15 +58,18 @@ class Command(BaseCommand):
                 phone_base=DEMO_PHONE_BASE, own_phones=True, kakao_pf_id="KA01PF0000DEMO",
                 ad_opt_out_number="0801234567",
             ).tenant
+            _classes_and_grades(tenant)
         token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username=DEMO_USERNAME))
         student_ids = list(tenant.students.order_by("id").values_list("id", flat=True))
-        demo = {"token": token.key, "tenant": tenant.slug, "student_ids": student_ids}
+        class_ids = list(tenant.classes.order_by("name").values_list("id", flat=True))
+        demo = {"token": token.key, "tenant": tenant.slug, "student_ids": student_ids, "class_ids": class_ids}
         if settings.DEBUG:
             demo["admin"] = dev_admin()
         if options["json"]:
             self.stdout.write(json.dumps(demo))
         else:
-            self.stdout.write(f"tenant: {tenant.slug}\ntoken:  {token.key}\nstudents: {len(student_ids)}")
+            self.stdout.write(f"tenant: {tenant.slug}\ntoken:  {token.key}\nstudents: {len(student_ids)}\n"
+                              f"classes: {len(class_ids)}")
             if "admin" in demo:
                 self.stdout.write(f"admin:  /admin/ as {demo['admin']['username']} / {demo['admin']['password']}")
 
@@ -80,3 +89,12 @@ def dev_admin() -> dict[str, str]:
         DEV_ADMIN_PASSWORD_FILE.touch(mode=0o600)
         DEV_ADMIN_PASSWORD_FILE.write_text(password + "\n")
     return {"username": DEV_ADMIN_USERNAME, "password": password}
+
+
+def _classes_and_grades(tenant: Tenant) -> None:
+    students = list(tenant.students.order_by("id"))
+    for place, student in enumerate(students):
+        student.grade = DEMO_GRADES[place % len(DEMO_GRADES)]
+    Student.objects.bulk_update(students, ["grade"])
+    for name, places in DEMO_CLASSES.items():
+        make_class(tenant, name, [students[p] for p in places if p < len(students)])
