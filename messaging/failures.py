@@ -37,6 +37,8 @@ class FailureClass(models.TextChoices):
     UNKNOWN = "unknown", "알 수 없는 오류 (unknown Solapi code)"
     # A bug or crash on our side, caught by the rollback.
     INTERNAL = "internal", "내부 오류 (internal error)"
+    # Staff stopped the send before this message went to Solapi; its credit was released.
+    CANCELLED = "cancelled", "발송 취소 (cancelled by staff before sending)"
 
 
 # Classes that say something about the number itself: the next send skips it.

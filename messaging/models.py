@@ -68,6 +68,13 @@ class SendRequest(models.Model):
     # Message counts by status, recomputed (never incremented) as messages move.
     counts = models.JSONField("상태별 건수", default=dict, blank=True)
     completed = models.DateTimeField("완료 시각", null=True, blank=True)
+    # Staff cancelled it (messaging/pipeline/cancellation.py): what had not gone to Solapi
+    # failed as `cancelled`, its credit released; what had, finishes.
+    cancelled = models.DateTimeField("취소 시각", null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name="취소한 사람",
+    )
     created = ClockDateTimeField("요청 시각", auto_now_add=True, db_index=True)
 
     class Meta:

@@ -182,3 +182,16 @@ class ConsentSerializer(serializers.Serializer):
 
 class OptOutInputSerializer(serializers.Serializer):
     phone = serializers.CharField(max_length=20)
+
+
+class CancelOutcomeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="send_request_id")
+    status_url = serializers.CharField()
+    cancelled_at = serializers.DateTimeField(help_text="When the first cancel was made.")
+    cancelled = serializers.IntegerField(help_text="Messages cancelled before they went to Solapi (all cancels).")
+    cancelled_now = serializers.IntegerField(help_text="Of them, cancelled by this call (0 when repeated).")
+    released = serializers.DecimalField(max_digits=14, decimal_places=2,
+                                        help_text="The credit of the cancelled messages, released.")
+    accepted = serializers.IntegerField(help_text="Messages Solapi had accepted before the cancel: they are charged.")
+    in_flight = serializers.IntegerField(
+        help_text="Messages whose group may already have reached Solapi: they finish, charged only if accepted.")

@@ -7,6 +7,8 @@ urlpatterns = [
     path("messages/preview", views.PreviewMessageApi.as_view(), name="messages-preview"),
     path("messages/send-requests/<int:send_request_id>", views.SendRequestDetailApi.as_view(),
          name="send-request-detail"),
+    path("messages/send-requests/<int:send_request_id>/cancel", views.SendRequestCancelApi.as_view(),
+         name="send-request-cancel"),
     path("credits", views.CreditsApi.as_view(), name="credits"),
     path("consents", views.ConsentApi.as_view(), name="consents"),
     path("consents/due-for-reconfirmation", views.ConsentsDueApi.as_view(), name="consents-due"),

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging.api.serializers import (
+    CancelOutcomeSerializer,
     ConsentInputSerializer,
     ConsentSerializer,
     ErrorSerializer,
@@ -27,6 +28,7 @@ from messaging.compose.previews import preview_send
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import send_request_create
 from messaging.models import SendRequest, SuppressionReason
+from messaging.pipeline.cancellation import cancel_send_request
 from messaging.reports.apply import apply_reports
 from messaging.selectors import (
     consents_due_for_reconfirmation,
@@ -81,6 +83,15 @@ class SendRequestDetailApi(TenantAPIView):
         page = _int_param(request, "page", 1)
         page_size = _int_param(request, "page_size", 100)
         return Response(send_request_detail(send_request, page=page, page_size=page_size))
+
+
+class SendRequestCancelApi(TenantAPIView):
+    @extend_schema(request=None, responses={200: CancelOutcomeSerializer, 404: ErrorSerializer},
+                   parameters=[TENANT_PARAMETER], summary="Stop a send: cancel what has not gone to Solapi")
+    def post(self, request, send_request_id: int):
+        outcome = cancel_send_request(self.tenant, send_request_id, user=request.user)
+        status_url = reverse("send-request-detail", kwargs={"send_request_id": send_request_id})
+        return Response(CancelOutcomeSerializer({**asdict(outcome), "status_url": status_url}).data)
 
 
 class CreditsApi(TenantAPIView):
