@@ -94,6 +94,12 @@ class SendInputSerializer(serializers.Serializer):
     alimtalk_replacements = ReplacementsField(
         child=serializers.CharField(max_length=MAX_REPLACEMENT_VALUE_LENGTH, allow_blank=True), default=dict
     )
+    send_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="Schedule the send (ISO 8601 with its offset, e.g. 2026-12-01T09:00:00+09:00): nothing goes out "
+                  "before it, its credit is held now, and it can be cancelled until it starts. At most 90 days "
+                  "ahead; an ad not between 21:00 and 08:00 KST.",
+    )
 
     def to_send_input(self) -> SendInput:
         return SendInput(**self.validated_data)
@@ -127,6 +133,7 @@ class SendAcceptedSerializer(serializers.Serializer):
     skipped = SkippedSerializer(many=True)
     deferred = serializers.IntegerField(help_text="Ads written at night for recipients without night consent.")
     deferred_until = serializers.DateTimeField(allow_null=True, help_text="When the first deferred one goes out.")
+    send_at = serializers.DateTimeField(allow_null=True, help_text="A scheduled send: when it starts.")
     queued_behind = QueuedBehindSerializer(help_text="What was ahead of this request on its queue when it was "
                                                      "accepted (docs/exactly-once.md, \"Back-pressure\").")
     estimated_start = serializers.DateTimeField(help_text="When sending should start (KST): what is ahead, at the "

@@ -30,6 +30,9 @@ class RefusalCode(StrEnum):
     CLASS_NOT_FOUND = "class_not_found"
     TEMPLATE_REQUIRED = "template_required"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    # A scheduled send (send_at).
+    SEND_AT_IN_PAST = "send_at_in_past"
+    SEND_AT_TOO_FAR = "send_at_too_far"
     # The academy's state.
     TENANT_REQUIRED = "tenant_required"
     TENANT_NOT_FOUND = "tenant_not_found"
@@ -47,6 +50,7 @@ class RefusalCode(StrEnum):
     AD_OPT_OUT_MISSING = "ad_opt_out_missing"
     AD_OPT_OUT_NUMBER_MISSING = "ad_opt_out_number_missing"
     AD_VIA_ALIMTALK = "ad_via_alimtalk"
+    SEND_AT_IN_NIGHT_WINDOW = "send_at_in_night_window"
     # Everything else the API answers with.
     NOT_FOUND = "not_found"
     NOT_AUTHENTICATED = "not_authenticated"
@@ -117,6 +121,13 @@ _TEXTS: dict[RefusalCode, _Text] = {
         422, "같은 Idempotency-Key로 다른 내용의 요청이 이미 있습니다. 새 키를 사용해 주세요.",
         "This Idempotency-Key was used for a different request; use a new key.",
     ),
+    RefusalCode.SEND_AT_IN_PAST: _Text(
+        400, "예약 시각({send_at})이 이미 지났습니다. 지금 보내려면 send_at을 비워 두세요.",
+        "The scheduled time ({send_at}) has passed; leave send_at out to send now.",
+    ),
+    RefusalCode.SEND_AT_TOO_FAR: _Text(
+        400, "예약 발송은 {days}일 이내로만 할 수 있습니다.", "A send can be scheduled at most {days} days ahead.",
+    ),
     RefusalCode.TENANT_REQUIRED: _Text(
         400, "여러 학원에 소속되어 있습니다. X-Tenant 헤더에 학원을 지정해 주세요.",
         "You belong to several academies; name one in the X-Tenant header.",
@@ -170,6 +181,10 @@ _TEXTS: dict[RefusalCode, _Text] = {
     RefusalCode.AD_VIA_ALIMTALK: _Text(
         400, "알림톡으로는 광고를 보낼 수 없습니다. 문자(SMS/LMS)로 보내 주세요.",
         "Ads cannot be sent by AlimTalk; send them as SMS/LMS.",
+    ),
+    RefusalCode.SEND_AT_IN_NIGHT_WINDOW: _Text(
+        400, "광고는 야간(21:00~08:00)에 예약할 수 없습니다({send_at}). 08:00~21:00 사이로 예약해 주세요.",
+        "Ads cannot be scheduled between 21:00 and 08:00 KST ({send_at}); choose a time between 08:00 and 21:00.",
     ),
     RefusalCode.NOT_FOUND: _Text(404, "찾을 수 없습니다.", "Not found."),
     RefusalCode.NOT_AUTHENTICATED: _Text(401, "로그인이 필요합니다.", "Authentication required."),

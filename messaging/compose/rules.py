@@ -22,6 +22,8 @@ from tenants.models import Tenant
 
 AD_LABEL = "(광고)"
 NIGHT_STARTS, NIGHT_ENDS = time(21, 0), time(8, 0)
+# How far ahead a send may be scheduled (send_at): its credit is held until then.
+MAX_SCHEDULE_AHEAD = timedelta(days=90)
 # Deferred night-time ads are released from 08:00 in waves, not all at once.
 RELEASE_WAVE_SIZE = 1000
 RELEASE_WAVE_INTERVAL = timedelta(minutes=2)
@@ -52,6 +54,24 @@ def check_ad_text(*, tenant: Tenant, purpose: str, text: str) -> None:
     line = _OPT_OUT_LINE.search(text.rstrip())
     if line is None or re.sub(r"\D", "", line.group(1)) != tenant.ad_opt_out_number:
         raise Refusal(RefusalCode.AD_OPT_OUT_MISSING, number=format_080(tenant.ad_opt_out_number))
+
+
+def check_send_at(*, purpose: str, send_at: datetime | None, now: datetime) -> None:
+    """A scheduled send starts in the future, within MAX_SCHEDULE_AHEAD, and an ad is not
+    scheduled into the night window (21:00-08:00 KST), when it could reach only recipients
+    with night consent."""
+    if send_at is None:
+        return
+    if send_at <= now:
+        raise Refusal(RefusalCode.SEND_AT_IN_PAST, send_at=_kst(send_at))
+    if send_at - now > MAX_SCHEDULE_AHEAD:
+        raise Refusal(RefusalCode.SEND_AT_TOO_FAR, days=MAX_SCHEDULE_AHEAD.days)
+    if purpose == Purpose.AD and in_night_window(send_at):
+        raise Refusal(RefusalCode.SEND_AT_IN_NIGHT_WINDOW, send_at=_kst(send_at))
+
+
+def _kst(moment: datetime) -> str:
+    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M KST")
 
 
 def format_080(number: str) -> str:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,7 @@ from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendR
 from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
+from project import clock
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 from tenants.selectors import class_students
 
@@ -47,6 +49,8 @@ class SendInput:
     template_id: str = ""
     alimtalk_replacements: dict[str, str] = field(default_factory=dict)
     purpose: str = Purpose.INFO
+    # A scheduled send: nothing goes out before this moment (cancellable until then).
+    send_at: datetime | None = None
 
     def fingerprint(self) -> str:
         # Fields added later count only when used: a replayed key of a request stored before
@@ -56,7 +60,7 @@ class SendInput:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_LATER_FIELDS: dict[str, Any] = {"class_ids": []}
+_LATER_FIELDS: dict[str, Any] = {"class_ids": [], "send_at": None}
 
 
 @dataclass
@@ -82,7 +86,7 @@ class SendPlan:
     @property
     def deferred(self) -> list[PlannedMessage]:
         """Ads written at night for recipients without night consent: sent from 08:00 KST."""
-        return [m for m in self.sendable if m.not_before]
+        return [m for m in self.sendable if m.not_before and m.not_before != self.data.send_at]
 
 
 def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
@@ -91,6 +95,7 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     if failure:
         raise Refusal(ACADEMY_REFUSALS[failure], sender=tenant.messaging_sender)
     rules.check_ad_channel(purpose=data.purpose, mode=data.message_mode)
+    rules.check_send_at(purpose=data.purpose, send_at=data.send_at, now=clock.now())
     template = _template_for(tenant, data)
     if not data.body.strip() and not template:
         raise Refusal(RefusalCode.BODY_EMPTY)
@@ -100,7 +105,13 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
     rules.check_ad_text(tenant=tenant, purpose=data.purpose, text=draft.source_text)
     standing = standing_of(tenant_id=tenant.id, purpose=data.purpose, student_ids=[s.id for s in students],
                            phones=[p for s in students for p in (s.phone, s.parent_phone)])
-    planned = plan_messages(draft=draft, students=students, prices=price_list(tenant), standing=standing)
+    # A scheduled send is planned as of its time: the night window is read then.
+    planned = plan_messages(draft=draft, students=students, prices=price_list(tenant), standing=standing,
+                            now=data.send_at)
+    if data.send_at:
+        for message in planned:
+            if not message.skipped:
+                message.not_before = message.not_before or data.send_at
     return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
                     available=account_for(tenant).available)
 
@@ -149,11 +160,15 @@ def _backpressure(plan: SendPlan) -> dict[str, Any]:
     """The answer's honesty about the queue (messaging/operations/backlog.py): what is ahead
     of this request, when it should start, and whether that is later than staff should
     expect. Measured before this request's own rows exist. Ads deferred to the morning, all
-    of them, start then: that is the night rule, not a delay."""
+    of them, start then: that is the night rule, not a delay; a scheduled send starts at its
+    send_at."""
     backlog = backlog_for(queue_for(len(plan.sendable)))
     start, delayed = backlog.estimated_start, backlog.delayed
     if plan.deferred and len(plan.deferred) == len(plan.sendable):
         start, delayed = max(start, min(m.not_before for m in plan.deferred)), False
+    if plan.data.send_at:
+        # Scheduled: it starts at send_at; today's queue says nothing about that moment's.
+        start, delayed = max(start, plan.data.send_at), False
     if delayed:
         logger.info("send_accepted_behind_backlog tenant=%s queue=%s requests_ahead=%s messages_ahead=%s "
                     "wait_seconds=%s", plan.tenant.id, backlog.queue, backlog.requests_ahead, backlog.messages_ahead,
@@ -186,6 +201,7 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             "skipped": plan.skipped(),
             "deferred": len(plan.deferred),
             "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
+            "send_at": data.send_at.isoformat() if data.send_at else None,
             **backpressure,
         }
         send_request.save(update_fields=["response"])

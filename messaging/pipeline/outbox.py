@@ -65,9 +65,16 @@ def relay_undispatched() -> int:
 
 
 def release_due_deferred() -> int:
-    """Dispatch again the send requests whose night-deferred ads are now due (from 08:00
-    KST, in waves); dispatch chunks only the messages that are due."""
+    """Dispatch again the send requests whose held-back messages are now due: night-deferred
+    ads (from 08:00 KST, in waves) and scheduled sends (send_at); dispatch chunks only the
+    messages that are due.
+
+    Each wave is released once: only messages that fell due after the request's last
+    publish count, so a second beat run (or a second beat) publishes nothing more. A
+    release whose dispatch is lost in SQS is published again by relay_undispatched."""
+    now = clock.now()
     due = SendRequest.objects.filter(
-        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=clock.now()
+        Q(dispatched__isnull=True) | Q(messages__not_before__gt=F("dispatched")),
+        messages__status=MessageStatus.PENDING, messages__chunk__isnull=True, messages__not_before__lte=now,
     ).distinct()[:BATCH]
     return sum(publish_dispatch(send_request) for send_request in due)

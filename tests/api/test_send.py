@@ -44,6 +44,7 @@ def test_an_accepted_send_answers_202_with_id_status_url_count_cost_and_dispatch
         "skipped": [],
         "deferred": 0,
         "deferred_until": None,
+        "send_at": None,
         # Nothing ahead of it: it starts now (Korean time, like every time the API writes).
         "queued_behind": {"requests": 0, "messages": 0},
         "estimated_start": "2026-03-04T14:00:00+09:00",
