@@ -75,6 +75,8 @@ class SendRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name="취소한 사람",
     )
+    # A scheduled send: its messages wait (not_before) until then; beat releases them.
+    send_at = models.DateTimeField("예약 발송 시각", null=True, blank=True)
     created = ClockDateTimeField("요청 시각", auto_now_add=True, db_index=True)
 
     class Meta:
@@ -92,6 +94,16 @@ class SendRequest(models.Model):
 
     def __str__(self) -> str:
         return f"send request {self.id} ({self.tenant})"
+
+
+class SendRequestStatus(models.TextChoices):
+    """Where a send request stands as staff see it; derived from its timestamps
+    (messaging/selectors.py), never stored."""
+
+    SCHEDULED = "scheduled", "예약됨 (scheduled)"
+    SENDING = "sending", "발송 중 (sending)"
+    COMPLETED = "completed", "완료 (completed)"
+    CANCELLED = "cancelled", "취소됨 (cancelled)"
 
 
 class ChunkStatus(models.TextChoices):

@@ -1,18 +1,23 @@
-"""Reads: a send request's progress, an academy's credit, recipients' marketing consent."""
+"""Reads: send requests (listed, filtered, their progress and messages), an academy's credit,
+recipients' marketing consent."""
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
 from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.rules import Consent
-from messaging.models import SendRequest
+from messaging.failures import FailureClass
+from messaging.models import Message, MessageStatus, SendRequest, SendRequestStatus, SkipReason
 from messaging.operations import pauses
 from messaging.operations.counts import count_messages
 from project import clock
+from project.clock import KST
 from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
+from tenants.phones import mask_phone
 
 MAX_PAGE_SIZE = 1000
 
@@ -23,6 +28,127 @@ def send_request_of(tenant: Tenant, send_request_id: int) -> SendRequest:
     if send_request is None:
         raise Refusal(RefusalCode.NOT_FOUND)
     return send_request
+
+
+def send_request_status(send_request: SendRequest, *, now: datetime | None = None) -> str:
+    """Where the request stands for staff (SendRequestStatus); the same rules as
+    send_requests_for's `status` filter."""
+    if send_request.cancelled:
+        return SendRequestStatus.CANCELLED
+    if send_request.completed:
+        return SendRequestStatus.COMPLETED
+    if send_request.send_at and send_request.send_at > (now or clock.now()):
+        return SendRequestStatus.SCHEDULED
+    return SendRequestStatus.SENDING
+
+
+def _status_filter(status: str, now: datetime) -> Q:
+    open_ = Q(cancelled__isnull=True, completed__isnull=True)
+    return {
+        SendRequestStatus.CANCELLED: Q(cancelled__isnull=False),
+        SendRequestStatus.COMPLETED: Q(cancelled__isnull=True, completed__isnull=False),
+        SendRequestStatus.SCHEDULED: open_ & Q(send_at__gt=now),
+        SendRequestStatus.SENDING: open_ & (Q(send_at__isnull=True) | Q(send_at__lte=now)),
+    }[status]
+
+
+def send_requests_for(tenant: Tenant, *, status: str | None = None, purpose: str | None = None,
+                      created_from: date | None = None, created_to: date | None = None) -> QuerySet[SendRequest]:
+    """The academy's send requests, newest first. `created_from`/`created_to` are days in
+    Korea, both included."""
+    requests = SendRequest.objects.filter(tenant=tenant)
+    if status:
+        requests = requests.filter(_status_filter(status, clock.now()))
+    if purpose:
+        requests = requests.filter(purpose=purpose)
+    if created_from:
+        requests = requests.filter(created__gte=datetime.combine(created_from, time.min, tzinfo=KST))
+    if created_to:
+        requests = requests.filter(created__lt=datetime.combine(created_to + timedelta(days=1), time.min, tzinfo=KST))
+    return requests.order_by("-created", "-id")
+
+
+def send_request_summary(send_request: SendRequest, *, now: datetime | None = None) -> dict[str, Any]:
+    """One line of the history: what was sent, when, and how it stands."""
+    return {
+        "id": send_request.id,
+        "created": send_request.created,
+        "status": send_request_status(send_request, now=now),
+        "purpose": send_request.purpose,
+        "mode": send_request.mode,
+        "send_to": send_request.send_to,
+        "body": send_request.body,
+        "subject": send_request.subject,
+        "counts": send_request.counts or count_messages(send_request.id),
+        "estimated_cost": send_request.estimated_cost,
+        "send_at": send_request.send_at,
+        "cancelled": send_request.cancelled,
+        "completed": send_request.completed,
+    }
+
+
+def korean(label: str) -> str:
+    """The Korean half of a "한국어 (English)" choice label."""
+    return str(label).split(" (")[0]
+
+
+def reason_in_korean(status: str, failure_class: str, skip_reason: str) -> str:
+    """Why a message did not go, or failed, in Korean for staff; "" when it did not fail."""
+    if status == MessageStatus.FAILED and failure_class:
+        return korean(FailureClass(failure_class).label)
+    if status == MessageStatus.SKIPPED and skip_reason:
+        return korean(SkipReason(skip_reason).label)
+    return ""
+
+
+_MESSAGE_FIELDS = ("id", "student_id", "recipient_kind", "phone", "message_type", "text", "price", "status",
+                   "skip_reason", "failure_class", "failure_reason", "accepted_at", "completed_at", "chunk_id")
+
+
+def messages_for(send_request: SendRequest, *, status: str | None = None,
+                 failure_class: str | None = None) -> QuerySet:
+    """The request's messages as plain rows (with the student's name), in id order."""
+    messages = Message.objects.filter(send_request=send_request)
+    if status:
+        messages = messages.filter(status=status)
+    if failure_class:
+        messages = messages.filter(failure_class=failure_class)
+    return messages.order_by("id").values(*_MESSAGE_FIELDS, student_name=F("student__name"))
+
+
+def message_rows(send_request: SendRequest, rows: list[dict]) -> list[dict[str, Any]]:
+    """Rows of messages_for as staff see them: the number masked, the reason in Korean, a
+    message held back by a platform pause shown as paused."""
+    paused_by_chunk = pauses.paused_chunks(send_request.id)
+    return [_message_row(row, paused_by_chunk.get(row["chunk_id"])) for row in rows]
+
+
+def iter_message_rows(send_request: SendRequest, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every message of the request as message_rows shows it, read in batches (an export)."""
+    paused_by_chunk = pauses.paused_chunks(send_request.id)
+    for row in messages_for(send_request).iterator(chunk_size=batch):
+        yield _message_row(row, paused_by_chunk.get(row["chunk_id"]))
+
+
+def _message_row(row: dict, pause: dict | None) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "student_id": row["student_id"],
+        "student_name": row["student_name"] or "",
+        "recipient": row["recipient_kind"],
+        "phone": mask_phone(row["phone"]),
+        "type": row["message_type"],
+        "text": row["text"],
+        "price": row["price"],
+        "status": pauses.shown_status(row["status"], pause),
+        "failure_class": row["failure_class"],
+        "skip_reason": row["skip_reason"],
+        "reason": reason_in_korean(row["status"], row["failure_class"], row["skip_reason"]) or (
+            korean(pause["reason"]) if pause and row["status"] in pauses.PAUSABLE else ""),
+        "failure_detail": row["failure_reason"],
+        "accepted_at": row["accepted_at"],
+        "completed_at": row["completed_at"],
+    }
 
 
 def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: int = 100) -> dict[str, Any]:
@@ -49,8 +175,11 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
     return {
         "id": send_request.id,
         "created": send_request.created,
+        "status": send_request_status(send_request),
         "mode": send_request.mode,
         "purpose": send_request.purpose,
+        "send_at": send_request.send_at,
+        "cancelled": send_request.cancelled,
         "dispatched": send_request.dispatched is not None,
         "completed": send_request.completed,
         "estimated_cost": str(send_request.estimated_cost),

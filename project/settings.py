@@ -206,6 +206,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several choice sets are called `status`: each gets the name of what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "SendRequestStatusEnum": "messaging.models.SendRequestStatus",
+        "MessageStatusEnum": "messaging.models.MessageStatus",
+        "TemplateStatusEnum": "tenants.models.TemplateStatus",
+    },
 }
 
 # --- Broker (SQS) -----------------------------------------------------------------

@@ -3,10 +3,13 @@
 from rest_framework import serializers
 from rest_framework.utils import html
 
+from messaging.api.paging import PageQuerySerializer, page_serializer
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import SendInput
-from messaging.models import MessageMode, Purpose, SendTo
-from tenants.models import RecipientKind
+from messaging.failures import FailureClass
+from messaging.models import MessageMode, MessageStatus, Purpose, SendRequestStatus, SendTo
+from tenants.models import RecipientKind, TemplateStatus
+from tenants.selectors import ConsentFilter
 
 # Sizes the API accepts. Lists and objects are measured before their items are validated,
 # so an oversized one costs a length check, not one error per item (tests/api/test_limits.py).
@@ -202,3 +205,180 @@ class CancelOutcomeSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Messages Solapi had accepted before the cancel: they are charged.")
     in_flight = serializers.IntegerField(
         help_text="Messages whose group may already have reached Solapi: they finish, charged only if accepted.")
+
+
+class OptOutSerializer(serializers.Serializer):
+    phone = serializers.CharField()
+    reason = serializers.CharField()
+    source = serializers.CharField()
+
+
+# --- credits -----------------------------------------------------------------------------
+
+
+class LedgerEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="top_up, hold, capture, release, refund or adjustment.")
+    balance_delta = serializers.DecimalField(max_digits=14, decimal_places=2)
+    held_delta = serializers.DecimalField(max_digits=14, decimal_places=2)
+    balance_after = serializers.DecimalField(max_digits=14, decimal_places=2)
+    held_after = serializers.DecimalField(max_digits=14, decimal_places=2)
+    message_id = serializers.IntegerField(allow_null=True)
+    memo = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
+class CreditsSerializer(serializers.Serializer):
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    held = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="Held for sends not settled yet.")
+    available = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="balance - held.")
+    ledger = LedgerEntrySerializer(many=True, help_text="The latest movements, newest first.")
+
+
+# --- students, classes, templates ----------------------------------------------------------
+
+
+class StudentQuerySerializer(PageQuerySerializer):
+    search = serializers.CharField(max_length=50, required=False, default="", allow_blank=True,
+                                   help_text="A name (or part of it), or the last digits of a phone number.")
+    class_id = serializers.IntegerField(min_value=1, max_value=2**62, required=False, default=None)
+    grade = serializers.IntegerField(min_value=1, max_value=12, required=False, default=None,
+                                     help_text="1-6 elementary, 7-9 middle, 10-12 high school.")
+    has_parent_phone = serializers.BooleanField(required=False, default=None, allow_null=True)
+    consent = serializers.ChoiceField(choices=ConsentFilter.CHOICES, required=False, default=None,
+                                      help_text="given: the student or the parent has marketing consent in force.")
+
+
+class StudentConsentSerializer(serializers.Serializer):
+    student = serializers.BooleanField(help_text="Marketing consent in force for the student's own number.")
+    parent = serializers.BooleanField(help_text="Marketing consent in force for the parent's number.")
+
+
+class StudentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    grade = serializers.IntegerField(allow_null=True)
+    phone = serializers.CharField(help_text="Masked (010****5678); empty when none.")
+    parent_phone = serializers.CharField(help_text="Masked; empty when none.")
+    class_ids = serializers.ListField(child=serializers.IntegerField())
+    consent = StudentConsentSerializer()
+
+
+StudentPageSerializer = page_serializer("StudentPage", StudentSerializer)
+
+
+class SchoolClassSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    student_count = serializers.IntegerField()
+
+
+class TemplateSerializer(serializers.Serializer):
+    template_id = serializers.CharField(help_text="Solapi's template id: the send's template_id.")
+    name = serializers.CharField()
+    content = serializers.CharField()
+    status = serializers.ChoiceField(choices=TemplateStatus.choices)
+    approved = serializers.BooleanField(help_text="Only approved templates can be sent.")
+    variables = serializers.ListField(child=serializers.CharField(),
+                                      help_text="Its #{변수}; 이름 is filled per student, the others from "
+                                                "alimtalk_replacements.")
+
+
+# --- send requests and their messages ------------------------------------------------------
+
+
+class SendRequestQuerySerializer(PageQuerySerializer):
+    status = serializers.ChoiceField(choices=SendRequestStatus.choices, required=False, default=None)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, default=None)
+    created_from = serializers.DateField(required=False, default=None, help_text="A day in Korea, included.")
+    created_to = serializers.DateField(required=False, default=None, help_text="A day in Korea, included.")
+
+
+class SendRequestSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status_url = serializers.CharField()
+    created = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=SendRequestStatus.choices)
+    purpose = serializers.CharField()
+    mode = serializers.CharField()
+    send_to = serializers.CharField()
+    body = serializers.CharField()
+    subject = serializers.CharField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Messages by status, and total.")
+    estimated_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+    send_at = serializers.DateTimeField(allow_null=True)
+    cancelled = serializers.DateTimeField(allow_null=True)
+    completed = serializers.DateTimeField(allow_null=True)
+
+
+SendRequestPageSerializer = page_serializer("SendRequestPage", SendRequestSummarySerializer)
+
+
+class MessageQuerySerializer(PageQuerySerializer):
+    status = serializers.ChoiceField(choices=MessageStatus.choices, required=False, default=None)
+    failure_class = serializers.ChoiceField(choices=FailureClass.choices, required=False, default=None)
+
+
+class MessageRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    student_id = serializers.IntegerField(allow_null=True)
+    student_name = serializers.CharField()
+    recipient = serializers.CharField()
+    phone = serializers.CharField(help_text="Masked (010****5678).")
+    type = serializers.CharField()
+    text = serializers.CharField()
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    status = serializers.CharField(help_text="A message status, or `paused` while a platform pause holds it.")
+    failure_class = serializers.CharField()
+    skip_reason = serializers.CharField()
+    reason = serializers.CharField(help_text="Why it failed, was skipped or is paused, in Korean.")
+    failure_detail = serializers.CharField(help_text="What Solapi or the pipeline said.")
+    accepted_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+MessagePageSerializer = page_serializer("MessagePage", MessageRowSerializer)
+
+
+class PauseSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    reason_code = serializers.CharField()
+    reason = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class DetailMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    student_id = serializers.IntegerField(allow_null=True)
+    recipient_kind = serializers.CharField()
+    phone = serializers.CharField()
+    message_type = serializers.CharField()
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    status = serializers.CharField()
+    skip_reason = serializers.CharField()
+    failure_class = serializers.CharField()
+    failure_reason = serializers.CharField()
+    solapi_status_code = serializers.CharField()
+    accepted_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    paused = PauseSerializer(allow_null=True)
+
+
+class SendRequestDetailSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=SendRequestStatus.choices)
+    mode = serializers.CharField()
+    purpose = serializers.CharField()
+    send_at = serializers.DateTimeField(allow_null=True)
+    cancelled = serializers.DateTimeField(allow_null=True)
+    dispatched = serializers.BooleanField()
+    completed = serializers.DateTimeField(allow_null=True)
+    estimated_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+    counts = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Messages by status (and `paused`), and total.")
+    paused = PauseSerializer(allow_null=True)
+    messages = DetailMessageSerializer(many=True)
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    total_messages = serializers.IntegerField()

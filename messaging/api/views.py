@@ -11,19 +11,36 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging.api.exports import csv_response
+from messaging.api.paging import envelope, page_of
 from messaging.api.serializers import (
     CancelOutcomeSerializer,
     ConsentInputSerializer,
     ConsentSerializer,
+    CreditsSerializer,
     ErrorSerializer,
+    MessagePageSerializer,
+    MessageQuerySerializer,
+    MessageRowSerializer,
     OptOutInputSerializer,
+    OptOutSerializer,
     PreviewSerializer,
+    SchoolClassSerializer,
     SendAcceptedSerializer,
     SendInputSerializer,
+    SendRequestDetailSerializer,
+    SendRequestPageSerializer,
+    SendRequestQuerySerializer,
+    SendRequestSummarySerializer,
+    StudentPageSerializer,
+    StudentQuerySerializer,
+    StudentSerializer,
+    TemplateSerializer,
 )
 from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
 from messaging.api.validation import validated
 from messaging.compose import suppression
+from messaging.compose.planning import variables_of
 from messaging.compose.previews import preview_send
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import send_request_create
@@ -33,12 +50,18 @@ from messaging.reports.apply import apply_reports
 from messaging.selectors import (
     consents_due_for_reconfirmation,
     credit_summary,
+    iter_message_rows,
+    message_rows,
+    messages_for,
     send_request_detail,
     send_request_of,
+    send_request_summary,
+    send_requests_for,
 )
 from messaging.solapi.reports import InvalidReportPayload, TooManyReports, parse_webhook
-from tenants.models import Student
+from tenants.models import SchoolClass, Student, TemplateStatus
 from tenants.phones import InvalidPhone, normalize_phone
+from tenants.selectors import classes_for, student_rows, students_for, templates_for
 from tenants.services import consent_record
 
 TENANT_PARAMETER = OpenApiParameter(
@@ -51,6 +74,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
                 "body is 422.",
 )
 ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 413, 422, 429)}
+LIST_ERRORS = {code: ErrorSerializer for code in (400, 401, 404, 429)}
 MAX_IDEMPOTENCY_KEY_LENGTH = SendRequest._meta.get_field("idempotency_key").max_length
 
 
@@ -63,8 +87,7 @@ class SendMessageApi(TenantAPIView):
         key = _idempotency_key(request)
         result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
                                      idempotency_key=key)
-        status_url = reverse("send-request-detail", kwargs={"send_request_id": result["id"]})
-        return Response({**result, "status_url": status_url}, status=status.HTTP_202_ACCEPTED)
+        return Response({**result, "status_url": _status_url(result["id"])}, status=status.HTTP_202_ACCEPTED)
 
 
 class PreviewMessageApi(TenantAPIView):
@@ -76,13 +99,50 @@ class PreviewMessageApi(TenantAPIView):
 
 
 class SendRequestDetailApi(TenantAPIView):
-    @extend_schema(responses={200: dict, 404: ErrorSerializer}, summary="A send request's progress, message by message",
+    @extend_schema(responses={200: SendRequestDetailSerializer, 404: ErrorSerializer},
+                   summary="A send request's progress, message by message",
                    parameters=[TENANT_PARAMETER, OpenApiParameter("page", int), OpenApiParameter("page_size", int)])
     def get(self, request, send_request_id: int):
         send_request = send_request_of(self.tenant, send_request_id)
         page = _int_param(request, "page", 1)
         page_size = _int_param(request, "page_size", 100)
-        return Response(send_request_detail(send_request, page=page, page_size=page_size))
+        detail = send_request_detail(send_request, page=page, page_size=page_size)
+        return Response(SendRequestDetailSerializer(detail).data)
+
+
+class SendRequestListApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER, SendRequestQuerySerializer],
+                   responses={200: SendRequestPageSerializer, **LIST_ERRORS},
+                   operation_id="v1_messages_send_requests_list", summary="Past and running sends, newest first")
+    def get(self, request):
+        query = validated(SendRequestQuerySerializer, request.query_params.dict()).validated_data
+        requests = send_requests_for(self.tenant, status=query["status"], purpose=query["purpose"],
+                                     created_from=query["created_from"], created_to=query["created_to"])
+        rows, total = page_of(requests, page=query["page"], page_size=query["page_size"])
+        results = [{**send_request_summary(r), "status_url": _status_url(r.id)} for r in rows]
+        return Response(envelope(SendRequestSummarySerializer(results, many=True).data, page=query["page"],
+                                 page_size=query["page_size"], total=total))
+
+
+class SendRequestMessagesApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER, MessageQuerySerializer],
+                   responses={200: MessagePageSerializer, **LIST_ERRORS},
+                   summary="A send request's messages: who, the masked number, the text, the outcome in Korean")
+    def get(self, request, send_request_id: int):
+        send_request = send_request_of(self.tenant, send_request_id)
+        query = validated(MessageQuerySerializer, request.query_params.dict()).validated_data
+        messages = messages_for(send_request, status=query["status"], failure_class=query["failure_class"])
+        rows, total = page_of(messages, page=query["page"], page_size=query["page_size"])
+        results = MessageRowSerializer(message_rows(send_request, rows), many=True).data
+        return Response(envelope(results, page=query["page"], page_size=query["page_size"], total=total))
+
+
+class SendRequestExportApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER], responses={(200, "text/csv"): str, 404: ErrorSerializer},
+                   summary="Every message's outcome as CSV (UTF-8 with BOM, for Excel)")
+    def get(self, request, send_request_id: int):
+        send_request = send_request_of(self.tenant, send_request_id)
+        return csv_response(iter_message_rows(send_request), filename=f"send-request-{send_request.id}.csv")
 
 
 class SendRequestCancelApi(TenantAPIView):
@@ -90,14 +150,14 @@ class SendRequestCancelApi(TenantAPIView):
                    parameters=[TENANT_PARAMETER], summary="Stop a send: cancel what has not gone to Solapi")
     def post(self, request, send_request_id: int):
         outcome = cancel_send_request(self.tenant, send_request_id, user=request.user)
-        status_url = reverse("send-request-detail", kwargs={"send_request_id": send_request_id})
-        return Response(CancelOutcomeSerializer({**asdict(outcome), "status_url": status_url}).data)
+        return Response(CancelOutcomeSerializer({**asdict(outcome), "status_url": _status_url(send_request_id)}).data)
 
 
 class CreditsApi(TenantAPIView):
-    @extend_schema(responses={200: dict}, parameters=[TENANT_PARAMETER], summary="Credit balance, holds and ledger")
+    @extend_schema(responses={200: CreditsSerializer}, parameters=[TENANT_PARAMETER],
+                   summary="Credit balance, holds and ledger")
     def get(self, request):
-        return Response(credit_summary(self.tenant))
+        return Response(CreditsSerializer(credit_summary(self.tenant)).data)
 
 
 WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
@@ -130,6 +190,10 @@ class SolapiReportWebhook(APIView):
         # 200 whatever became of each report: Solapi re-sends a batch that is not answered
         # 200, and a report that could not be used would not be any better the second time.
         return Response(asdict(apply_reports(batch.reports, rejected=batch.rejected)))
+
+
+def _status_url(send_request_id: int) -> str:
+    return reverse("send-request-detail", kwargs={"send_request_id": send_request_id})
 
 
 def _idempotency_key(request) -> str | None:
@@ -176,7 +240,8 @@ class ConsentsDueApi(TenantAPIView):
 class OptOutApi(TenantAPIView):
     """A recipient asked staff to stop messages (e.g. by phone): the number is suppressed."""
 
-    @extend_schema(request=OptOutInputSerializer, responses={201: dict, **ERRORS}, parameters=[TENANT_PARAMETER],
+    @extend_schema(request=OptOutInputSerializer, responses={201: OptOutSerializer, **ERRORS},
+                   parameters=[TENANT_PARAMETER],
                    summary="Add a number to the academy's suppression list")
     def post(self, request):
         serializer = validated(OptOutInputSerializer, request.data)
@@ -188,5 +253,40 @@ class OptOutApi(TenantAPIView):
             raise Refusal(RefusalCode.INVALID_REQUEST, errors="phone: not a Korean phone number",
                           extra={"errors": {"phone": ["not a Korean phone number"]}})
         entry = suppression.suppress(tenant_id=self.tenant.id, phone=phone, reason=SuppressionReason.OPTED_OUT)
-        return Response({"phone": entry.phone, "reason": entry.reason, "source": entry.source},
+        return Response(OptOutSerializer({"phone": entry.phone, "reason": entry.reason, "source": entry.source}).data,
                         status=status.HTTP_201_CREATED)
+
+
+class StudentListApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER, StudentQuerySerializer],
+                   responses={200: StudentPageSerializer, **LIST_ERRORS},
+                   summary="The academy's students: search by name or phone ending, filter, page")
+    def get(self, request):
+        query = validated(StudentQuerySerializer, request.query_params.dict()).validated_data
+        if query["class_id"] is not None and not SchoolClass.objects.filter(tenant=self.tenant,
+                                                                            id=query["class_id"]).exists():
+            raise Refusal(RefusalCode.CLASS_NOT_FOUND, class_ids=query["class_id"],
+                          extra={"class_ids": [query["class_id"]]})
+        students = students_for(self.tenant, search=query["search"], class_id=query["class_id"],
+                                grade=query["grade"], has_parent_phone=query["has_parent_phone"],
+                                consent=query["consent"])
+        rows, total = page_of(students, page=query["page"], page_size=query["page_size"])
+        return Response(envelope(StudentSerializer(student_rows(rows), many=True).data, page=query["page"],
+                                 page_size=query["page_size"], total=total))
+
+
+class ClassListApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER], responses={200: SchoolClassSerializer(many=True)},
+                   summary="The academy's classes (반), with their number of students")
+    def get(self, request):
+        return Response(SchoolClassSerializer(classes_for(self.tenant), many=True).data)
+
+
+class TemplateListApi(TenantAPIView):
+    @extend_schema(parameters=[TENANT_PARAMETER], responses={200: TemplateSerializer(many=True)},
+                   summary="The academy's AlimTalk templates: approval state and variables")
+    def get(self, request):
+        rows = [{"template_id": t.solapi_template_id, "name": t.name, "content": t.content, "status": t.status,
+                 "approved": t.status == TemplateStatus.APPROVED, "variables": variables_of(t.content)}
+                for t in templates_for(self.tenant)]
+        return Response(TemplateSerializer(rows, many=True).data)

@@ -147,6 +147,11 @@ def check_variables(draft: Draft) -> None:
         raise Refusal(RefusalCode.UNUSED_VARIABLE, variables=", ".join(unused), extra={"variables": unused})
 
 
+def variables_of(text: str) -> list[str]:
+    """The #{변수} of a text or template, each once, in order."""
+    return list(dict.fromkeys(VARIABLE.findall(text)))
+
+
 def message_variables(recipient: Mapping[str, str], shared: Mapping[str, str]) -> dict[str, str]:
     """A message's template variables: its recipient's own (the name), then the send request's
     shared alimtalk_replacements. Planning renders the text with them and the pipeline sends

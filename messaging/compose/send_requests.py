@@ -189,7 +189,7 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             tenant_id=plan.tenant.id, user=user, messages=plan.messages,
             mode=data.message_mode, send_to=data.send_to, purpose=data.purpose, body=data.body,
             subject=data.subject, template=plan.draft.template, alimtalk_replacements=data.alimtalk_replacements,
-            idempotency_key=idempotency_key or None, fingerprint=fingerprint,
+            idempotency_key=idempotency_key or None, fingerprint=fingerprint, send_at=data.send_at,
         )
         # Stored with the rows, not after publishing: a replay of the key that arrives
         # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
