@@ -166,6 +166,9 @@ def as_json_schema(schema):
     converted = {key: as_json_schema(value) for key, value in schema.items() if key != "nullable"}
     if schema.get("nullable") and "type" in converted:
         converted["type"] = [converted["type"], "null"]
+    elif schema.get("nullable") and "allOf" in converted:
+        # A nullable nested object: drf-spectacular writes {allOf: [{$ref}], nullable: true}.
+        return {"anyOf": [{"type": "null"}, converted]}
     return converted
 
 
@@ -244,5 +247,32 @@ def test_no_generated_credit_query_gets_a_500(fuzz_world, academy, other_academy
     def check(client, tenant):
         response = client.get("/api/v1/credits", headers={"X-Tenant": tenant} if tenant is not None else {})
         fuzz_world.check_response(response, "/api/v1/credits", "get")
+
+    check()
+
+
+LIST_QUERIES = {
+    "/api/v1/students": ["search", "class_id", "grade", "has_parent_phone", "consent"],
+    "/api/v1/messages/send-requests": ["status", "purpose", "created_from", "created_to"],
+    "/api/v1/messages/send-requests/{send_request_id}/messages": ["status", "failure_class"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(LIST_QUERIES))
+def test_no_generated_list_query_gets_a_500(fuzz_world, academy, other_academy, broker, path):
+    """The console's lists: any filter and paging value, answered in their documented shape or refused."""
+    client = client_for(academy.user)
+    own = client.post("/api/v1/messages/send", send_body(academy.student_ids, body="안내"), format="json").json()["id"]
+    query_value = (st.integers() | EDGE_INTEGERS | st.text(string.printable, max_size=12)
+                   | st.sampled_from(["true", "false", "given", "cancelled", "2026-12-01", "9999-99-99", "가"]))
+    names = [*LIST_QUERIES[path], "page", "page_size", "other"]
+
+    @settings(FUZZ, max_examples=min(FUZZ.max_examples, 200))
+    @given(st.dictionaries(st.sampled_from(names), query_value, max_size=4), tenant_header(academy, other_academy))
+    def check(query, tenant):
+        headers = {"X-Tenant": tenant} if tenant is not None else {}
+        response = client.get(path.replace("{send_request_id}", str(own)), {k: str(v) for k, v in query.items()},
+                              headers=headers)
+        fuzz_world.check_response(response, path, "get")
 
     check()
