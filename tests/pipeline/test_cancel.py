@@ -135,17 +135,25 @@ CHUNK_SIZE = 100
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_cancel_racing_a_broadcast_in_a_real_worker_sends_nothing_after_its_answer(sandbox, broker, start_worker):
-    """2,000 messages in 20 chunks, each send slowed down: cancelled once the first chunk
-    went out. Every message the answer did not count as accepted or in flight never reaches
-    Solapi; the academy pays for exactly what Solapi accepted."""
+    """2,000 messages in 20 chunks, each send call slowed down to a second: cancelled once a
+    chunk went out while another one's send call is under way (left to finish). Every message
+    the answer did not count as accepted or in flight never reaches Solapi; the academy pays
+    for exactly what Solapi accepted."""
     credit = Decimal("100000")
     academy = make_academy(students=BROADCAST, credit=credit)
     start_worker("cancel", env={"MESSAGING_CHUNK_SIZE": str(CHUNK_SIZE)}, extra_args=("-Q", QUEUE))
-    sandbox.set_latency(300, "send_group")
+    sandbox.set_latency(1000, "send_group")
     send_request = send(academy, queue=QUEUE)
-    wait_until(lambda: Chunk.objects.filter(send_request=send_request, status__in=[ChunkStatus.SENT,
-                                                                                   ChunkStatus.FINALIZED]).exists(),
-               what="the first chunk to go out")
+
+    def mid_way() -> bool:
+        """A chunk went out, and another one's send call is under way right now."""
+        went_out = Chunk.objects.filter(send_request=send_request,
+                                        status__in=[ChunkStatus.SENT, ChunkStatus.FINALIZED]).exists()
+        return went_out and DeliveryAttempt.objects.filter(
+            chunk__send_request=send_request, operation=SolapiOperation.SEND_GROUP, http_status__isnull=True,
+            ambiguous=True).exists()
+
+    wait_until(mid_way, what="a chunk to go out and another to be sending")
 
     response = client_for(academy.user).post(cancel_url(send_request.id))
 
