@@ -9,7 +9,9 @@ Racing the send step safely rests on two facts of messaging/pipeline/delivery.py
   ambiguous, so `Chunk.may_have_been_sent()` is true from the moment a send may start.
 
 So, under the chunk's row lock, a chunk whose group may have been sent is left alone
-(its messages finish and are reported as in flight); any other chunk is cancelled: its
+(its messages finish and are reported as in flight), and so is a chunk whose messages may
+be registered in a group other chunks share (any of them sends the whole group); any other
+chunk is cancelled: its
 unsent messages fail as `cancelled`, its lease is taken away (an execution still holding
 it gets LeaseLost at its next fenced step, before any call), and it is finalized here, so
 the guard skips it from then on. Nothing is sent after the cancel answers unless the
@@ -30,7 +32,7 @@ from django.db.models import Q
 from billing import ledger
 from billing.models import HoldStatus
 from messaging.failures import FailureClass
-from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest, SolapiOperation
 from messaging.pipeline import delivery, settlement
 from messaging.selectors import send_request_of
 from project import clock
@@ -88,7 +90,7 @@ def _cancel_chunk(chunk_id: int) -> list[int]:
     """Cancel one chunk's unsent messages unless its group may have been sent. The caller's
     transaction holds the request's row lock; this takes the chunk's, as the send step does."""
     chunk = Chunk.objects.select_for_update(of=("self",)).get(id=chunk_id)
-    if chunk.status not in _CANCELLABLE_CHUNKS or chunk.may_have_been_sent():
+    if chunk.status not in _CANCELLABLE_CHUNKS or chunk.may_have_been_sent() or _registered_in_shared_group(chunk):
         logger.info("cancel_left_to_finish chunk=%s status=%s", chunk.id, chunk.status)
         return []
     unsent = chunk.messages.filter(status__in=_UNSENT)
@@ -103,6 +105,18 @@ def _cancel_chunk(chunk_id: int) -> list[int]:
                                              updated=clock.now())
     delivery.finalize_chunk(chunk.id)
     return ids
+
+
+def _registered_in_shared_group(chunk: Chunk) -> bool:
+    """Whether the chunk's messages may be registered in a Solapi group other chunks share
+    (small requests sent together: messaging/pipeline/express.py). Any of those chunks,
+    resumed on its own, sends the whole group, this chunk's messages included: so they may
+    still go out whatever happens to this chunk, and it is left to finish with them."""
+    if not chunk.solapi_group_id:
+        return False
+    shared = Chunk.objects.filter(solapi_group_id=chunk.solapi_group_id).exclude(id=chunk.id).exists()
+    return shared and (chunk.messages_added is not None or chunk.attempts.filter(
+        operation=SolapiOperation.ADD_MESSAGES).exists())
 
 
 def _fail_cancelled(messages) -> int:

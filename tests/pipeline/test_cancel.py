@@ -94,7 +94,7 @@ def test_a_chunk_being_sent_but_not_yet_sent_is_cancelled_and_its_sender_fenced_
 
     assert (outcome.cancelled, outcome.in_flight, outcome.released) == (3, 0, Decimal("39"))
     # The execution that held the lease reaches its send call: it is refused before calling Solapi.
-    with pytest.raises(delivery.LeaseLost), delivery._attempt(lease, SolapiOperation.SEND_GROUP):
+    with pytest.raises(delivery.LeaseLost), delivery._attempt([lease], SolapiOperation.SEND_GROUP):
         pytest.fail("a cancelled chunk must not reach Solapi")
     assert not DeliveryAttempt.objects.filter(chunk_id=chunk_id, operation=SolapiOperation.SEND_GROUP).exists()
     # Its retry, or a copy of the task, finds a chunk the guard skips, and finalize settles nothing new.
@@ -124,6 +124,43 @@ def test_a_chunk_whose_send_may_have_reached_solapi_is_left_to_finish_and_report
     assert held(academy) == 0 and account_for(academy.tenant).balance == CREDIT - 3 * Decimal("13")
     # A later cancel reports them as accepted.
     assert cancel_send_request(academy.tenant, chunk.send_request_id).accepted == 3
+
+
+@pytest.mark.django_db
+def test_a_chunk_registered_in_a_group_shared_with_another_request_is_left_to_finish():
+    """Small requests share Solapi groups (messaging/pipeline/express.py): once this chunk's
+    messages are in a shared group, the other chunk sending that group sends them too."""
+    academy = make_academy()
+    chunk_id, lease = _claimed_chunk(academy)
+    other_id, _ = _claimed_chunk(academy)
+    Chunk.objects.filter(id__in=[chunk_id, other_id]).update(solapi_group_id="G4V-SHARED")
+    DeliveryAttempt.objects.create(chunk_id=chunk_id, operation=SolapiOperation.ADD_MESSAGES,
+                                   solapi_group_id="G4V-SHARED", http_status=200)
+
+    outcome = cancel_send_request(academy.tenant, Chunk.objects.get(id=chunk_id).send_request_id)
+
+    assert (outcome.cancelled, outcome.in_flight) == (0, 3)
+    assert Chunk.objects.get(id=chunk_id).lease_token == lease.token
+    for chunk in Chunk.objects.filter(id__in=[chunk_id, other_id]):  # settle what the test held
+        Message.objects.filter(chunk=chunk).update(status=MessageStatus.FAILED, failure_class=FailureClass.INTERNAL)
+        Chunk.objects.filter(id=chunk.id).update(status=ChunkStatus.SENT)
+        delivery.finalize_chunk(chunk.id)
+
+
+@pytest.mark.django_db
+def test_a_chunk_of_a_shared_group_whose_messages_are_not_registered_yet_is_cancelled():
+    academy = make_academy()
+    chunk_id, lease = _claimed_chunk(academy)
+    other_id, other_lease = _claimed_chunk(academy)
+    Chunk.objects.filter(id__in=[chunk_id, other_id]).update(solapi_group_id="G4V-SHARED")
+
+    outcome = cancel_send_request(academy.tenant, Chunk.objects.get(id=chunk_id).send_request_id)
+
+    assert (outcome.cancelled, outcome.in_flight) == (3, 0)
+    # The shared send cannot register or send the group any more: one of its leases is gone.
+    with pytest.raises(delivery.LeaseLost), delivery._attempt([other_lease, lease], SolapiOperation.ADD_MESSAGES):
+        pytest.fail("a cancelled chunk's messages must not be registered")
+    cancel_send_request(academy.tenant, Chunk.objects.get(id=other_id).send_request_id)
 
 
 QUEUE = f"{BULK_QUEUE}-cancel"
