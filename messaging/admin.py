@@ -90,11 +90,12 @@ class ChunkInline(admin.TabularInline):
 @admin.register(SendRequest)
 class SendRequestAdmin(ReadOnlyAdmin):
     list_display = ["id", "tenant", "mode", "purpose", "total", "accepted", "delivered", "failed", "skipped",
-                    "dispatched", "completed", "created"]
-    list_filter = ["mode", "purpose", "tenant", ("dispatched", admin.EmptyFieldListFilter)]
+                    "dispatched", "send_at", "cancelled", "completed", "created"]
+    list_filter = ["mode", "purpose", "tenant", ("dispatched", admin.EmptyFieldListFilter),
+                   ("cancelled", admin.EmptyFieldListFilter), ("send_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["tenant", "created_by", "mode", "send_to", "purpose", "body", "subject", "template",
                        "estimated_cost", "queue", "dispatched", "dispatch_attempts", "dispatch_error", "counts",
-                       "completed", "created"]
+                       "send_at", "cancelled", "cancelled_by", "completed", "created"]
     exclude = ["alimtalk_replacements", "idempotency_key", "fingerprint", "response"]
     inlines = [ChunkInline]
     actions = ["retry_failed_of_request"]

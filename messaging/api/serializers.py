@@ -197,7 +197,8 @@ class OptOutInputSerializer(serializers.Serializer):
 class CancelOutcomeSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="send_request_id")
     status_url = serializers.CharField()
-    cancelled_at = serializers.DateTimeField(help_text="When the first cancel was made.")
+    cancelled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the first cancel was made; null when the send had finished before it.")
     cancelled = serializers.IntegerField(help_text="Messages cancelled before they went to Solapi (all cancels).")
     cancelled_now = serializers.IntegerField(help_text="Of them, cancelled by this call (0 when repeated).")
     released = serializers.DecimalField(max_digits=14, decimal_places=2,

@@ -50,7 +50,8 @@ _CANCELLABLE_CHUNKS = [ChunkStatus.QUEUED, ChunkStatus.HELD, ChunkStatus.SENDING
 @dataclass(frozen=True)
 class CancelOutcome:
     send_request_id: int
-    cancelled_at: datetime
+    # None when the request had finished before any cancel: there was nothing to stop.
+    cancelled_at: datetime | None
     # Totals for the whole request, whichever cancel call got them there.
     cancelled: int
     released: Decimal
@@ -79,7 +80,8 @@ def cancel_send_request(tenant: Tenant, send_request_id: int, *, user=None) -> C
         _fail_cancelled(Message.objects.filter(id__in=ids))
         settlement.settle(list(Message.objects.filter(id__in=ids)))
         cancelled += ids
-        if send_request.cancelled is None:
+        # A request that had finished before the cancel keeps its status: nothing was stopped.
+        if send_request.cancelled is None and (cancelled or send_request.completed is None):
             send_request.cancelled, send_request.cancelled_by = clock.now(), user if user and user.pk else None
             send_request.save(update_fields=["cancelled", "cancelled_by"])
     logger.info("send_request_cancelled send_request=%s cancelled_now=%s", send_request_id, len(cancelled))

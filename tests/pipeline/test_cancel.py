@@ -14,6 +14,7 @@ from billing.models import Hold, HoldStatus, LedgerEntry
 from harness.academies import make_academy
 from messaging.failures import FailureClass
 from messaging.models import Chunk, ChunkStatus, DeliveryAttempt, Message, MessageStatus, SolapiOperation
+from messaging.operations.counts import refresh_counts
 from messaging.pipeline import delivery
 from messaging.pipeline.cancellation import cancel_send_request
 from messaging.pipeline.queues import BULK_QUEUE
@@ -74,6 +75,26 @@ def test_another_academys_send_request_is_not_found_and_not_cancelled():
     assert_refusal(client_for(mine.user).post(cancel_url(send_request.id)), 404, "not_found")
     assert_refusal(client_for(mine.user).post(cancel_url(987654321)), 404, "not_found")
     assert not Message.objects.filter(send_request=send_request, status=MessageStatus.FAILED).exists()
+
+
+@pytest.mark.django_db
+def test_cancelling_a_send_that_has_finished_stops_nothing_and_keeps_its_status(broker):
+    academy = make_academy()
+    send_request = send(academy, publish=False)
+    (chunk_id,) = delivery.split_into_chunks(send_request.id)
+    delivery.reserve_chunk(chunk_id)
+    lease = delivery.Lease(chunk_id)
+    delivery._claim(lease)
+    delivery._mark_sent(lease)
+    delivery.finalize_chunk(chunk_id)
+    Message.objects.filter(send_request=send_request).update(status=MessageStatus.DELIVERED)
+    refresh_counts(send_request.id)
+
+    body = client_for(academy.user).post(cancel_url(send_request.id)).json()
+
+    assert (body["cancelled"], body["accepted"], body["cancelled_at"]) == (0, 3, None)
+    send_request.refresh_from_db()
+    assert send_request.cancelled is None and send_request.completed is not None
 
 
 def _claimed_chunk(academy) -> tuple[int, delivery.Lease]:
