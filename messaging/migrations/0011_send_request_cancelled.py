@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0009_korean_verbose_names'),
+        ('messaging', '0010_queue_progress'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
