@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0011_send_request_cancelled'),
+        ('messaging', '0012_send_request_cancelled'),
     ]
 
     operations = [

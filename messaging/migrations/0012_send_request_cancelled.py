@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0010_queue_progress'),
+        ('messaging', '0011_paced_broadcasts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
