@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "tenants",
     "billing",
     "messaging",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from messaging.compose import rules
 from messaging.compose.planning import PlannedMessage
@@ -31,10 +32,7 @@ def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[Send
     """Retry the retryable failures among these messages, once: a message that was retried,
     or is itself a retry, is not retried again (a temporary failure gets one more chance, as
     Solapi's unknown carrier codes deserve). Returns the new send requests (one per original)."""
-    eligible = Message.objects.filter(
-        id__in=list(message_ids), status=MessageStatus.FAILED, failure_class__in=RETRYABLE, retry__isnull=True,
-        retry_of__isnull=True,
-    ).select_related("send_request")
+    eligible = _retryable(Message.objects.filter(id__in=list(message_ids))).select_related("send_request")
     by_request: dict[SendRequest, list[Message]] = defaultdict(list)
     for message in eligible:
         by_request[message.send_request].append(message)
@@ -51,6 +49,22 @@ def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[Send
         outbox.publish_dispatch(retry)
         created.append(retry)
     return created
+
+
+def retryable_failures(send_request: SendRequest) -> QuerySet[Message]:
+    """The request's failed messages that a retry would send again (the staff console's button)."""
+    return _retryable(send_request.messages.all())
+
+
+def retry_failures_of(send_request: SendRequest, *, user=None) -> SendRequest | None:
+    """Retry one send request's retryable failures, once: the new request, or None if none qualified."""
+    retries = retry_failed_messages(retryable_failures(send_request).values_list("id", flat=True), user=user)
+    return retries[0] if retries else None
+
+
+def _retryable(messages: QuerySet[Message]) -> QuerySet[Message]:
+    return messages.filter(status=MessageStatus.FAILED, failure_class__in=RETRYABLE, retry__isnull=True,
+                           retry_of__isnull=True)
 
 
 def _planned_again(original: SendRequest, messages: list[Message]) -> list[PlannedMessage]:

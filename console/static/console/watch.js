@@ -1,0 +1,69 @@
+// The watch page: counts by status, polled from the status API until every message is final;
+// the cancel button. When the request ends, the page reloads once to show the failures.
+"use strict";
+
+(() => {
+  const POLL_MS = 2000;
+  const progress = document.getElementById("progress");
+  const finalStatuses = new Set(progress.dataset.final.split(","));
+  const $ = (id) => document.getElementById(id);
+  let timer = null;
+
+  function show(detail) {
+    const counts = detail.counts;
+    let done = 0;
+    for (const [status, n] of Object.entries(counts)) {
+      const cell = $(`count-${status}`);
+      if (cell) cell.textContent = Console.count(n);
+      if (finalStatuses.has(status)) done += n;
+    }
+    $("bar").max = counts.total;
+    $("bar").value = done;
+    $("paused").hidden = !detail.paused;
+    if (detail.paused) $("paused").textContent = `일시 중지: ${detail.paused.reason}`;
+    return done === counts.total;
+  }
+
+  async function poll() {
+    const answer = await Console.api(`${progress.dataset.statusUrl}?page_size=1`);
+    if (!answer.ok) {
+      $("state").textContent = `상태를 읽지 못했습니다: ${Console.koreanError(answer)} 다시 시도합니다…`;
+      timer = setTimeout(poll, POLL_MS);
+      return;
+    }
+    if (show(answer.data)) {
+      $("state").textContent = "모든 메시지가 끝났습니다.";
+      $("cancel").hidden = true;
+      // Rendered while it ran: reload once for the failures and the retry button.
+      if (!progress.dataset.completed) window.location.reload();
+      return;
+    }
+    timer = setTimeout(poll, POLL_MS);
+  }
+
+  $("cancel").addEventListener("click", async () => {
+    if (!window.confirm("아직 보내지 않은 메시지를 취소할까요? 이미 보낸 메시지는 취소되지 않습니다.")) return;
+    const button = $("cancel");
+    button.disabled = true;
+    const answer = await Console.api(progress.dataset.cancelUrl, { method: "POST", body: {} });
+    const result = $("action-result");
+    result.hidden = false;
+    if (answer.ok) {
+      result.className = "notice";
+      result.textContent = "취소했습니다. 보내지 않은 메시지의 충전금은 돌려드렸습니다.";
+      clearTimeout(timer);
+      poll();
+    } else {
+      button.disabled = false;
+      result.className = "error";
+      result.textContent = Console.koreanError(answer);
+    }
+  });
+
+  if (progress.dataset.completed) {
+    $("bar").max = Number($("count-total").textContent);
+    $("bar").value = $("bar").max;
+  } else {
+    poll();
+  }
+})();
