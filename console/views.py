@@ -20,6 +20,7 @@ from messaging.models import FINAL_STATUSES, MessageStatus, SendRequest
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
 from tenants.models import TemplateStatus
 from tenants.phones import mask_phone
+from tenants.selectors import classes_for, templates_for
 
 LOGIN_URL = "console:login"
 HISTORY_PAGE_SIZE = 20
@@ -65,8 +66,9 @@ def compose(request: HttpRequest, academy) -> HttpResponse:
         "templates": [
             {"id": t.solapi_template_id, "name": t.name, "content": t.content, "status": TEMPLATE_STATUSES[t.status],
              "approved": t.status == TemplateStatus.APPROVED}
-            for t in academy.alimtalk_templates.order_by("name", "id")
+            for t in templates_for(academy)
         ],
+        "classes": classes_for(academy),
         "send_to": labels.SEND_TO.items(),
         "labels": {"skip_reasons": labels.SKIP_REASONS, "types": {"SMS": "단문(SMS)", "LMS": "장문(LMS)",
                                                                    "ATA": "알림톡"}},

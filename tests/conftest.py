@@ -117,6 +117,15 @@ def sandbox(sandbox_server):
     sandbox_server.reset()
 
 
+@pytest.fixture
+def reporting_sandbox(sandbox, live_server):
+    """The sandbox POSTing its delivery reports to the running app's webhook."""
+    sandbox.set_webhook_url(f"{live_server.url}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
+    sandbox.set_report_delay(0.2)
+    yield sandbox
+    sandbox.set_webhook_url(None)
+
+
 def database_url() -> str:
     """The test database as a DATABASE_URL, for worker subprocesses."""
     db = connection.settings_dict

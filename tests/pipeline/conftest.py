@@ -4,7 +4,6 @@ import contextlib
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.db.models import Sum
 
 from billing.audit import audit_accounts
@@ -41,15 +40,6 @@ def send(academy: Academy, *, mode: str = "sms", body: str = "#{이름} 학생 �
     if publish:
         assert outbox.publish_dispatch(send_request)
     return send_request
-
-
-@pytest.fixture
-def reporting_sandbox(sandbox, live_server):
-    """The sandbox POSTing its delivery reports to the running app's webhook."""
-    sandbox.set_webhook_url(f"{live_server.url}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
-    sandbox.set_report_delay(0.2)
-    yield sandbox
-    sandbox.set_webhook_url(None)
 
 
 def finished(send_request: SendRequest) -> list[Message]:
