@@ -7,6 +7,7 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,6 +17,7 @@ from console import labels
 from console.academies import academies_of, choose_academy, current_academy
 from messaging.compose.refusals import Refusal
 from messaging.compose.resend import retry_failures_of, retryable_failures
+from messaging.failures import FailureClass
 from messaging.models import FINAL_STATUSES, MessageStatus, SendRequest
 from messaging.selectors import credit_summary, send_request_detail, send_request_of
 from tenants.models import TemplateStatus
@@ -96,14 +98,19 @@ def watch(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
         "purpose": labels.PURPOSES.get(send_request.purpose, send_request.purpose),
         "counts": [(status, label, detail["counts"].get(status, 0)) for status, label in labels.STATUSES.items()],
         "failed": failed_messages(send_request),
+        "cancelled": send_request.messages.filter(failure_class=FailureClass.CANCELLED).aggregate(
+            count=Count("id"), credit=Sum("price")),
         "final_statuses": sorted(FINAL_STATUSES),
         "retryable": retryable_failures(send_request).count(),
         "status_url": reverse("send-request-detail", kwargs={"send_request_id": send_request.id}),
+        "cancel_url": reverse("send-request-cancel", kwargs={"send_request_id": send_request.id}),
     })
 
 
 def failed_messages(send_request: SendRequest, limit: int = 100) -> list[dict]:
-    rows = send_request.messages.filter(status=MessageStatus.FAILED).select_related("student").order_by("id")[:limit]
+    """The request's failures with their reasons in Korean (those cancelled by staff are counted apart)."""
+    rows = (send_request.messages.filter(status=MessageStatus.FAILED).exclude(failure_class=FailureClass.CANCELLED)
+            .select_related("student").order_by("id")[:limit])
     return [{"student_name": m.student.name if m.student else "", "phone": mask_phone(m.phone),
              "recipient": labels.RECIPIENTS.get(m.recipient_kind, m.recipient_kind),
              "reason": labels.FAILURES.get(m.failure_class, m.failure_class), "detail": m.failure_reason}

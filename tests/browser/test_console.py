@@ -4,15 +4,22 @@ through a real worker, the local SQS and the Solapi sandbox (reports over the we
 The screenshots in docs/screenshots/ (shown in the README) are written here."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
+from harness.academies import make_academy
+from messaging.failures import FailureClass
 from messaging.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
-from messaging.models import MessageStatus, SendRequest
+from messaging.models import Message, MessageStatus, SendRequest
+from messaging.pipeline.queues import BULK_QUEUE
+from tests.browser.conftest import DEADLINE
+from tests.pipeline.conftest import assert_books_balance, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+PASSWORD = "console-test-password"
 CLASS_NAME = "수학 A반"  # seed_demo: its first 8 students, every one with a parent's phone
 CLASS_SIZE = 8
 SHORT = "#{이름} 학생 학부모님, 내일은 휴원입니다."
@@ -81,3 +88,52 @@ def _class_id(name: str) -> int:
     from tenants.models import SchoolClass
 
     return SchoolClass.objects.get(tenant__slug="demo", name=name).id
+
+
+BROADCAST = 5000
+CHUNK_SIZE = 500
+QUEUE = f"{BULK_QUEUE}-console-cancel"
+CREDIT = Decimal("100000")
+
+
+def test_cancel_a_broadcast_mid_way_and_see_the_unsent_credit_released(browser, reporting_sandbox, broker,
+                                                                         start_worker):
+    """5,000 messages in 10 chunks, each send slowed down in the sandbox: cancelled from the
+    watch page once the first chunk went out. The page shows what was cancelled and released;
+    the history page's credit shows only what Solapi accepted as spent."""
+    academy = make_academy("console-broadcast", name="브로드캐스트 학원", students=BROADCAST, credit=CREDIT,
+                           password=PASSWORD)
+    start_worker("console-cancel", env={"MESSAGING_CHUNK_SIZE": str(CHUNK_SIZE)}, extra_args=("-Q", QUEUE))
+    reporting_sandbox.set_latency(1500, "send_group")
+    send_request = send(academy, queue=QUEUE, body="#{이름} 학생 학부모님, 내일은 휴원입니다.")
+    browser.log_in(academy.user.username, PASSWORD)
+
+    browser.open(f"/app/send-requests/{send_request.id}/")
+    browser.wait_text(f"#count-{MessageStatus.ACCEPTED}", lambda t: number(t) >= CHUNK_SIZE,
+                      "the first chunk to go out")
+    assert number(browser.text("#count-total")) == BROADCAST
+    browser.find("#cancel").click()
+    browser.wait(lambda: browser.driver.switch_to.alert, "the confirmation").accept()
+    answer = browser.wait_text("#action-result, #cancelled", lambda t: "취소" in t, "the cancel's answer")
+    assert "환원" in answer or "돌아왔습니다" in answer
+
+    # The page follows the rest to the end (reports of what was sent), then shows the cancel.
+    browser.wait_text("#state", lambda t: "끝났습니다" in t, "every message to be final")
+    messages = list(Message.objects.filter(send_request=send_request))
+    cancelled = [m for m in messages if m.failure_class == FailureClass.CANCELLED]
+    went_out = [m for m in messages if m.accepted_at]
+    assert 0 < len(cancelled) < BROADCAST and went_out
+    assert len(cancelled) + len(went_out) == BROADCAST
+    assert not {str(m.id) for m in cancelled} & set(reporting_sandbox.sends_per_message_id())
+    released = sum((m.price for m in cancelled), Decimal("0"))
+    spent = sum((m.price for m in went_out), Decimal("0"))
+    banner = browser.text("#cancelled")
+    assert f"{len(cancelled):,}건" in banner and f"{released:,.0f}원" in banner
+    browser.screenshot("watch-cancelled")
+
+    # The unsent messages' credit is back: the balance is the credit less what went out, nothing held.
+    browser.open("/app/send-requests/")
+    browser.wait(lambda: number(browser.text("#held")) == 0, "the last holds to settle", timeout=DEADLINE)
+    assert number(browser.text("#balance")) == CREDIT - spent
+    assert number(browser.text("#credit-available")) == CREDIT - spent
+    assert_books_balance(academy, spent=spent, credit=CREDIT)

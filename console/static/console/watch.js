@@ -49,8 +49,13 @@
     const result = $("action-result");
     result.hidden = false;
     if (answer.ok) {
+      // messaging/pipeline/cancellation.py: what had not gone to Solapi is cancelled and
+      // released; what Solapi accepted, or may have, finishes and is charged only if accepted.
+      const o = answer.data;
+      const going = o.accepted + o.in_flight;
       result.className = "notice";
-      result.textContent = "취소했습니다. 보내지 않은 메시지의 충전금은 돌려드렸습니다.";
+      result.textContent = `취소했습니다: ${Console.count(o.cancelled)}건 취소, 충전금 ${Console.won(o.released)} 환원.` +
+        (going ? ` 이미 솔라피로 보낸 ${Console.count(going)}건은 그대로 발송됩니다.` : "");
       clearTimeout(timer);
       poll();
     } else {
