@@ -102,6 +102,12 @@ def test_hangul_outside_ks_x_1001_is_refused_not_counted_as_eight_bytes():
     assert str(caught.value) == "characters outside EUC-KR: 똠"
 
 
+def test_the_hangul_filler_itself_is_one_two_byte_character():
+    # The 8-byte sequences start with its bytes (the fast path's check): alone it is sendable.
+    assert euckr_bytes("\u3164") == 2
+    assert euckr_bytes("가\u3164나 x") == 8
+
+
 def test_emoji_is_refused_with_a_clear_reason():
     with pytest.raises(UnsupportedCharacters) as caught:
         text_message_type("수업 끝! 👍👍 내일 봐요 🎉")
