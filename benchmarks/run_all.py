@@ -1,7 +1,7 @@
 """`make bench`: every benchmark on one stack (one fresh database, one local SQS, one sandbox),
 each printing its table and writing benchmarks/results/<name>.json, then a summary.
 
-    python -m benchmarks.run_all [--quick] [--only api_latency,throughput,scaling,retention] [--keep-db]
+    python -m benchmarks.run_all [--quick] [--only api_latency,compose_preview,throughput,scaling,retention] [--keep-db]
 
 --quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record).
 """
@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import api_latency, retention, scaling, throughput
+from benchmarks import api_latency, compose_preview, retention, scaling, throughput
 from benchmarks.stack import Stack, loadavg, machine, table, write_json
 
-ALL = ("api_latency", "throughput", "scaling", "retention")
+ALL = ("api_latency", "compose_preview", "throughput", "scaling", "retention")
 
 
 def main() -> int:
@@ -37,6 +37,10 @@ def main() -> int:
             result = api_latency.run(stack, samples={1: 5, 100: 5, 1000: 3} if args.quick else None)
             _finish("api_latency", result, info, api_latency.report)
             results["api_latency"] = result
+        if "compose_preview" in only:
+            result = compose_preview.run(stack, samples=10 if args.quick else compose_preview.SAMPLES)
+            _finish("compose_preview", result, info, compose_preview.report)
+            results["compose_preview"] = result
         if "throughput" in only:
             options = ({"messages": 2000, "baseline_messages": 30, "chunk_sizes": (500, 1000), "repeats": 1,
                         "debug_off_run": False} if args.quick else {})
@@ -72,6 +76,11 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
         for size, r in api["sizes"].items():
             rows.append([f"API p50 / p95, {int(size):,} recipient(s)", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} ms",
                          f"{r['sqs_calls_max']:.0f} SQS call(s) per request (target 1)"])
+    if pv := results.get("compose_preview"):
+        rows.append([f"compose preview p50 / p95, a class of {pv['recipients']:,}",
+                     f"{pv['p50_ms']:.0f} / {pv['p95_ms']:.0f} ms",
+                     f"target p95 < {pv['target_p95_ms']:.0f} ms: {'met' if pv['met'] else 'MISSED'} "
+                     f"(CPU p50 {pv['cpu_p50_ms']:.0f} ms; load {pv['load']})"])
     if tp := results.get("throughput"):
         head, base = tp["headline"], tp["baseline"]
         rows.append([f"throughput, 10k through 1 worker (chunk {head['chunk_size']})",
