@@ -7,13 +7,10 @@ from django.db.models import Choices
 
 from billing.models import EntryKind
 from messaging.failures import FailureClass
-from messaging.models import MessageMode, MessageStatus, Purpose, SendTo, SkipReason
+from messaging.models import MessageMode, MessageStatus, Purpose, SendRequestStatus, SendTo, SkipReason
 from messaging.operations.pauses import PAUSED
+from messaging.selectors import korean
 from tenants.models import RecipientKind
-
-
-def korean(label: str) -> str:
-    return str(label).split(" (", 1)[0]
 
 
 def korean_labels(choices: type[Choices]) -> dict[str, str]:
@@ -28,3 +25,4 @@ PURPOSES = korean_labels(Purpose)
 SEND_TO = korean_labels(SendTo)
 RECIPIENTS = korean_labels(RecipientKind)
 LEDGER_KINDS = korean_labels(EntryKind)
+SEND_REQUEST_STATUSES = korean_labels(SendRequestStatus)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("send-requests/", views.history, name="history"),
     path("send-requests/<int:send_request_id>/", views.watch, name="watch"),
     path("send-requests/<int:send_request_id>/retry", views.retry, name="retry"),
+    path("send-requests/<int:send_request_id>/export.csv", views.export, name="export"),
 ]

@@ -15,13 +15,23 @@ from django.views.decorators.http import require_POST
 
 from console import labels
 from console.academies import academies_of, choose_academy, current_academy
+from messaging.api.exports import csv_response
 from messaging.compose.refusals import Refusal
 from messaging.compose.resend import retry_failures_of, retryable_failures
 from messaging.failures import FailureClass
 from messaging.models import FINAL_STATUSES, MessageStatus, SendRequest
-from messaging.selectors import credit_summary, send_request_detail, send_request_of
+from messaging.selectors import (
+    credit_summary,
+    iter_message_rows,
+    message_rows,
+    messages_for,
+    send_request_detail,
+    send_request_of,
+    send_request_status,
+    send_request_summary,
+    send_requests_for,
+)
 from tenants.models import TemplateStatus
-from tenants.phones import mask_phone
 from tenants.selectors import classes_for, templates_for
 
 LOGIN_URL = "console:login"
@@ -94,6 +104,7 @@ def watch(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
         "academy": academy,
         "send_request": send_request,
         "detail": detail,
+        "status": send_request_status(send_request),
         "mode": labels.MODES.get(send_request.mode, send_request.mode),
         "purpose": labels.PURPOSES.get(send_request.purpose, send_request.purpose),
         "counts": [(status, label, detail["counts"].get(status, 0)) for status, label in labels.STATUSES.items()],
@@ -108,13 +119,18 @@ def watch(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
 
 
 def failed_messages(send_request: SendRequest, limit: int = 100) -> list[dict]:
-    """The request's failures with their reasons in Korean (those cancelled by staff are counted apart)."""
-    rows = (send_request.messages.filter(status=MessageStatus.FAILED).exclude(failure_class=FailureClass.CANCELLED)
-            .select_related("student").order_by("id")[:limit])
-    return [{"student_name": m.student.name if m.student else "", "phone": mask_phone(m.phone),
-             "recipient": labels.RECIPIENTS.get(m.recipient_kind, m.recipient_kind),
-             "reason": labels.FAILURES.get(m.failure_class, m.failure_class), "detail": m.failure_reason}
-            for m in rows]
+    """The request's failures as the API shows them (masked numbers, Korean reasons); those
+    cancelled by staff are counted apart, in the page's banner."""
+    rows = messages_for(send_request, status=MessageStatus.FAILED).exclude(failure_class=FailureClass.CANCELLED)
+    return [{**row, "recipient": labels.RECIPIENTS.get(row["recipient"], row["recipient"])}
+            for row in message_rows(send_request, list(rows[:limit]))]
+
+
+@staff_page
+def export(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
+    """The API's CSV, for the session's academy (a download link cannot send X-Tenant)."""
+    send_request = _own_send_request(academy, send_request_id)
+    return csv_response(iter_message_rows(send_request), filename=f"send-request-{send_request.id}.csv")
 
 
 @require_POST
@@ -132,14 +148,21 @@ def retry(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
 
 @staff_page
 def history(request: HttpRequest, academy) -> HttpResponse:
-    send_requests = SendRequest.objects.filter(tenant=academy).order_by("-id")
-    page = Paginator(send_requests, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    status = request.GET.get("status", "")
+    if status not in labels.SEND_REQUEST_STATUSES:
+        status = ""
+    page = Paginator(send_requests_for(academy, status=status or None), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page"))
     credit = credit_summary(academy, recent=RECENT_LEDGER_ENTRIES)
+    rows = [send_request_summary(r) for r in page.object_list]
     return render(request, "console/history.html", {
         "academy": academy,
         "page": page,
-        "rows": [{"send_request": r, "counts": r.counts, "mode": labels.MODES.get(r.mode, r.mode),
-                  "purpose": labels.PURPOSES.get(r.purpose, r.purpose)} for r in page.object_list],
+        "status": status,
+        "statuses": labels.SEND_REQUEST_STATUSES,
+        "rows": [{**row, "status_label": labels.SEND_REQUEST_STATUSES[row["status"]],
+                  "mode": labels.MODES.get(row["mode"], row["mode"]),
+                  "purpose": labels.PURPOSES.get(row["purpose"], row["purpose"])} for row in rows],
         "credit": credit,
         "ledger": [{**e, "kind": labels.LEDGER_KINDS.get(e["kind"], e["kind"])} for e in credit["ledger"]],
     })

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 PASSWORD = "console-test-password"
 CLASS_NAME = "수학 A반"  # seed_demo: its first 8 students, every one with a parent's phone
 CLASS_SIZE = 8
+OUTSIDER = "전서아"  # seed_demo's 20th student: 국어 C반 only
 SHORT = "#{이름} 학생 학부모님, 내일은 휴원입니다."
 LONGER = " 보강 일정은 다음 주 월요일 오후 네 시이며, 교재를 꼭 챙겨 오도록 지도 부탁드립니다."
 
@@ -43,6 +44,13 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
     short_bytes = number(browser.text("#bytes"))
     assert 0 < short_bytes <= 90
     assert number(browser.text("#cost")) == CLASS_SIZE * 13
+
+    # A student from another class, found by name, adds one parent; taken out again.
+    browser.find("#student-search").send_keys(OUTSIDER)
+    browser.wait(lambda: browser.find("#search-results .add-student"), "the search's answer").click()
+    browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE + 1, "the added student counted")
+    browser.find("#picked .chip button").click()
+    browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE, "the student taken out")
 
     # Typing on: the byte count grows past 90, and the message becomes an LMS at its price.
     browser.find("#body").send_keys(LONGER)

@@ -113,6 +113,29 @@ def test_watch_and_history_show_the_request(academy, broker):
     assert "예약" in history  # the hold in the recent ledger entries
 
 
+def test_the_csv_download_is_the_apis_export_for_the_sessions_academy(academy, other, broker):
+    mine, theirs = a_send(academy, broker), a_send(other, broker)
+    client = logged_in(academy.user)
+
+    response = client.get(f"/app/send-requests/{mine.id}/export.csv")
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff메시지 ID,학생")
+    assert len(text.strip().splitlines()) == 1 + 2
+    assert client.get(f"/app/send-requests/{theirs.id}/export.csv").status_code == 404
+
+
+def test_history_filters_by_status(academy, broker):
+    send_request = a_send(academy, broker)
+    client = logged_in(academy.user)
+    link = f'href="/app/send-requests/{send_request.id}/"'
+
+    assert link in client.get("/app/send-requests/?status=sending").content.decode()
+    assert link not in client.get("/app/send-requests/?status=completed").content.decode()
+    assert link in client.get("/app/send-requests/?status=nonsense").content.decode()
+
+
 def test_failures_are_retried_once(academy, broker):
     send_request = a_send(academy, broker)
     failed = send_request.messages.first()

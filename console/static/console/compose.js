@@ -27,6 +27,8 @@
     };
     const classes = classIds();
     if (classes.length) body.class_ids = classes;
+    // The browser's local time (staff are in Korea), sent with its offset.
+    if ($("send-at").value) body.send_at = new Date($("send-at").value).toISOString();
     return body;
   }
 
@@ -180,7 +182,8 @@
     $("confirm-text").textContent =
       `${Console.count(p.sendable)}명에게 보냅니다. 예상 비용 ${Console.won(p.total_cost)}, ` +
       `발송 후 남는 충전금 ${Console.won(Number(p.available) - Number(p.total_cost))}` +
-      (p.skipped ? ` (${Console.count(p.skipped)}명 제외)` : "") + ".";
+      (p.skipped ? ` (${Console.count(p.skipped)}명 제외)` : "") + "." +
+      ($("send-at").value ? ` 예약 발송: ${new Date($("send-at").value).toLocaleString("ko-KR")}.` : "");
     $("send-error").hidden = true;
     $("confirm").showModal();
   }
