@@ -5,6 +5,7 @@ browser tests are skipped, with the reason.
 Pages are waited for with WebDriverWait and a generous deadline, never a fixed sleep.
 """
 
+import base64
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -70,14 +71,16 @@ class Browser:
         return self.wait(lambda: (lambda t: t if predicate(t) else None)(self.text(css)), what, timeout)
 
     def screenshot(self, name: str) -> Path:
-        """The whole page as docs/screenshots/<name>.png (the README shows them)."""
+        """The whole page, below the fold too, as docs/screenshots/<name>.png (the README shows them)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1280, max(800, min(height, 3000)))
+        width, height = self.driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 4000), "scale": 1}})
         path = SCREENSHOTS / f"{name}.png"
-        self.driver.save_screenshot(str(path))
-        self.driver.set_window_size(1280, 1000)
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     def log_in(self, username: str, password: str) -> None:

@@ -1,8 +1,14 @@
-"""The staff console in a real browser, end to end: log in as the demo staff member, write an
-SMS to a class while the preview follows the typing, send it, and watch it reach `delivered`
-through a real worker, the local SQS and the Solapi sandbox (reports over the webhook).
+"""The staff console in a real browser (headless Chromium, tests/browser/conftest.py):
+
+- log in as the demo staff member, write an SMS to a class while the preview follows the
+  typing, send it, and watch it reach `delivered` through a real worker, the local SQS and the
+  Solapi sandbox (reports over the webhook);
+- the ad rules, the skipped recipients and the likely-ad warning, as staff type;
+- cancel a 5,000-message broadcast mid-way and see the unsent messages' credit released.
+
 The screenshots in docs/screenshots/ (shown in the README) are written here."""
 
+import io
 import re
 from decimal import Decimal
 
@@ -16,6 +22,9 @@ from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline.queues import BULK_QUEUE
 from tests.browser.conftest import DEADLINE
 from tests.pipeline.conftest import assert_books_balance, send
+
+# Skipped with the reason when selenium is not installed (pip install -r requirements-dev.txt).
+Keys = pytest.importorskip("selenium.webdriver.common.keys", reason="selenium is not installed").Keys
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +41,7 @@ def number(text: str) -> int:
 
 
 def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worker, reporting_sandbox):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", stdout=io.StringIO())
     browser.log_in(DEMO_USERNAME, DEMO_PASSWORD)
     browser.wait(lambda: browser.find("h1").text == "메시지 쓰기", "the compose page")
 
@@ -51,6 +60,9 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
     browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE + 1, "the added student counted")
     browser.find("#picked .chip button").click()
     browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE, "the student taken out")
+    assert browser.find("#search-results .add-student").is_enabled()
+    browser.find("#student-search").send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+    browser.wait(lambda: not browser.driver.find_elements("css selector", "#search-results li"), "the search cleared")
 
     # Typing on: the byte count grows past 90, and the message becomes an LMS at its price.
     browser.find("#body").send_keys(LONGER)
@@ -90,6 +102,32 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
     assert number(browser.text("#balance")) == 100_000 - CLASS_SIZE * 29
     assert "차감" in browser.text("#ledger")
     browser.screenshot("history")
+
+
+def test_the_ad_rules_and_the_skipped_recipients_are_explained_as_you_type(browser):
+    call_command("seed_demo", stdout=io.StringIO())
+    browser.log_in(DEMO_USERNAME, DEMO_PASSWORD)
+    browser.find(f"#classes input[value='{_class_id(CLASS_NAME)}']").click()
+    browser.find("input[name=purpose][value=ad]").click()
+    browser.find("#body").send_keys("#{이름} 학생 겨울 특강 안내")
+
+    # An ad without its label: the refusal's Korean message, and no sending.
+    refusal = browser.wait_text("#warnings", lambda t: "광고 규칙" in t, "the ad-rule refusal")
+    assert "(광고)" in refusal
+    assert not browser.find("#send").is_enabled()
+    # With the label and the opt-out line, it is a lawful ad, but nobody in the demo consented.
+    browser.find("#ad-frame").click()
+    browser.wait_text("#skip-reasons", lambda t: "광고 수신 미동의" in t, "the skipped recipients and why")
+    assert f"{CLASS_SIZE}명 제외" in browser.text("#skip-reasons")
+    assert number(browser.text("#recipients")) == 0 and not browser.find("#send").is_enabled()
+
+    # Information that reads like an ad is sent, with a warning.
+    browser.find("input[name=purpose][value=info]").click()
+    body = browser.find("#body")
+    body.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+    body.send_keys("#{이름} 학생, 이번 주 수강료 할인 이벤트가 있습니다.")
+    browser.wait_text("#warnings", lambda t: "광고성 표현" in t and "할인" in t, "the likely-ad warning")
+    assert number(browser.text("#recipients")) == CLASS_SIZE and browser.find("#send").is_enabled()
 
 
 def _class_id(name: str) -> int:

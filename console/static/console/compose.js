@@ -45,6 +45,8 @@
       remove.setAttribute("aria-label", `${name} 빼기`);
       remove.addEventListener("click", () => {
         picked.delete(id);
+        const add = document.querySelector(`.add-student[data-student-id="${id}"]`);
+        if (add) add.disabled = false;
         renderPicked();
         schedulePreview();
       });
