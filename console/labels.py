@@ -5,12 +5,12 @@ The choices read "한국어 (English)"; staff see the Korean part.
 
 from django.db.models import Choices
 
-from billing.models import EntryKind
+from billing.models import EntryKind, MessageType
 from messaging.failures import FailureClass
 from messaging.models import MessageMode, MessageStatus, Purpose, SendRequestStatus, SendTo, SkipReason
 from messaging.operations.pauses import PAUSED
 from messaging.selectors import korean
-from tenants.models import RecipientKind
+from tenants.models import RecipientKind, TemplateStatus
 
 
 def korean_labels(choices: type[Choices]) -> dict[str, str]:
@@ -26,3 +26,7 @@ SEND_TO = korean_labels(SendTo)
 RECIPIENTS = korean_labels(RecipientKind)
 LEDGER_KINDS = korean_labels(EntryKind)
 SEND_REQUEST_STATUSES = korean_labels(SendRequestStatus)
+TEMPLATE_STATUSES = korean_labels(TemplateStatus)
+# billing's labels say the byte limits in English; staff know the types by these names.
+MESSAGE_TYPES = {MessageType.SMS: "단문(SMS)", MessageType.LMS: "장문(LMS)", MessageType.MMS: "MMS",
+                 MessageType.ATA: "알림톡"}

@@ -37,7 +37,6 @@ from tenants.selectors import classes_for, templates_for
 LOGIN_URL = "console:login"
 HISTORY_PAGE_SIZE = 20
 RECENT_LEDGER_ENTRIES = 20
-TEMPLATE_STATUSES = labels.korean_labels(TemplateStatus)
 
 
 def staff_page(view):
@@ -76,14 +75,13 @@ def compose(request: HttpRequest, academy) -> HttpResponse:
         "academy": academy,
         "credit": credit_summary(academy, recent=0),
         "templates": [
-            {"id": t.solapi_template_id, "name": t.name, "content": t.content, "status": TEMPLATE_STATUSES[t.status],
-             "approved": t.status == TemplateStatus.APPROVED}
+            {"id": t.solapi_template_id, "name": t.name, "content": t.content,
+             "status": labels.TEMPLATE_STATUSES[t.status], "approved": t.status == TemplateStatus.APPROVED}
             for t in templates_for(academy)
         ],
         "classes": classes_for(academy),
         "send_to": labels.SEND_TO.items(),
-        "labels": {"skip_reasons": labels.SKIP_REASONS, "types": {"SMS": "단문(SMS)", "LMS": "장문(LMS)",
-                                                                   "ATA": "알림톡"}},
+        "labels": {"skip_reasons": labels.SKIP_REASONS, "types": labels.MESSAGE_TYPES},
         # One key per opened page: a double click, or a retried request, sends once (the API's replay).
         "idempotency_key": uuid.uuid4().hex,
     })
@@ -109,8 +107,9 @@ def watch(request: HttpRequest, academy, send_request_id: int) -> HttpResponse:
         "purpose": labels.PURPOSES.get(send_request.purpose, send_request.purpose),
         "counts": [(status, label, detail["counts"].get(status, 0)) for status, label in labels.STATUSES.items()],
         "failed": failed_messages(send_request),
+        # What staff cancelled, and the credit that came back (messaging/pipeline/cancellation.py).
         "cancelled": send_request.messages.filter(failure_class=FailureClass.CANCELLED).aggregate(
-            count=Count("id"), credit=Sum("price")),
+            count=Count("id"), credit=Sum("price")) if send_request.cancelled else None,
         "final_statuses": sorted(FINAL_STATUSES),
         "retryable": retryable_failures(send_request).count(),
         "status_url": reverse("send-request-detail", kwargs={"send_request_id": send_request.id}),

@@ -2,15 +2,17 @@
 for, another academy's ids (404), the retry button. The browser tests (tests/browser) drive
 compose, watch and history end to end."""
 
+import re
+
 import pytest
 from django.test import Client
 
 from billing.ledger import release_holds
-from harness.academies import make_academy
+from harness.academies import make_academy, make_class, make_template
 from messaging.compose.send_requests import SendInput, send_request_create
 from messaging.failures import FailureClass
 from messaging.models import MessageStatus, SendRequest
-from tenants.models import Membership
+from tenants.models import Membership, TemplateStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +62,18 @@ def test_logging_in_with_the_staff_account_leads_to_compose(academy):
 
     assert client.post("/app/logout/").status_code == 302
     assert client.get("/app/").status_code == 302
+
+
+def test_compose_offers_the_classes_and_only_approved_templates(academy):
+    make_class(academy.tenant, "수학 A반", academy.students)
+    make_template(academy.tenant, template_id="TPL_PENDING", status=TemplateStatus.PENDING)
+
+    page = logged_in(academy.user).get("/app/").content.decode()
+
+    assert "수학 A반" in page and "2명" in page
+    assert re.search(r'<option value="TPL_PENDING"[^>]*\bdisabled\b[^>]*>안내 \(검수 중\)', page)
+    assert re.search(r'<option value="TPL_NOTICE"[^>]*>안내 \(승인\)', page)
+    assert '<option value="TPL_NOTICE" data-content="#{이름} 학생이 학원에 도착했습니다."' in page
 
 
 def test_a_user_of_no_academy_is_told_so(db, django_user_model):
