@@ -39,7 +39,9 @@ class WorkerProcess:
         return self
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
+        # --quiet: no start-up banner, as in the Procfile. Its "app: project:0x7f…" address can
+        # hold a run of digits that the suite's end-of-session log audit reads as a phone number.
+        return [sys.executable, "-m", "celery", "-A", "project", "--quiet", "worker", "--loglevel", "INFO",
                 "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h",
                 "--without-gossip", "--without-mingle", *self.extra_args]
 
