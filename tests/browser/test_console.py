@@ -56,7 +56,7 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
 
     # A student from another class, found by name, adds one parent; taken out again.
     browser.find("#student-search").send_keys(OUTSIDER)
-    browser.wait(lambda: browser.find("#search-results .add-student"), "the search's answer").click()
+    browser.wait(lambda: browser.find("#search-results .add-student").click() or True, "the search's answer")
     browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE + 1, "the added student counted")
     browser.find("#picked .chip button").click()
     browser.wait_text("#recipients", lambda t: number(t) == CLASS_SIZE, "the student taken out")
@@ -86,6 +86,8 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
     browser.wait_text(f"#count-{MessageStatus.DELIVERED}", lambda t: number(t) == CLASS_SIZE,
                       "every message to be delivered")
     browser.wait_text("#state", lambda t: "끝났습니다" in t, "the page to say it is over")
+    # Rendered while it ran, the page reloads once at the end (for the failures and the retry button).
+    browser.wait(lambda: browser.find("#progress").get_attribute("data-completed") == "1", "the final page")
     assert number(browser.text("#count-total")) == CLASS_SIZE
     assert not browser.find("#cancel").is_displayed()
     assert set(send_request.messages.values_list("status", flat=True)) == {MessageStatus.DELIVERED}
@@ -166,6 +168,7 @@ def test_cancel_a_broadcast_mid_way_and_see_the_unsent_credit_released(browser, 
 
     # The page follows the rest to the end (reports of what was sent), then shows the cancel.
     browser.wait_text("#state", lambda t: "끝났습니다" in t, "every message to be final")
+    browser.wait(lambda: browser.find("#progress").get_attribute("data-completed") == "1", "the final page")
     messages = list(Message.objects.filter(send_request=send_request))
     cancelled = [m for m in messages if m.failure_class == FailureClass.CANCELLED]
     went_out = [m for m in messages if m.accepted_at]

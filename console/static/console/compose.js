@@ -56,7 +56,9 @@
     $("picked-count").textContent = `${picked.size}명`;
   }
 
+  let searchSeq = 0;
   const search = Console.debounce(async () => {
+    const seq = ++searchSeq;
     const query = $("student-search").value.trim();
     const results = $("search-results");
     if (!query) {
@@ -65,6 +67,7 @@
     }
     const url = `${form.dataset.studentsUrl}?search=${encodeURIComponent(query)}&page_size=20`;
     const answer = await Console.api(url);
+    if (seq !== searchSeq) return; // a newer search is on its way
     if (!answer.ok) {
       results.replaceChildren(Console.item(Console.koreanError(answer), "error"));
       return;

@@ -21,7 +21,9 @@
     $("bar").value = done;
     $("paused").hidden = !detail.paused;
     if (detail.paused) $("paused").textContent = `일시 중지: ${detail.paused.reason}`;
-    return done === counts.total;
+    // The server marks the request completed once every message is final (refresh_counts):
+    // its word, not the counts alone, so the page reloaded below shows it completed.
+    return Boolean(detail.completed) && done === counts.total;
   }
 
   async function poll() {
