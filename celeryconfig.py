@@ -142,6 +142,9 @@ beat_schedule = {
     # Rows past their retention age that no step needs any more, a batch at a time, for at most
     # RETENTION_TIME_BUDGET_SECONDS a run (messaging/operations/retention.py, docs/retention.md).
     "prune-old-records": {"task": "messaging.prune_old_records", "schedule": 600.0},
+    # Operator alerts: the breaker open, no worker heartbeat, a stuck chunk, unreported messages;
+    # one ERROR line (and Sentry event) at each onset (messaging/operations/alerts.py, docs/alerts.md).
+    "check-alerts": {"task": "messaging.check_alerts", "schedule": 60.0},
 }
 
 # Beat's housekeeping stores no results: thousands of rows a day saying "nothing to do" buried

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce, Round
 
 from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
@@ -171,6 +171,12 @@ def messages_with_open_holds() -> QuerySet:
     """Ids of the messages whose credit is still held. Lazy, so a caller can filter by it
     in one query (`id__in=`) however many there are."""
     return Hold.objects.filter(status=HoldStatus.HELD).values_list("message_id", flat=True)
+
+
+def credit_totals() -> dict[str, Decimal]:
+    """Balance and held credit summed over every academy (one row per academy: cheap)."""
+    totals = CreditAccount.objects.aggregate(balance=Coalesce(Sum("balance"), ZERO), held=Coalesce(Sum("held"), ZERO))
+    return {"balance": totals["balance"], "held": totals["held"]}
 
 
 def entries_for_message(message_id: int) -> list[LedgerEntry]:

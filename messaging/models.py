@@ -491,3 +491,19 @@ class QueueProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue}: started up to {clock.shown(self.head_published_at)}"
+
+
+class AlertState(models.Model):
+    """One row per alert condition (messaging/operations/alerts.py): whether it is active and
+    since when, so that beat's check raises an alert once at its onset, not every tick."""
+
+    name = models.CharField(max_length=40, unique=True)
+    active = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True)
+    # When it was last raised (the onset, then each ALERT_REPEAT_SECONDS while it lasts).
+    raised_at = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'active' if self.active else 'clear'}"

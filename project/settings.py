@@ -308,3 +308,26 @@ RETENTION_TIME_BUDGET_SECONDS = env.float("RETENTION_TIME_BUDGET_SECONDS", defau
 # One console handler, key=value lines, secrets and phone numbers masked (project/logging.py).
 # LOG_FORMAT: kv (key=value lines, the default) or json (one object per line); project/logging.py.
 LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"), log_format())
+
+# --- Operator signals (docs/metrics.md, docs/alerts.md) -------------------------------
+# Error tracking: Sentry (or a compatible server) when set; events are scrubbed of phone numbers,
+# tokens and secrets before they leave (project/error_tracking.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from project import error_tracking
+
+    error_tracking.init(SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT", default=""),
+                        release=env.str("SENTRY_RELEASE", default=""))
+# /healthz's HTTP status when the deployment is degraded (it can take requests, but cannot send:
+# the breaker is open, no worker is alive, or a chunk is stuck). 200 keeps a load balancer from
+# taking web processes out for a fault that is not theirs; /healthz?strict answers 424 instead
+# (a monitor's URL), or set this to any 2xx-5xx code (docs/alerts.md, "Health").
+HEALTH_DEGRADED_STATUS = env.int("HEALTH_DEGRADED_STATUS", default=200)
+# Alerts (messaging/operations/alerts.py): the oldest unfinished chunk may be this old before
+# the stuck_chunk alert; report_timeout failures within this window raise unreported_messages;
+# an alert still active is raised again after this long (0: only at its onset).
+ALERT_OLDEST_CHUNK_SECONDS = env.int("ALERT_OLDEST_CHUNK_SECONDS", default=1800)
+ALERT_UNREPORTED_WINDOW_SECONDS = env.int("ALERT_UNREPORTED_WINDOW_SECONDS", default=24 * 3600)
+ALERT_REPEAT_SECONDS = env.int("ALERT_REPEAT_SECONDS", default=3600)
+# /metrics counts messages of the send requests created within this window (docs/metrics.md).
+METRICS_MESSAGES_WINDOW_SECONDS = env.int("METRICS_MESSAGES_WINDOW_SECONDS", default=24 * 3600)

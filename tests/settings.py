@@ -7,6 +7,7 @@ worker subprocesses it starts (which inherit os.environ) agree on every value.
 
 import os
 import uuid
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 from harness.ports import free_port
@@ -15,6 +16,12 @@ from project.clock import next_kst
 _session = os.environ.setdefault("TEST_SESSION", uuid.uuid4().hex[:8])
 _sqs_port = os.environ.setdefault("TEST_SQS_PORT", str(free_port()))
 _sandbox_port = os.environ.setdefault("TEST_SANDBOX_PORT", str(free_port()))
+# prometheus_client's multiprocess files (project/metrics.py): a fresh folder per session, set
+# before anything imports prometheus_client, and inherited by the worker subprocesses, so that
+# /metrics in the test process adds up what every worker process recorded.
+_metrics_dir = Path(__file__).resolve().parent.parent / "var" / "test-metrics" / _session
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
 
 
 def _offset_for(wanted: str) -> float:

@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging import metrics
 from messaging.api.exports import csv_response
 from messaging.api.paging import envelope, page_of
 from messaging.api.serializers import (
@@ -75,6 +76,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 ERRORS = {code: ErrorSerializer for code in (400, 401, 402, 404, 413, 422, 429)}
 LIST_ERRORS = {code: ErrorSerializer for code in (400, 401, 404, 429)}
+REFUSAL_CODES = frozenset(RefusalCode)
 MAX_IDEMPOTENCY_KEY_LENGTH = SendRequest._meta.get_field("idempotency_key").max_length
 
 
@@ -88,6 +90,12 @@ class SendMessageApi(TenantAPIView):
         result = send_request_create(tenant=self.tenant, user=request.user, data=serializer.to_send_input(),
                                      idempotency_key=key)
         return Response({**result, "status_url": _status_url(result["id"])}, status=status.HTTP_202_ACCEPTED)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Every answer passes here, refusals raised before post() (authentication, throttles,
+        # the tenant) included: the one place to count accepted and refused sends.
+        metrics.record_send_answer(response.status_code, getattr(response, "data", None), REFUSAL_CODES)
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class PreviewMessageApi(TenantAPIView):

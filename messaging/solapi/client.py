@@ -23,11 +23,13 @@ from solapi.lib.authenticator import Authenticator
 from solapi.model import KakaoOption, RequestMessage
 from solapi.model.response.common_response import CommonCashResponse, GroupMessageResponse
 
+from messaging import metrics
 from messaging.failures import PLATFORM_PAUSE_CLASSES
 from messaging.solapi.errors import (
     ALREADY_SENT_CODES,
     SolapiBadResponse,
     SolapiConnectionError,
+    SolapiError,
     SolapiTimeout,
     error_from_response,
     parse_retry_after,
@@ -145,7 +147,7 @@ class SolapiClient:
     # --- the group flow: create, add, send. A group is sent at most once. ---------
 
     def create_group(self) -> str:
-        body = self._request("POST", "/messages/v4/groups", {"allowDuplicates": True})
+        body = self._request("create_group", "POST", "/messages/v4/groups", {"allowDuplicates": True})
         return self._group(body).group_id
 
     def add_messages(self, group_id: str, messages: Sequence[OutgoingMessage]) -> list[MessageResult]:
@@ -155,7 +157,7 @@ class SolapiClient:
         if len(messages) > MAX_MESSAGES_PER_REQUEST:
             raise ValueError(f"{len(messages)} messages exceed Solapi's {MAX_MESSAGES_PER_REQUEST} per request")
         payload = [m.to_request().model_dump(exclude_none=True, by_alias=True) for m in messages]
-        body = self._request("PUT", f"/messages/v4/groups/{group_id}/messages", {"messages": payload})
+        body = self._request("add_messages", "PUT", f"/messages/v4/groups/{group_id}/messages", {"messages": payload})
         results = body.get("resultList")
         if not isinstance(results, list) or len(results) != len(messages):
             raise SolapiBadResponse("resultList does not match the messages sent", ambiguous=True)
@@ -169,13 +171,13 @@ class SolapiClient:
     def send_group(self, group_id: str) -> GroupStatus:
         """Send a group. Sending it again answers 409, which we read as already sent."""
         try:
-            body = self._request("POST", f"/messages/v4/groups/{group_id}/send")
+            body = self._request("send_group", "POST", f"/messages/v4/groups/{group_id}/send")
         except _AlreadySent:
             return GroupStatus(group_id=group_id, status="SENDING", already_sent=True)
         return self._group(body)
 
     def get_group(self, group_id: str) -> GroupStatus:
-        return self._group(self._request("GET", f"/messages/v4/groups/{group_id}"))
+        return self._group(self._request("get_group", "GET", f"/messages/v4/groups/{group_id}"))
 
     def get_group_messages(self, group_id: str) -> list[MessageResult]:
         """Every message of a group: page after page, until Solapi gives no nextKey."""
@@ -183,7 +185,8 @@ class SolapiClient:
         start_key: str | None = None
         for _ in range(MAX_GROUP_MESSAGE_PAGES):
             query = {"limit": GROUP_MESSAGES_PAGE_LIMIT, **({"startKey": start_key} if start_key else {})}
-            body = self._request("GET", f"/messages/v4/groups/{group_id}/messages", params=query)
+            body = self._request("get_group_messages", "GET", f"/messages/v4/groups/{group_id}/messages",
+                                 params=query)
             try:
                 page = GroupMessagesPage.model_validate(body)
             except ValidationError as exc:
@@ -205,13 +208,34 @@ class SolapiClient:
 
     # --- transport ----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, payload: Any = None,
+    def _request(self, operation: str, method: str, path: str, payload: Any = None,
                  params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every Solapi call goes through here, so it is counted and timed here, once
+        (messaging/metrics.py), with its operation (SolapiOperation's values)."""
         if self._limiter is not None:
             self._limiter.acquire()
+        started = time.monotonic()
+        http_status, failure_class = None, ""
+        try:
+            http_status, body = self._send(method, path, payload, params, started)
+            return body
+        except _AlreadySent:
+            http_status = 409  # the group had gone out: an answer, not a failure
+            raise
+        except SolapiError as error:
+            http_status, failure_class = error.http_status, error.failure_class
+            raise
+        except Exception:
+            failure_class = "unknown"
+            raise
+        finally:
+            metrics.record_solapi_call(operation, seconds=time.monotonic() - started, http_status=http_status,
+                                       failure_class=failure_class)
+
+    def _send(self, method: str, path: str, payload: Any, params: dict[str, Any] | None,
+              started: float) -> tuple[int, dict[str, Any]]:
         # A fresh signature per attempt: Solapi refuses a reused one (DuplicatedSignature).
         headers = {"Authorization": self._authenticator.get_auth_info()}
-        started = time.monotonic()
         try:
             response = self._http.request(method, self.base_url + path, json=payload, params=params,
                                           headers=headers)
@@ -227,7 +251,7 @@ class SolapiClient:
         if response.is_success:
             if body is None:
                 raise SolapiBadResponse(f"HTTP {response.status_code} without JSON", ambiguous=True)
-            return body
+            return response.status_code, body
         if response.status_code == 409 and (body or {}).get("errorCode") in ALREADY_SENT_CODES:
             raise _AlreadySent()
         raise error_from_response(response.status_code, body, response.text[:300],

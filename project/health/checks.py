@@ -7,12 +7,14 @@
 - pipeline: the oldest chunk still moving and undispatched requests, from our own tables.
   SQS exposes no age-of-oldest-message attribute (that is a CloudWatch metric); the
   oldest unfinished chunk is the same signal, measured from the outbox's side.
+- alerts: the alert conditions that stop sending, as check_alerts sees them (docs/alerts.md);
 - backlog: per queue, what is ahead and the estimated wait of a send accepted now
   (messaging/operations/backlog.py, from our own tables).
 
 The status is the worst any check says: "down" when the database or the broker does not
-answer; "degraded" with the breaker open, no live worker, or a queue whose estimated wait
-exceeds MESSAGING_BACKLOG_WARN_SECONDS; "ok" otherwise. A new check is one function
+answer; "degraded" with the breaker open, no live worker, a stuck chunk (the alerts check:
+messaging/operations/alerts.py), or a queue whose estimated wait exceeds
+MESSAGING_BACKLOG_WARN_SECONDS; "ok" otherwise. A new check is one function
 returning (its section of the report, its status) and one line in CHECKS.
 
 These run in the background (project/health/monitor.py), never on a request's path.
@@ -31,6 +33,7 @@ from django.conf import settings
 from django.db import connection
 
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
+from messaging.operations import alerts
 from messaging.operations.backlog import queue_backlogs
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
 from messaging.pipeline import breaker
@@ -171,6 +174,13 @@ def pipeline() -> Finding:
     }, HealthStatus.OK
 
 
+def alert_conditions() -> Finding:
+    """The alert conditions that stop sending (messaging/operations/alerts.py): the breaker open,
+    no live worker, a chunk older than ALERT_OLDEST_CHUNK_SECONDS; what check_alerts raises."""
+    active = alerts.active_conditions(health_only=True)
+    return active, HealthStatus.DEGRADED if active else HealthStatus.OK
+
+
 # In the report's order.
 CHECKS: list[Check] = [
     Check("database", database, when_it_fails=HealthStatus.DOWN),
@@ -179,4 +189,5 @@ CHECKS: list[Check] = [
     Check("workers", workers, when_it_fails=HealthStatus.DEGRADED),
     Check("pipeline", pipeline, when_it_fails=HealthStatus.DEGRADED),
     Check("backlog", backlog, when_it_fails=HealthStatus.DEGRADED),
+    Check("alerts", alert_conditions, when_it_fails=HealthStatus.DEGRADED),
 ]
