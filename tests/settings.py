@@ -7,8 +7,8 @@ worker subprocesses it starts (which inherit os.environ) agree on every value.
 
 import os
 import uuid
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from harness.ports import free_port
 from project.clock import next_kst

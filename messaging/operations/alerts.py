@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -59,7 +60,7 @@ def breaker_open(now: datetime) -> str | None:
     breaker = CircuitBreaker.objects.filter(state=BreakerState.OPEN).first()
     if breaker is None:
         return None
-    return (f"Solapi sending paused since {breaker.opened_at:%Y-%m-%dT%H:%M:%S%z}: {breaker.failure_class} "
+    return (f"Solapi sending paused since {_kst(breaker.opened_at)}: {breaker.failure_class} "
             f"{breaker.error_code}".strip())
 
 
@@ -68,7 +69,7 @@ def no_worker_heartbeat(now: datetime) -> str | None:
     if WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=alive_after).exists():
         return None
     last = WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {last:%Y-%m-%dT%H:%M:%S%z})" if last \
+    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {_kst(last)})" if last \
         else "no worker has ever written a heartbeat"
 
 
@@ -155,12 +156,17 @@ def _transition(state: AlertState, detail: str | None, now: datetime) -> str | N
 
 def _announce(alert: Alert, change: str, state: AlertState) -> None:
     if change == "resolved":
-        logger.info("alert=%s state=resolved since=%s", alert, state.since.isoformat())
+        logger.info("alert=%s state=resolved since=%s", alert, _kst(state.since))
         return
     # One ERROR line: the operator's log alert, and (with SENTRY_DSN) one Sentry event, grouped
     # by the alert's name rather than by this shared format string.
     with _sentry_fingerprint(["alert", str(alert)]):
-        logger.error("alert=%s state=%s since=%s detail=%s", alert, change, state.since.isoformat(), state.detail)
+        logger.error("alert=%s state=%s since=%s detail=%s", alert, change, _kst(state.since), state.detail)
+
+
+def _kst(moment: datetime | None) -> str:
+    """A time as the rest of the logs and the admin show it: Asia/Seoul, to the second."""
+    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else "-"
 
 
 @contextmanager
