@@ -29,6 +29,8 @@ from messaging.models import (
     WorkerHeartbeat,
 )
 from messaging.operations import pauses
+from messaging.operations.counts import count_messages
+from messaging.operations.progress import progress
 from messaging.operations.timeline import message_timeline
 from messaging.pipeline import breaker
 from project import clock
@@ -40,6 +42,9 @@ from tenants.admin import (
     masked_phone_column,
     record_action,
 )
+
+# How often a running send request's page reloads itself.
+PROGRESS_RELOAD_SECONDS = 5
 
 
 def _retry_failed(model_admin: admin.ModelAdmin, request, message_ids: QuerySet) -> None:
@@ -95,7 +100,8 @@ class SendRequestAdmin(ReadOnlyAdmin):
                    ("cancelled", admin.EmptyFieldListFilter), ("send_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["tenant", "created_by", "mode", "send_to", "purpose", "body", "subject", "template",
                        "estimated_cost", "queue", "dispatched", "dispatch_attempts", "dispatch_error", "counts",
-                       "send_at", "cancelled", "cancelled_by", "completed", "created"]
+                       "send_at", "cancelled", "cancelled_by", "completed", "created",
+                       "broadcast_progress"]
     exclude = ["alimtalk_replacements", "idempotency_key", "fingerprint", "response"]
     inlines = [ChunkInline]
     actions = ["retry_failed_of_request"]
@@ -106,6 +112,21 @@ class SendRequestAdmin(ReadOnlyAdmin):
                   permissions=["retry_messages"])
     def retry_failed_of_request(self, request, queryset: QuerySet[SendRequest]):
         _retry_failed(self, request, Message.objects.filter(send_request__in=queryset).values_list("id", flat=True))
+
+    @admin.display(description="진행 (progress)")
+    def broadcast_progress(self, send_request: SendRequest) -> str:
+        """The status API's progress; the page reloads itself while the request is running."""
+        counts = count_messages(send_request.id)
+        shown = progress(send_request, counts)
+        by_status = ", ".join(f"{status} {counts[status]}" for status in MessageStatus.values if counts[status])
+        reload = format_html('<script>setTimeout(function () {{ location.reload(); }}, {});</script>'
+                             '<br><small>실행 중: {}초마다 새로고침 (reloads every {} s while running)</small>',
+                             PROGRESS_RELOAD_SECONDS * 1000, PROGRESS_RELOAD_SECONDS, PROGRESS_RELOAD_SECONDS)
+        return format_html(
+            "{}<br>최종 {}% · 발송 {}% · {} msg/s · 예상 완료 (estimated finish, KST) {}{}",
+            by_status or "-", shown["percent_final"], shown["percent_sent"], shown["throughput_per_second"],
+            shown["estimated_finish"] or "-", reload if shown["running"] else "",
+        )
 
     total = _count_column("total")
     accepted = _count_column("accepted")

@@ -14,6 +14,7 @@ from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SendRequestStatus, SkipReason
 from messaging.operations import pauses
 from messaging.operations.counts import count_messages
+from messaging.operations.progress import progress
 from project import clock
 from project.clock import KST
 from tenants.models import CONSENT_VALID_FOR, MarketingConsent, Tenant
@@ -184,6 +185,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "completed": send_request.completed,
         "estimated_cost": str(send_request.estimated_cost),
         "counts": counts,
+        "progress": progress(send_request, counts),
         "paused": next(iter(paused_by_chunk.values()), None),
         "messages": [{**row, "price": str(row["price"])} for row in rows],
         "page": page,
