@@ -12,6 +12,7 @@ The number of processes is the Procfile's (`--workers`); the threads in each com
 import os
 
 from project.logging import gunicorn_logging_config
+from project.metrics_files import reset_multiproc_dir
 
 # The access log on standard output, one masked line per request.
 accesslog = "-"
@@ -42,3 +43,7 @@ def post_worker_init(worker) -> None:
     from project.health.monitor import monitor
 
     monitor.start()
+
+def on_starting(server) -> None:
+    """In the master, before any worker: the web's metrics directory starts empty (project/metrics_files.py)."""
+    reset_multiproc_dir()

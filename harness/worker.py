@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from harness.waiting import DEFAULT_TIMEOUT, wait_until
@@ -18,6 +19,11 @@ class WorkerProcess:
     def __init__(self, *, env: dict[str, str], log_path: Path, concurrency: int = 2, name: str = "worker",
                  extra_args: tuple[str, ...] = ()):
         self.env = {**os.environ, **env}
+        if self.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # A metrics folder of its own beside the caller's (a worker empties its folder when it
+            # starts: project/celery.py); the caller's /metrics adds them up (METRICS_SCRAPE_DIRS).
+            caller = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(caller.parent / f"worker-{name}-{uuid.uuid4().hex[:8]}")
         self.log_path = log_path
         self.concurrency = concurrency
         self.name = name

@@ -10,11 +10,18 @@ Labels are bounded (docs/metrics.md, "Label cardinality"): an operation, an HTTP
 class or a refusal code, each from a fixed set. Never a message, a phone number or an academy.
 """
 
+import os
+
 from prometheus_client import Counter, Histogram
 
 from messaging.failures import FailureClass
 
 NONE = "none"
+
+# In multiprocess mode prometheus_client opens its file when a metric is defined (below): a missing
+# directory would stop the process at import.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 SOLAPI_REQUESTS = Counter(
     "messaging_solapi_requests_total",

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -21,6 +22,15 @@ app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["messaging.pipeline", "messaging.operations"])
 # Heartbeat rows for /healthz: `celery inspect ping` cannot work on SQS.
 app.steps["worker"].add("messaging.operations.liveness:WorkerLiveness")
+
+
+@worker_init.connect
+def _fresh_metrics_dir(**_kwargs) -> None:
+    """In the worker's main process, before the pool forks: its metrics directory starts empty
+    (project/metrics_files.py). Beat and shells record nothing worth scraping."""
+    from project.metrics_files import reset_multiproc_dir
+
+    reset_multiproc_dir()
 
 
 @app.on_after_finalize.connect

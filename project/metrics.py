@@ -2,28 +2,30 @@
 
 Two sources, added up at each scrape:
 - the counters and histograms processes record as things happen (messaging/metrics.py). With
-  PROMETHEUS_MULTIPROC_DIR set, every process (each gunicorn worker, each pool child of the
-  Celery worker on this host) writes its values to files there and the scrape reads them all;
-  without it, only this process's own values are seen (enough for a single-process dev server).
+  PROMETHEUS_MULTIPROC_DIR set, every process (each gunicorn worker, each pool child of a Celery
+  worker) writes its values to files in its directory, and the scrape adds up the files of every
+  directory in METRICS_SCRAPE_DIRS (default: its own PROMETHEUS_MULTIPROC_DIR). Without it, only
+  this process's own values are seen (enough for a single-process dev server).
 - gauges read from our tables (messaging/operations/gauges.py).
 
-The directory must be emptied when the processes sharing it start (stale files of dead processes
-would be added forever): `make run` does it (project/devstack.py), the tests use a fresh one, and
-docs/metrics.md says how a deployment does it.
+Each kind of process has a directory of its own, emptied when it starts (project/metrics_files.py:
+gunicorn's on_starting hook, the Celery worker's worker_init signal): files of dead processes
+would otherwise be added up for ever. docs/metrics.md, "Processes and directories".
 """
 
+import glob
 import os
-import shutil
-from pathlib import Path
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.operations.gauges import TableGauges
+from project.metrics_files import MULTIPROC_ENV
 from project.operator_access import may_read_operator_details
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def metrics_view(request) -> HttpResponse:
@@ -36,22 +38,33 @@ def metrics_view(request) -> HttpResponse:
 
 def exposition() -> bytes:
     """The text a scrape gets: the processes' metrics, then the tables' gauges."""
-    if os.environ.get(MULTIPROC_ENV):
+    directories = scrape_dirs()
+    if directories:
         processes = CollectorRegistry()
-        multiprocess.MultiProcessCollector(processes)
+        processes.register(ProcessFiles(directories))
     else:
         processes = REGISTRY  # this process's own
-    tables = CollectorRegistry(auto_describe=False)
+    tables = CollectorRegistry()
     tables.register(TableGauges())
     return generate_latest(processes) + generate_latest(tables)
 
 
-def reset_multiproc_dir(path: str | os.PathLike | None = None) -> Path | None:
-    """Empty (or create) the directory before the processes that share it start."""
-    path = path or os.environ.get(MULTIPROC_ENV)
-    if not path:
-        return None
-    directory = Path(path)
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    return directory
+def scrape_dirs() -> list[str]:
+    """The multiprocess directories to add up: METRICS_SCRAPE_DIRS (comma-separated, globs
+    allowed), else this process's own; none outside multiprocess mode."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return []
+    patterns = settings.METRICS_SCRAPE_DIRS or [os.environ[MULTIPROC_ENV]]
+    return sorted({d for pattern in patterns for d in glob.glob(pattern) if os.path.isdir(d)})
+
+
+class ProcessFiles(Collector):
+    """prometheus_client's MultiProcessCollector over several directories (one per kind of
+    process), merged into one family per metric as a scrape needs."""
+
+    def __init__(self, directories: list[str]):
+        self.directories = directories
+
+    def collect(self):
+        files = [f for d in self.directories for f in glob.glob(os.path.join(d, "*.db"))]
+        return MultiProcessCollector.merge(files, accumulate=True)

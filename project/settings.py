@@ -329,5 +329,8 @@ HEALTH_DEGRADED_STATUS = env.int("HEALTH_DEGRADED_STATUS", default=200)
 ALERT_OLDEST_CHUNK_SECONDS = env.int("ALERT_OLDEST_CHUNK_SECONDS", default=1800)
 ALERT_UNREPORTED_WINDOW_SECONDS = env.int("ALERT_UNREPORTED_WINDOW_SECONDS", default=24 * 3600)
 ALERT_REPEAT_SECONDS = env.int("ALERT_REPEAT_SECONDS", default=3600)
+# The prometheus_client directories /metrics adds up (comma-separated, globs allowed); empty: this
+# process's own PROMETHEUS_MULTIPROC_DIR. make run: var/prometheus/* (web's and worker's).
+METRICS_SCRAPE_DIRS = env.list("METRICS_SCRAPE_DIRS", default=[])
 # /metrics counts messages of the send requests created within this window (docs/metrics.md).
 METRICS_MESSAGES_WINDOW_SECONDS = env.int("METRICS_MESSAGES_WINDOW_SECONDS", default=24 * 3600)

@@ -17,11 +17,13 @@ _session = os.environ.setdefault("TEST_SESSION", uuid.uuid4().hex[:8])
 _sqs_port = os.environ.setdefault("TEST_SQS_PORT", str(free_port()))
 _sandbox_port = os.environ.setdefault("TEST_SANDBOX_PORT", str(free_port()))
 # prometheus_client's multiprocess files (project/metrics.py): a fresh folder per session, set
-# before anything imports prometheus_client, and inherited by the worker subprocesses, so that
-# /metrics in the test process adds up what every worker process recorded.
-_metrics_dir = Path(__file__).resolve().parent.parent / "var" / "test-metrics" / _session
-_metrics_dir.mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
+# before anything imports prometheus_client. This process writes to pytest/, each worker
+# subprocess to a folder of its own beside it (harness/worker.py), and /metrics in this process
+# adds them all up.
+_metrics_root = Path(__file__).resolve().parent.parent / "var" / "test-metrics" / _session
+(_metrics_root / "pytest").mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_root / "pytest"))
+os.environ.setdefault("METRICS_SCRAPE_DIRS", str(_metrics_root / "*"))
 
 
 def _offset_for(wanted: str) -> float:
