@@ -22,6 +22,8 @@ app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["messaging.pipeline", "messaging.operations"])
 # Heartbeat rows for /healthz: `celery inspect ping` cannot work on SQS.
 app.steps["worker"].add("messaging.operations.liveness:WorkerLiveness")
+# With METRICS_WORKER_PORT: the pool's metrics over HTTP, for a worker without a web beside it.
+app.steps["worker"].add("project.metrics:WorkerMetricsServer")
 
 
 @worker_init.connect

@@ -14,11 +14,13 @@ would otherwise be added up for ever. docs/metrics.md, "Processes and directorie
 """
 
 import glob
+import logging
 import os
 
+from celery import bootsteps
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -26,6 +28,8 @@ from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.operations.gauges import TableGauges
 from project.metrics_files import MULTIPROC_ENV
 from project.operator_access import may_read_operator_details
+
+logger = logging.getLogger(__name__)
 
 
 def metrics_view(request) -> HttpResponse:
@@ -68,3 +72,28 @@ class ProcessFiles(Collector):
     def collect(self):
         files = [f for d in self.directories for f in glob.glob(os.path.join(d, "*.db"))]
         return MultiProcessCollector.merge(files, accumulate=True)
+
+
+class WorkerMetricsServer(bootsteps.StartStopStep):
+    """A worker on a host of its own has no web process to add up its files: with
+    METRICS_WORKER_PORT set, its main process serves its pool's metrics (no table gauges: the web
+    serves those) on METRICS_WORKER_BIND:METRICS_WORKER_PORT, for a Prometheus on the private
+    network. No token there: bind it to an address only the scraper reaches (docs/metrics.md)."""
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.server = None
+
+    def start(self, worker):
+        port = settings.METRICS_WORKER_PORT
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not port or not directory:
+            return
+        registry = CollectorRegistry()
+        registry.register(ProcessFiles([directory]))
+        self.server, _thread = start_http_server(port, addr=settings.METRICS_WORKER_BIND, registry=registry)
+        logger.info("worker_metrics_serving bind=%s port=%s", settings.METRICS_WORKER_BIND, port)
+
+    def stop(self, worker):
+        if self.server is not None:
+            self.server.shutdown()

@@ -332,5 +332,9 @@ ALERT_REPEAT_SECONDS = env.int("ALERT_REPEAT_SECONDS", default=3600)
 # The prometheus_client directories /metrics adds up (comma-separated, globs allowed); empty: this
 # process's own PROMETHEUS_MULTIPROC_DIR. make run: var/prometheus/* (web's and worker's).
 METRICS_SCRAPE_DIRS = env.list("METRICS_SCRAPE_DIRS", default=[])
+# A worker on a host of its own serves its pool's metrics here (0: off); bind it to an address only
+# the scraper reaches: no token is asked there (docs/metrics.md).
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_BIND = env.str("METRICS_WORKER_BIND", default="127.0.0.1")
 # /metrics counts messages of the send requests created within this window (docs/metrics.md).
 METRICS_MESSAGES_WINDOW_SECONDS = env.int("METRICS_MESSAGES_WINDOW_SECONDS", default=24 * 3600)

@@ -10,17 +10,21 @@ import subprocess
 import sys
 import textwrap
 
+import httpx
 import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.academies import make_academy
+from harness.ports import free_port
 from harness.waiting import wait_until
 from messaging.models import BreakerState, CircuitBreaker
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from tests.api.conftest import client_for
-from tests.pipeline.conftest import wait_settled
+from tests.pipeline.conftest import send, wait_settled
 
 HEALTH_TOKEN = "metrics-token-for-prometheus"
+EXPORTER_QUEUE = f"{INTERACTIVE_QUEUE}-exporter"
 SEND = {"purpose": "info", "send_to": "parent", "message_mode": "sms", "body": "#{이름} 학생 안내입니다."}
 
 
@@ -120,3 +124,18 @@ def test_production_settings_refuse_anonymous_and_wrong_token_callers():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == ["401", "401", "200 True"], result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_a_host_of_its_own_serves_its_pools_metrics(sandbox, start_worker):
+    port = free_port()
+    start_worker("exporter", env={"METRICS_WORKER_PORT": str(port)}, extra_args=("-Q", EXPORTER_QUEUE))
+    wait_settled(send(make_academy(), queue=EXPORTER_QUEUE))
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+
+    assert total(samples, "messaging_solapi_requests_total", operation="send_group", http_status="200") >= 1
+    assert total(samples, "messaging_solapi_request_duration_seconds_count", operation="add_messages") >= 1
