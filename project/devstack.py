@@ -14,6 +14,7 @@ clock of every log line's `ts` (project/logging.py) and of the admin.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -122,6 +123,8 @@ def main() -> None:
     # honcho's prefix in Korea's time, as every log line's ts (project/logging.py).
     os.environ["TZ"] = "Asia/Seoul"
     time.tzset()
+    # /metrics adds up var/prometheus/* (Procfile.dev): nothing of an earlier run may be left there.
+    shutil.rmtree("var/prometheus", ignore_errors=True)
     processes = list(BASE_PROCESSES)
     if os.environ.get("CELERY_EVENTS_BROKER_URL") or _redis_is_up():
         os.environ.setdefault("CELERY_EVENTS_BROKER_URL", REDIS_URL)
