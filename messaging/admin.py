@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from messaging.compose.resend import RETRYABLE, retry_failed_messages
 from messaging.models import (
+    AlertState,
     BooksStatus,
     BreakerState,
     Chunk,
@@ -117,15 +118,15 @@ class SendRequestAdmin(ReadOnlyAdmin):
     def broadcast_progress(self, send_request: SendRequest) -> str:
         """The status API's progress; the page reloads itself while the request is running."""
         counts = count_messages(send_request.id)
-        shown = progress(send_request, counts)
+        state = progress(send_request, counts)
         by_status = ", ".join(f"{status} {counts[status]}" for status in MessageStatus.values if counts[status])
         reload = format_html('<script>setTimeout(function () {{ location.reload(); }}, {});</script>'
                              '<br><small>실행 중: {}초마다 새로고침 (reloads every {} s while running)</small>',
                              PROGRESS_RELOAD_SECONDS * 1000, PROGRESS_RELOAD_SECONDS, PROGRESS_RELOAD_SECONDS)
         return format_html(
-            "{}<br>최종 {}% · 발송 {}% · {} msg/s · 예상 완료 (estimated finish, KST) {}{}",
-            by_status or "-", shown["percent_final"], shown["percent_sent"], shown["throughput_per_second"],
-            shown["estimated_finish"] or "-", reload if shown["running"] else "",
+            "{}<br>최종 {}% · 발송 {}% · {} msg/s · 예상 완료 (estimated finish) {}{}",
+            by_status or "-", state.percent_final, state.percent_sent, state.throughput_per_second,
+            clock.shown(state.estimated_finish), reload if state.running else "",
         )
 
     total = _count_column("total")
@@ -282,6 +283,13 @@ class CircuitBreakerAdmin(ReadOnlyAdmin):
             self.message_user(request, "Breaker closed: paused chunks go out at their next attempt.")
         else:
             self.message_user(request, "The breaker was not open.", messages.WARNING)
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(ReadOnlyAdmin):
+    """What check_alerts last saw (messaging/operations/alerts.py, docs/alerts.md)."""
+
+    list_display = ["name", "active", "since", "raised_at", "resolved_at", "checked_at", "detail"]
 
 
 @admin.register(WorkerHeartbeat)

@@ -497,13 +497,20 @@ class AlertState(models.Model):
     """One row per alert condition (messaging/operations/alerts.py): whether it is active and
     since when, so that beat's check raises an alert once at its onset, not every tick."""
 
-    name = models.CharField(max_length=40, unique=True)
-    active = models.BooleanField(default=False)
-    since = models.DateTimeField(null=True, blank=True)
+    name = models.CharField("경보", max_length=40, unique=True)
+    active = models.BooleanField("발생 중", default=False)
+    since = models.DateTimeField("발생 시각", null=True, blank=True)
     # When it was last raised (the onset, then each ALERT_REPEAT_SECONDS while it lasts).
-    raised_at = models.DateTimeField(null=True, blank=True)
-    detail = models.CharField(max_length=300, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    raised_at = models.DateTimeField("마지막 알림 시각", null=True, blank=True)
+    detail = models.CharField("내용", max_length=300, blank=True)
+    resolved_at = models.DateTimeField("해소 시각", null=True, blank=True)
+    # Every check writes it: a stale value means beat (or the worker) is not running the check.
+    checked_at = models.DateTimeField("마지막 확인 시각", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "운영 경보"
+        verbose_name_plural = "운영 경보"
+        ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name}: {'active' if self.active else 'clear'}"

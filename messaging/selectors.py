@@ -185,7 +185,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "completed": send_request.completed,
         "estimated_cost": str(send_request.estimated_cost),
         "counts": counts,
-        "progress": progress(send_request, counts),
+        "progress": progress(send_request, counts).as_data(),
         "paused": next(iter(paused_by_chunk.values()), None),
         "messages": [{**row, "price": str(row["price"])} for row in rows],
         "page": page,

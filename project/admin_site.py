@@ -22,6 +22,7 @@ INTERNALS = frozenset({
     "messaging.circuitbreaker",
     "messaging.groupreconciliation",
     "messaging.workerheartbeat",
+    "messaging.alertstate",
     "messaging.requestrate",
     "django_celery_results.taskresult",
     "django_celery_results.groupresult",

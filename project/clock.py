@@ -43,6 +43,11 @@ def shown(moment: datetime | None) -> str:
     return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST")
 
 
+def iso(moment: datetime | None) -> str | None:
+    """A time for machines (API answers, log fields): ISO 8601 in Seoul, with its offset."""
+    return moment.astimezone(KST).isoformat(timespec="seconds") if moment else None
+
+
 def freeze(moment: datetime) -> datetime:
     """Stop the clock at `moment` (aware) until reset()."""
     global _frozen

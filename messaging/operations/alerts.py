@@ -21,7 +21,6 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -60,7 +59,7 @@ def breaker_open(now: datetime) -> str | None:
     breaker = CircuitBreaker.objects.filter(state=BreakerState.OPEN).first()
     if breaker is None:
         return None
-    return (f"Solapi sending paused since {_kst(breaker.opened_at)}: {breaker.failure_class} "
+    return (f"Solapi sending paused since {clock.iso(breaker.opened_at)}: {breaker.failure_class} "
             f"{breaker.error_code}".strip())
 
 
@@ -69,7 +68,7 @@ def no_worker_heartbeat(now: datetime) -> str | None:
     if WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=alive_after).exists():
         return None
     last = WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {_kst(last)})" if last \
+    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {clock.iso(last)})" if last \
         else "no worker has ever written a heartbeat"
 
 
@@ -135,38 +134,30 @@ def check_alerts(*, now: datetime | None = None) -> dict[str, str]:
 
 
 def _transition(state: AlertState, detail: str | None, now: datetime) -> str | None:
+    repeat = timedelta(seconds=settings.ALERT_REPEAT_SECONDS)
+    state.checked_at = now
+    change = None
     if detail is None:
-        if not state.active:
-            return None
-        state.active, state.resolved_at = False, now
-        state.save()
-        return "resolved"
-    repeat = settings.ALERT_REPEAT_SECONDS
-    if not state.active:
-        state.active, state.since, state.raised_at, state.detail = True, now, now, detail[:300]
-        state.save()
-        return "raised"
-    state.detail = detail[:300]
-    due = repeat > 0 and state.raised_at is not None and now - state.raised_at >= timedelta(seconds=repeat)
-    if due:
-        state.raised_at = now
+        if state.active:
+            state.active, state.resolved_at, change = False, now, "resolved"
+    elif not state.active:
+        state.active, state.since, state.raised_at, change = True, now, now, "raised"
+    elif repeat and now - state.raised_at >= repeat:
+        state.raised_at, change = now, "ongoing"
+    if detail is not None:
+        state.detail = detail[:300]
     state.save()
-    return "ongoing" if due else None
+    return change
 
 
 def _announce(alert: Alert, change: str, state: AlertState) -> None:
     if change == "resolved":
-        logger.info("alert=%s state=resolved since=%s", alert, _kst(state.since))
+        logger.info("alert=%s state=resolved since=%s", alert, clock.iso(state.since))
         return
     # One ERROR line: the operator's log alert, and (with SENTRY_DSN) one Sentry event, grouped
     # by the alert's name rather than by this shared format string.
     with _sentry_fingerprint(["alert", str(alert)]):
-        logger.error("alert=%s state=%s since=%s detail=%s", alert, change, _kst(state.since), state.detail)
-
-
-def _kst(moment: datetime | None) -> str:
-    """A time as the rest of the logs and the admin show it: Asia/Seoul, to the second."""
-    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else "-"
+        logger.error("alert=%s state=%s since=%s detail=%s", alert, change, clock.iso(state.since), state.detail)
 
 
 @contextmanager

@@ -11,11 +11,11 @@ Delivery reports come after the hand-over, from the carriers, at their pace: per
 catches up with percent_sent then, and is not estimated.
 """
 
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Max
-from django.utils import timezone
 
 from messaging.models import FINAL_STATUSES, MessageStatus, SendRequest
 from project import clock
@@ -23,7 +23,23 @@ from project import clock
 UNSENT_STATUSES = (MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING)
 
 
-def progress(send_request: SendRequest, counts: dict[str, int], *, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Progress:
+    running: bool
+    percent_final: float
+    percent_sent: float
+    throughput_per_second: float
+    started: datetime
+    estimated_finish: datetime | None
+    completed: datetime | None
+
+    def as_data(self) -> dict[str, Any]:
+        """For the API: times in ISO 8601, Seoul, with the offset."""
+        times = ("started", "estimated_finish", "completed")
+        return {**asdict(self), **{name: clock.iso(getattr(self, name)) for name in times}}
+
+
+def progress(send_request: SendRequest, counts: dict[str, int], *, now: datetime | None = None) -> Progress:
     """`counts`: the request's messages by status (messaging/operations/counts.py)."""
     now = now or clock.now()
     total = counts.get("total", 0)
@@ -35,15 +51,15 @@ def progress(send_request: SendRequest, counts: dict[str, int], *, now: datetime
     elapsed = max((end - started).total_seconds(), 0.001)
     throughput = handed_over / elapsed if handed_over > 0 else 0.0
     finish = now + timedelta(seconds=unsent / throughput) if unsent and throughput > 0 else None
-    return {
-        "running": bool(unsent) or send_request.completed is None,
-        "percent_final": _percent(final, total),
-        "percent_sent": _percent(total - unsent, total),
-        "throughput_per_second": round(throughput, 2),
-        "started": _kst(started),
-        "estimated_finish": _kst(finish),
-        "completed": _kst(send_request.completed),
-    }
+    return Progress(
+        running=bool(unsent) or send_request.completed is None,
+        percent_final=_percent(final, total),
+        percent_sent=_percent(total - unsent, total),
+        throughput_per_second=round(throughput, 2),
+        started=started,
+        estimated_finish=finish,
+        completed=send_request.completed,
+    )
 
 
 def _last_handed_over(send_request: SendRequest) -> datetime | None:
@@ -53,7 +69,3 @@ def _last_handed_over(send_request: SendRequest) -> datetime | None:
 
 def _percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 100.0
-
-
-def _kst(moment: datetime | None) -> str | None:
-    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else None

@@ -58,11 +58,12 @@ def test_once_everything_is_handed_over_there_is_no_estimate_and_the_pace_stops_
     assert progress["throughput_per_second"] == 0.1  # 10 messages between the dispatch and the last hand-over
 
 
-def test_the_admin_page_shows_the_same_and_reloads_itself_only_while_running(broadcast, admin_client):
+def test_the_admin_page_shows_the_same_and_reloads_itself_only_while_running(broadcast, admin_client, clock):
     url = reverse("admin:messaging_sendrequest_change", args=[broadcast.id])
 
     page = admin_client.get(url).content.decode()
     assert "최종 30.0% · 발송 40.0% · 0.04 msg/s" in page
+    assert f"예상 완료 (estimated finish) {clock.shown(clock.now() + timedelta(seconds=150))}" in page
     assert "location.reload()" in page
 
     broadcast.messages.exclude(status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED]).update(
