@@ -33,7 +33,7 @@ from messaging.models import (
     OutcomeEvent,
     WorkerHeartbeat,
 )
-from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
+from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, live_workers
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ def breaker_open(now: datetime) -> str | None:
 
 
 def no_worker_heartbeat(now: datetime) -> str | None:
-    alive_after = now - timedelta(seconds=ALIVE_WITHIN_SECONDS)
-    if WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=alive_after).exists():
+    if live_workers(now).exists():
         return None
     last = WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
     return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {clock.iso(last)})" if last \

@@ -25,10 +25,9 @@ from messaging.models import (
     Message,
     MessageStatus,
     SendRequest,
-    WorkerHeartbeat,
 )
 from messaging.operations.alerts import oldest_unfinished_chunk_age
-from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
+from messaging.operations.liveness import live_workers
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -126,9 +125,7 @@ def _breaker() -> Iterator[Metric]:
 
 
 def _workers(now) -> Iterator[Metric]:
-    alive_after = now - timedelta(seconds=ALIVE_WITHIN_SECONDS)
-    yield _gauge("messaging_workers_alive", "Workers whose heartbeat is fresh.",
-                 WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=alive_after).count())
+    yield _gauge("messaging_workers_alive", "Workers whose heartbeat is fresh.", live_workers(now).count())
 
 
 def _alerts() -> Iterator[Metric]:

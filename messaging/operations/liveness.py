@@ -7,10 +7,12 @@ admin read these rows instead.
 
 import logging
 import os
+from datetime import datetime, timedelta
 
 from celery import bootsteps
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import QuerySet
 
 from messaging.models import WorkerHeartbeat
 from project import clock
@@ -20,6 +22,12 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = settings.MESSAGING_WORKER_HEARTBEAT_SECONDS
 # A worker whose last heartbeat is older than this is reported as not alive.
 ALIVE_WITHIN_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+def live_workers(now: datetime) -> QuerySet[WorkerHeartbeat]:
+    """Workers running and heard from within ALIVE_WITHIN_SECONDS of `now`."""
+    return WorkerHeartbeat.objects.filter(stopped__isnull=True,
+                                          last_seen__gte=now - timedelta(seconds=ALIVE_WITHIN_SECONDS))
 
 
 class WorkerLiveness(bootsteps.StartStopStep):
