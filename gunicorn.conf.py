@@ -45,5 +45,6 @@ def post_worker_init(worker) -> None:
     monitor.start()
 
 def on_starting(server) -> None:
-    """In the master, before any worker: the web's metrics directory starts empty (project/metrics_files.py)."""
+    """In the master, before any worker: the web's metrics directory starts without the files of
+    processes that are gone (project/metrics_files.py)."""
     reset_multiproc_dir()

@@ -20,8 +20,8 @@ class WorkerProcess:
                  extra_args: tuple[str, ...] = ()):
         self.env = {**os.environ, **env}
         if self.env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # A metrics folder of its own beside the caller's (a worker empties its folder when it
-            # starts: project/celery.py); the caller's /metrics adds them up (METRICS_SCRAPE_DIRS).
+            # A metrics folder of its own beside the caller's, as each kind of process has in a
+            # deployment (docs/metrics.md); the caller's /metrics adds them up (METRICS_SCRAPE_DIRS).
             caller = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(caller.parent / f"worker-{name}-{uuid.uuid4().hex[:8]}")
         self.log_path = log_path

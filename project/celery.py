@@ -28,7 +28,8 @@ app.steps["worker"].add("project.metrics:WorkerMetricsServer")
 
 @worker_init.connect
 def _fresh_metrics_dir(**_kwargs) -> None:
-    """In the worker's main process, before the pool forks: its metrics directory starts empty
+    """In the worker's main process, before the pool forks: its metrics directory starts without
+    the files of processes that are gone
     (project/metrics_files.py). Beat and shells record nothing worth scraping."""
     from project.metrics_files import reset_multiproc_dir
 

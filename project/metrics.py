@@ -8,7 +8,8 @@ Two sources, added up at each scrape:
   this process's own values are seen (enough for a single-process dev server).
 - gauges read from our tables (messaging/operations/gauges.py).
 
-Each kind of process has a directory of its own, emptied when it starts (project/metrics_files.py:
+Each kind of process has a directory of its own, cleared of dead processes' files when it starts
+(project/metrics_files.py:
 gunicorn's on_starting hook, the Celery worker's worker_init signal): files of dead processes
 would otherwise be added up for ever. docs/metrics.md, "Processes and directories".
 """
