@@ -88,6 +88,7 @@ def banner(demo: dict, *, flower_login: str | None) -> str:
                                           else "(no dev admin: DEBUG is off)"),
         f"  edge        {EDGE}/healthz   (delivery reports and /healthz, apart from the API)",
         f"  demo staff  token {token}   (academy \"{demo['tenant']}\", {len(demo['student_ids'])} students)",
+        f"  signals     {WEB}/healthz?strict   {WEB}/metrics (admin login)   docs/alerts.md, docs/metrics.md",
         f"  Flower      {FLOWER}   login {flower_login.replace(':', ' / ', 1)}" if flower_login
         else "  Flower      not running (no Redis on 127.0.0.1:6379)",
         "  Try a send (README, 'Two commands'):",
