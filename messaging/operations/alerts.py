@@ -67,8 +67,9 @@ def no_worker_heartbeat(now: datetime) -> str | None:
     if live_workers(now).exists():
         return None
     last = WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {clock.iso(last)})" if last \
-        else "no worker has ever written a heartbeat"
+    if last is None:
+        return "no worker has ever written a heartbeat"
+    return f"no worker heartbeat within {ALIVE_WITHIN_SECONDS:.0f} s (last: {clock.iso(last)})"
 
 
 def oldest_unfinished_chunk_age(now: datetime) -> float:
