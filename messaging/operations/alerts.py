@@ -124,8 +124,10 @@ def check_alerts(*, now: datetime | None = None) -> dict[str, str]:
     holding = active_conditions(now=now)
     changes = {}
     for alert in Alert:
+        AlertState.objects.get_or_create(name=alert)
+        # Locked while it changes: two checks at once (a slow tick overlapping the next) raise it once.
         with transaction.atomic():
-            state, _ = AlertState.objects.select_for_update().get_or_create(name=alert)
+            state = AlertState.objects.select_for_update().get(name=alert)
             change = _transition(state, holding.get(alert), now)
         if change:
             changes[str(alert)] = change
