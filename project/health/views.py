@@ -24,6 +24,7 @@ from project.health.checks import HealthStatus
 from project.health.monitor import Snapshot, monitor
 from project.operator_access import may_read_operator_details
 
+
 def healthz(request) -> JsonResponse:
     report = answer(monitor.latest(), now=clock.now())
     status = http_status(report["status"], strict="strict" in request.GET)
