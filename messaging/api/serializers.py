@@ -365,6 +365,21 @@ class DetailMessageSerializer(serializers.Serializer):
     paused = PauseSerializer(allow_null=True)
 
 
+class ProgressSerializer(serializers.Serializer):
+    """How far a send has come (messaging/operations/progress.py). Times: Korea's, ISO 8601."""
+
+    running = serializers.BooleanField()
+    percent_final = serializers.FloatField(help_text="Messages delivered, failed or skipped, of all.")
+    percent_sent = serializers.FloatField(help_text="Messages handed to Solapi or settled, of all.")
+    throughput_per_second = serializers.FloatField(help_text="Messages handed to Solapi per second since the "
+                                                             "dispatch.")
+    started = serializers.CharField()
+    estimated_finish = serializers.CharField(allow_null=True, help_text="When the rest should be handed over at "
+                                                                        "this pace; null before the first and after "
+                                                                        "the last.")
+    completed = serializers.CharField(allow_null=True)
+
+
 class SendRequestDetailSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created = serializers.DateTimeField()
@@ -378,6 +393,7 @@ class SendRequestDetailSerializer(serializers.Serializer):
     estimated_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
     counts = serializers.DictField(child=serializers.IntegerField(),
                                    help_text="Messages by status (and `paused`), and total.")
+    progress = ProgressSerializer()
     paused = PauseSerializer(allow_null=True)
     messages = DetailMessageSerializer(many=True)
     page = serializers.IntegerField()
