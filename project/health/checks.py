@@ -163,11 +163,8 @@ def backlog() -> Finding:
 
 
 def pipeline() -> Finding:
-    now = clock.now()
-    oldest = Chunk.objects.exclude(status=ChunkStatus.FINALIZED).order_by("created").values_list(
-        "created", flat=True).first()
     return {
-        "oldest_unfinished_chunk_age_seconds": int((now - oldest).total_seconds()) if oldest else 0,
+        "oldest_unfinished_chunk_age_seconds": int(alerts.oldest_unfinished_chunk_age(clock.now())),
         "undispatched_send_requests": SendRequest.objects.filter(dispatched__isnull=True).count(),
         "paused_chunks": Chunk.objects.filter(paused_since__isnull=False).exclude(status=ChunkStatus.FINALIZED)
         .count(),
