@@ -262,8 +262,10 @@ MESSAGING_INTERACTIVE_MAX_RECIPIENTS = env.int("MESSAGING_INTERACTIVE_MAX_RECIPI
 MESSAGING_SHARED_GROUP_WINDOW_MS = env.int("MESSAGING_SHARED_GROUP_WINDOW_MS", default=200)
 MESSAGING_SHARED_GROUP_MAX_MESSAGES = env.int("MESSAGING_SHARED_GROUP_MAX_MESSAGES", default=1000)
 # An academy's broadcasts keep at most their fair share of the workers' task slots times this
-# many chunks on the queue (messaging/pipeline/pacing.py): 2 keeps every process fed.
-MESSAGING_PACING_DEPTH = env.int("MESSAGING_PACING_DEPTH", default=2)
+# many chunks on the queue (messaging/pipeline/pacing.py). 1: a neighbour's chunk waits behind
+# no queued chunk of another academy; the next chunk is published as one finishes, so a
+# process waits only the publish's round trip (docs/capacity.md).
+MESSAGING_PACING_DEPTH = env.int("MESSAGING_PACING_DEPTH", default=1)
 # The longest a pipeline task may run. The SQS visibility timeout must exceed it
 # (celeryconfig.check_redelivery_safety); a chunk's Solapi calls take at most 3 read timeouts.
 MESSAGING_TASK_TIME_LIMIT = env.int("MESSAGING_TASK_TIME_LIMIT", default=150)

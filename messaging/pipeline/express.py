@@ -14,22 +14,20 @@ dispatch later finds nothing left to do. Under a backlog the window has long pas
 task starts, so it waits for nothing and takes what queued up behind it: the deeper the
 queue, the bigger the groups and the fewer the calls.
 
-When a step cannot finish here (a Solapi failure the send step's policy must handle, a
-defect, an unreachable database), every chunk is handed to the chain from the step it
-reached: the chain has the typed retry policies (policies.py) and the rollback errback.
+The chunks are carried as every one-hop chunk is (messaging/pipeline/one_hop.py): what
+cannot finish here goes on through the chain.
 docs/exactly-once.md, "Small sends in one hop", says why this stays exactly once.
 """
 
 import logging
 import time
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
-from messaging.pipeline import delivery, policies
+from messaging.pipeline import delivery, one_hop
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
@@ -39,46 +37,12 @@ logger = logging.getLogger(__name__)
 MAX_REQUESTS_PER_GROUP = 500
 
 
-@dataclass(frozen=True)
-class ExpressOutcome:
-    chunks: int
-    accepted: int = 0
-    # Chunks to go on through the chain, from the step each reached.
-    handed_over: tuple[delivery.StaleChunk, ...] = ()
-    # How long the handed-over chains wait first (the send step's policy for the failure).
-    delay: int = 0
-
-
-def deliver(send_request_id: int, *, task_id: str) -> ExpressOutcome:
+def deliver(send_request_id: int, *, task_id: str) -> one_hop.HopOutcome:
     """Reserve, send and finalize the request's due messages, together with the small
     requests waiting beside it. Raises nothing a step raised: what could not finish is in
     `handed_over`."""
     _wait_for_window(send_request_id)
-    chunk_ids = _take_waiting(send_request_id)
-    if not chunk_ids:
-        return ExpressOutcome(chunks=0)
-    leases = [delivery.Lease(chunk_id, task_id=task_id) for chunk_id in chunk_ids]
-    delay = 0
-    try:
-        try:
-            for chunk_id in chunk_ids:
-                delivery.reserve_chunk(chunk_id)
-            try:
-                outcome = delivery.send_together(leases)
-            except Exception as error:
-                delay = policies.after_shared_send_failure(leases, error)
-                raise
-        finally:
-            for lease in leases:
-                delivery.release_lease(lease)
-        for chunk_id in Chunk.objects.filter(id__in=chunk_ids, status=ChunkStatus.SENT).values_list("id", flat=True):
-            delivery.finalize_chunk(chunk_id)
-    except Exception as error:
-        handed_over = tuple(delivery.unfinished_chunks(chunk_ids))
-        logger.warning("express_handed_over send_request=%s chunks=%s delay=%s error=%s: %s", send_request_id,
-                       len(handed_over), delay, type(error).__name__, str(error)[:200])
-        return ExpressOutcome(chunks=len(chunk_ids), handed_over=handed_over, delay=delay)
-    return ExpressOutcome(chunks=len(chunk_ids), accepted=outcome.accepted)
+    return one_hop.carry(_take_waiting(send_request_id), task_id=task_id)
 
 
 def _wait_for_window(send_request_id: int) -> None:

@@ -2,8 +2,10 @@
 
 The API publishes one `dispatch` per send request. A small request (the interactive
 queue) is carried to the end by that task (messaging/pipeline/express.py). A broadcast is
-split into chunks, and each chunk goes through the chain reserve_credit → send_to_solapi →
-finalize, with `rollback` as the error callback of every step.
+split into chunks, published a few at a time (pacing.py), each as one `deliver_chunk` task
+that carries it to the end (one_hop.py). What a one-hop task cannot finish goes on through
+the chunk's chain reserve_credit → send_to_solapi → finalize, with `rollback` as the error
+callback of every step; beat's sweep resumes a chunk through the chain too.
 """
 
 import logging
@@ -13,7 +15,7 @@ from celery.canvas import Signature
 from celery.exceptions import Retry
 
 from messaging.models import Chunk, SendRequest
-from messaging.pipeline import delivery, express, outbox, pacing, queue_progress
+from messaging.pipeline import delivery, express, one_hop, outbox, pacing, queue_progress
 from messaging.pipeline.backoff import SQS_MAX_DELAY_SECONDS
 from messaging.pipeline.policies import (
     handle_send_failure,
@@ -65,10 +67,7 @@ def dispatch(self, send_request_id: int) -> dict[str, int]:
     if send_request.queue == INTERACTIVE_QUEUE:
         # A small request goes in one hop, sharing a Solapi group with its neighbours.
         outcome = express.deliver(send_request_id, task_id=self.request.id or "")
-        for chunk in outcome.handed_over:
-            # Through SQS DelaySeconds, as every retry (messaging/pipeline/backoff.py).
-            delay = {"DelaySeconds": min(outcome.delay, SQS_MAX_DELAY_SECONDS)} if outcome.delay else {}
-            chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async(**delay)
+        _hand_over(outcome)
         return {"send_request": send_request_id, "chunks": outcome.chunks, "accepted": outcome.accepted,
                 "handed_over": len(outcome.handed_over)}
     chunk_ids = delivery.split_into_chunks(send_request_id)
@@ -76,14 +75,33 @@ def dispatch(self, send_request_id: int) -> dict[str, int]:
     return {"send_request": send_request_id, "chunks": len(chunk_ids), "published": published}
 
 
+@shared_task(name="messaging.deliver_chunk", base=PipelineTask, bind=True)
+def deliver_chunk(self, chunk_id: int) -> dict[str, int]:
+    """One chunk of a broadcast in one hop (messaging/pipeline/one_hop.py); once it is done,
+    the broadcast's next chunk takes its place on the queue."""
+    outcome = one_hop.carry([chunk_id], task_id=self.request.id or "")
+    _hand_over(outcome)
+    if not outcome.handed_over:  # else the chain's finalize publishes the next one
+        publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
+    return {"chunk": chunk_id, "accepted": outcome.accepted, "handed_over": len(outcome.handed_over)}
+
+
+def _hand_over(outcome: one_hop.HopOutcome) -> None:
+    """What a one-hop task could not finish goes on through each chunk's chain."""
+    for chunk in outcome.handed_over:
+        # Through SQS DelaySeconds, as every retry (messaging/pipeline/backoff.py).
+        delay = {"DelaySeconds": min(outcome.delay, SQS_MAX_DELAY_SECONDS)} if outcome.delay else {}
+        chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async(**delay)
+
+
 def publish_paced_chunks(send_request_id: int) -> int:
     """Publish the broadcast's next chunks, as many as its academy's fair share allows
-    (messaging/pipeline/pacing.py). Returns how many."""
+    (messaging/pipeline/pacing.py), each as one deliver_chunk task. Returns how many."""
     chunk_ids = pacing.claim_chunks_to_publish(send_request_id)
     if chunk_ids:
         queue = SendRequest.objects.values_list("queue", flat=True).get(id=send_request_id)
         for chunk_id in chunk_ids:
-            chunk_pipeline(chunk_id, queue=queue).apply_async()
+            deliver_chunk.si(chunk_id).apply_async(queue=queue)
     return len(chunk_ids)
 
 

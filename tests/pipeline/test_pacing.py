@@ -53,6 +53,7 @@ def test_one_academy_gets_every_slot_and_two_share_them():
 
 @pytest.mark.django_db
 def test_a_dead_worker_counts_for_nothing_and_a_chunk_waiting_its_turn_is_not_stale(settings):
+    settings.MESSAGING_PACING_DEPTH = 2
     WorkerHeartbeat.objects.create(hostname="gone", pid=1, started=clock.now(), concurrency=8,
                                    last_seen=clock.now() - timedelta(hours=1))
     assert pacing.worker_capacity() == 1
