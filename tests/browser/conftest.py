@@ -83,12 +83,14 @@ class Browser:
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
-    def log_in(self, username: str, password: str) -> None:
-        self.open("/app/login/")
+    def log_in(self, username: str, password: str, login_path: str = "/app/login/") -> None:
+        """Through the staff console's login page, or the admin's ("/admin/login/"): the same
+        field ids, a submit button (the admin's is an <input>)."""
+        self.open(login_path)
         self.find("#id_username").send_keys(username)
         self.find("#id_password").send_keys(password)
-        self.find("button[type=submit]").click()
-        self.wait(lambda: "/app/login/" not in self.driver.current_url, "the login to go through")
+        self.find("form [type=submit]").click()
+        self.wait(lambda: login_path not in self.driver.current_url, "the login to go through")
 
 
 @pytest.fixture
