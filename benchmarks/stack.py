@@ -264,6 +264,16 @@ class Stack:
             counts.update(self.sqs.request_counts())
 
 
+def production_env() -> dict[str, str]:
+    """DEBUG off, as in production: Django then stops recording every SQL query. DEBUG off needs
+    every secret set; these are the dev values the sandbox expects."""
+    from django.conf import settings
+
+    return {"DEBUG": "0", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghij",
+            "SOLAPI_API_KEY": settings.SOLAPI_API_KEY, "SOLAPI_API_SECRET": settings.SOLAPI_API_SECRET,
+            "SOLAPI_WEBHOOK_SECRET": "benchmark-webhook-secret-0123456789-abcdefghij"}
+
+
 # --- academies, sends, settlement ---------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from benchmarks.stack import (
     loadavg,
     machine,
     median,
+    production_env,
     sandbox_calls,
     seed_academy,
     send,
@@ -125,16 +126,6 @@ def baseline_run(stack: Stack, *, messages: int) -> dict[str, Any]:
         "msg_per_s_with_enqueue": messages / (seconds + enqueue_seconds),
         "sqs_per_message_with_enqueue": (requests + sum(enqueue.values())) / messages,
     }
-
-
-def production_env() -> dict[str, str]:
-    """DEBUG off, as in production: Django then stops recording every SQL query. DEBUG off needs
-    every secret set; these are the dev values the sandbox expects."""
-    from django.conf import settings
-
-    return {"DEBUG": "0", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghij",
-            "SOLAPI_API_KEY": settings.SOLAPI_API_KEY, "SOLAPI_API_SECRET": settings.SOLAPI_API_SECRET,
-            "SOLAPI_WEBHOOK_SECRET": "benchmark-webhook-secret"}
 
 
 def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASELINE_MESSAGES,
