@@ -6,17 +6,20 @@ share it exactly.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from billing.models import MessageType
 from billing.pricing import (
     PriceNotConfigured,
+    TextSize,
     TextTooLong,
     UnsupportedCharacters,
     alimtalk_length,
+    euckr_bytes,
     hold_amount,
     text_message_type,
     unsupported_characters,
@@ -26,7 +29,7 @@ from messaging.compose.recipient_checks import Recipient, Standing
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.models import MessageMode, Purpose, SendTo, SkipReason
 from project import clock
-from tenants.models import AlimTalkTemplate, RecipientKind, Student
+from tenants.models import AlimTalkTemplate, RecipientKind
 from tenants.phones import InvalidPhone, normalize_phone
 
 VARIABLE = re.compile(r"#\{([^{}]+)\}")
@@ -54,6 +57,16 @@ class Draft:
         return self.template.content if self.uses_alimtalk and self.template else self.body
 
 
+class StudentContact(NamedTuple):
+    """What planning reads of a student: read as plain rows, not model instances (a send
+    plans up to 10,000 of them)."""
+
+    id: int
+    name: str
+    phone: str
+    parent_phone: str
+
+
 @dataclass
 class PlannedMessage:
     student_id: int
@@ -73,6 +86,8 @@ class PlannedMessage:
     not_before: datetime | None = None
     # A staff resend of this failed message (messaging/compose/resend.py).
     retry_of_id: int | None = None
+    # Its row's id, once the send request is written (messaging/compose/message_rows.py).
+    message_id: int | None = None
 
     @property
     def skipped(self) -> bool:
@@ -82,7 +97,7 @@ class PlannedMessage:
 def plan_messages(
     *,
     draft: Draft,
-    students: Iterable[Student],
+    students: Iterable[StudentContact],
     prices: Mapping[str, Decimal],
     standing: Standing,
     now: datetime | None = None,
@@ -93,11 +108,12 @@ def plan_messages(
     (messaging/compose/recipient_checks.py, asked again when the message is sent)."""
     check_variables(draft)
     check_text_encodes(draft)
+    texts = _Texts(draft, prices)
     now = now or clock.kst_now()
     planned: list[PlannedMessage] = []
     deferred = 0
     seen: set[tuple[str, str]] = set()
-    for student, kind, raw_phone in _recipients(students, draft.send_to):
+    for student, kind, raw_phone in recipients(students, draft.send_to):
         message = PlannedMessage(student_id=student.id, recipient_kind=kind, phone="")
         planned.append(message)
         try:
@@ -115,13 +131,13 @@ def plan_messages(
         # Only the recipient's own variables are stored per message; the shared ones are
         # stored once, on the send request (alimtalk_replacements).
         message.variables = {STUDENT_NAME: student.name}
-        message.text = render(draft.source_text, message_variables(message.variables, draft.replacements))
+        message.text = texts.text(student.name)
         # Siblings share a parent's phone: one message each only if their texts differ.
         if (message.phone, message.text) in seen:
             message.skip_reason = SkipReason.DUPLICATE_PHONE
             continue
         try:
-            _size_and_price(message, draft, prices)
+            texts.size_and_price(message, student.name)
         except UnsupportedCharacters as exc:
             # The text itself encodes (check_text_encodes): what does not is this student's
             # name. Skip them, by name, and send the rest of the class.
@@ -176,7 +192,8 @@ def render(text: str, variables: Mapping[str, str]) -> str:
     return VARIABLE.sub(lambda m: str(variables[m.group(1)]), text)
 
 
-def _recipients(students: Iterable[Student], send_to: str):
+def recipients(students: Iterable[StudentContact], send_to: str) -> Iterator[tuple[StudentContact, str, str]]:
+    """(student, recipient kind, phone as stored) for everyone a send addresses, in student order."""
     for student in students:
         if send_to in (SendTo.STUDENT, SendTo.BOTH):
             yield student, RecipientKind.STUDENT, student.phone
@@ -184,23 +201,84 @@ def _recipients(students: Iterable[Student], send_to: str):
             yield student, RecipientKind.PARENT, student.parent_phone
 
 
-def _size_and_price(message: PlannedMessage, draft: Draft, prices: Mapping[str, Decimal]) -> None:
-    try:
-        if draft.uses_alimtalk:
-            message.message_type = MessageType.ATA
-            message.bytes = alimtalk_length(message.text)
-            if draft.mode == MessageMode.BOTH:
-                # Solapi sends the same text as SMS/LMS when Kakao cannot deliver it.
-                message.fallback_type = text_message_type(message.text).message_type
-        else:
-            size = text_message_type(message.text, draft.subject)
-            message.message_type, message.bytes = size.message_type, size.body_bytes
-            message.subject = draft.subject
-        message.price = hold_amount(prices, message.message_type, message.fallback_type or None)
-    except TextTooLong as exc:
-        code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
-        raise Refusal(code, length=exc.length, limit=exc.limit, extra={"bytes": exc.length, "limit": exc.limit}) \
-            from None
-    except PriceNotConfigured as exc:
-        raise Refusal(RefusalCode.PRICE_NOT_CONFIGURED, message_type=exc.message_type) from None
+class _Texts:
+    """One draft's texts: each recipient's text, its type, size and price.
 
+    The texts of a send differ only in the student's name, and a send has up to 10,000 of them.
+    So the shared text is rendered, checked and counted once, and per recipient only the name
+    is: EUC-KR encodes character by character, so a text's bytes are the shared part's plus
+    the name's at each #{이름}, and its unsupported characters are the name's
+    (check_text_encodes has refused a shared part SMS/LMS cannot carry). The SMS/LMS type
+    depends on nothing but the byte count (and the draft's subject), so billing decides it
+    once per count, from the first real text of that size; prices once per type.
+    """
+
+    def __init__(self, draft: Draft, prices: Mapping[str, Decimal]):
+        self.draft, self.prices = draft, prices
+        self.uses_alimtalk = draft.uses_alimtalk
+        # The shared text cut at its name variables: a recipient's text is their name joined
+        # between the pieces, what render() would make of it (shared values win over the name,
+        # as in message_variables).
+        self.pieces = [""]
+        for i, part in enumerate(VARIABLE.split(draft.source_text)):
+            if i % 2 == 0:
+                self.pieces[-1] += part
+            elif part == STUDENT_NAME and STUDENT_NAME not in draft.replacements:
+                self.pieces.append("")
+            else:
+                self.pieces[-1] += str(draft.replacements[part])
+        self.name_slots = len(self.pieces) - 1
+        # AlimTalk alone is not limited to EUC-KR, and counts characters.
+        self.shared_bytes = 0 if draft.mode == MessageMode.ALIMTALK else len("".join(self.pieces).encode("euc_kr"))
+        self.subject = "" if self.uses_alimtalk else draft.subject
+        self._name_bytes: dict[str, int | UnsupportedCharacters] = {}
+        self._sizes: dict[int, TextSize] = {}
+        self._prices: dict[tuple[str, str], Decimal] = {}
+
+    def text(self, name: str) -> str:
+        return name.join(self.pieces)
+
+    def size_and_price(self, message: PlannedMessage, name: str) -> None:
+        """Set the message's type, bytes and price (and subject, fallback). Raises
+        UnsupportedCharacters for a name SMS/LMS cannot carry, Refusal for the text itself."""
+        try:
+            if self.uses_alimtalk:
+                message.message_type = MessageType.ATA
+                message.bytes = alimtalk_length(message.text)
+                if self.draft.mode == MessageMode.BOTH:
+                    # Solapi sends the same text as SMS/LMS when Kakao cannot deliver it.
+                    message.fallback_type = self._size(message.text, name).message_type
+            else:
+                size = self._size(message.text, name)
+                message.message_type, message.bytes = size.message_type, size.body_bytes
+                message.subject = self.subject
+            key = (message.message_type, message.fallback_type)
+            if key not in self._prices:
+                self._prices[key] = hold_amount(self.prices, message.message_type, message.fallback_type or None)
+            message.price = self._prices[key]
+        except TextTooLong as exc:
+            code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
+            raise Refusal(code, length=exc.length, limit=exc.limit,
+                          extra={"bytes": exc.length, "limit": exc.limit}) from None
+        except PriceNotConfigured as exc:
+            raise Refusal(RefusalCode.PRICE_NOT_CONFIGURED, message_type=exc.message_type) from None
+
+    def _size(self, text: str, name: str) -> TextSize:
+        """The SMS/LMS size of `text`, this draft's text for `name`."""
+        body_bytes = self.shared_bytes + (self.name_slots * self._bytes_of_name(name) if self.name_slots else 0)
+        size = self._sizes.get(body_bytes)
+        if size is None:
+            size = self._sizes[body_bytes] = text_message_type(text, self.subject)
+        return size
+
+    def _bytes_of_name(self, name: str) -> int:
+        known = self._name_bytes.get(name)
+        if known is None:
+            try:
+                known = euckr_bytes(name)
+            except UnsupportedCharacters as exc:
+                known = exc
+            self._name_bytes[name] = known
+        if isinstance(known, UnsupportedCharacters):
+            raise UnsupportedCharacters(known.characters)
+        return known

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -21,11 +22,12 @@ from billing import ledger
 from billing.ledger import HoldRequest, account_for
 from billing.pricing import price_list
 from messaging.compose import limits, rules
-from messaging.compose.planning import Draft, PlannedMessage, plan_messages
+from messaging.compose.message_rows import write_messages
+from messaging.compose.planning import Draft, PlannedMessage, StudentContact, plan_messages, recipients
 from messaging.compose.recipient_checks import standing_of
 from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
-from messaging.models import Message, MessageMode, MessageStatus, Purpose, SendRequest, SendTo
+from messaging.models import MessageMode, Purpose, SendRequest, SendTo
 from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
@@ -71,11 +73,12 @@ class SendPlan:
     messages: list[PlannedMessage]
     available: Decimal
 
-    @property
+    # Cached: a plan is not changed once made, and a send asks these several times of up to 10,000 messages.
+    @cached_property
     def sendable(self) -> list[PlannedMessage]:
         return [m for m in self.messages if not m.skipped]
 
-    @property
+    @cached_property
     def estimated_cost(self) -> Decimal:
         return sum((m.price for m in self.sendable), Decimal("0"))
 
@@ -83,7 +86,7 @@ class SendPlan:
         return [{"student_id": m.student_id, "recipient": m.recipient_kind, "reason": m.skip_reason, **m.skip_detail}
                 for m in self.messages if m.skipped]
 
-    @property
+    @cached_property
     def deferred(self) -> list[PlannedMessage]:
         """Ads written at night for recipients without night consent: sent from 08:00 KST."""
         return [m for m in self.sendable if m.not_before and m.not_before != self.data.send_at]
@@ -104,7 +107,7 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
                   template=template, replacements=data.alimtalk_replacements, purpose=data.purpose)
     rules.check_ad_text(tenant=tenant, purpose=data.purpose, text=draft.source_text)
     standing = standing_of(tenant_id=tenant.id, purpose=data.purpose, student_ids=[s.id for s in students],
-                           phones=[p for s in students for p in (s.phone, s.parent_phone)])
+                           phones=[phone for _, _, phone in recipients(students, data.send_to)])
     # A scheduled send is planned as of its time: the night window is read then.
     planned = plan_messages(draft=draft, students=students, prices=price_list(tenant), standing=standing,
                             now=data.send_at)
@@ -205,17 +208,16 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             **backpressure,
         }
         send_request.save(update_fields=["response"])
-        _hold_credit(plan.tenant, send_request)
+        _hold_credit(plan.tenant, plan)
     return send_request
 
 
-def _hold_credit(tenant: Tenant, send_request: SendRequest) -> None:
+def _hold_credit(tenant: Tenant, plan: SendPlan) -> None:
     """A 202 means paid for: hold every sendable message's credit (deferred night ads too) in
     the request's own transaction, or refuse the whole request. Under the account's row lock,
     so concurrent sends racing the last credit cannot all be accepted. The reserve step finds
     these holds and does not hold again (holds are keyed by message id)."""
-    pending = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING)
-    requests = [HoldRequest(message_id, price) for message_id, price in pending.values_list("id", "price")]
+    requests = [HoldRequest(m.message_id, m.price) for m in plan.sendable]
     try:
         ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True)
     except ledger.InsufficientCredit as exc:
@@ -227,25 +229,15 @@ def create_send_request(*, tenant_id: int, user, messages: Sequence[PlannedMessa
     """The one builder of a send request and its message rows, for a send and for a staff
     resend: one row per planned message (skipped ones too, with their reason), the queue
     by how many will go out, the cost of those. `fields` are the request's own (mode, body …).
-    Call it inside the caller's transaction."""
+    Each planned message gets its row's id (`message_id`). Call it inside the caller's transaction."""
     sendable = [m for m in messages if not m.skipped]
     send_request = SendRequest.objects.create(
         tenant_id=tenant_id, created_by=user if user and user.is_authenticated else None,
         queue=queue_for(len(sendable)), estimated_cost=sum((m.price for m in sendable), Decimal("0")), **fields,
     )
-    Message.objects.bulk_create([_message_row(send_request, m) for m in messages], batch_size=1000)
+    for planned, message_id in zip(messages, write_messages(send_request, messages), strict=True):
+        planned.message_id = message_id
     return send_request
-
-
-def _message_row(send_request: SendRequest, planned: PlannedMessage) -> Message:
-    return Message(
-        tenant_id=send_request.tenant_id, send_request=send_request, student_id=planned.student_id,
-        recipient_kind=planned.recipient_kind, phone=planned.phone, message_type=planned.message_type,
-        fallback_type=planned.fallback_type, text=planned.text, subject=planned.subject,
-        variables=planned.variables, price=planned.price,
-        status=MessageStatus.SKIPPED if planned.skipped else MessageStatus.PENDING,
-        skip_reason=planned.skip_reason, not_before=planned.not_before, retry_of_id=planned.retry_of_id,
-    )
 
 
 def _template_for(tenant: Tenant, data: SendInput) -> AlimTalkTemplate | None:
@@ -261,7 +253,7 @@ def _template_for(tenant: Tenant, data: SendInput) -> AlimTalkTemplate | None:
     return template
 
 
-def _students(tenant: Tenant, student_ids: list[int], class_ids: list[int]) -> list[Student]:
+def _students(tenant: Tenant, student_ids: list[int], class_ids: list[int]) -> list[StudentContact]:
     """The chosen students, then the classes' students, each once, in that order."""
     members, missing_classes = class_students(tenant, class_ids) if class_ids else ([], [])
     if missing_classes:
@@ -269,7 +261,7 @@ def _students(tenant: Tenant, student_ids: list[int], class_ids: list[int]) -> l
         raise Refusal(RefusalCode.CLASS_NOT_FOUND, class_ids=", ".join(map(str, missing_classes)),
                       extra={"class_ids": missing_classes})
     wanted = list(dict.fromkeys(student_ids))
-    found = {s.id: s for s in Student.objects.filter(tenant=tenant, id__in=wanted)}
+    found = _contacts(tenant, wanted)
     missing = [i for i in wanted if i not in found]
     if missing:
         # Another academy's student looks exactly like one that does not exist.
@@ -278,5 +270,14 @@ def _students(tenant: Tenant, student_ids: list[int], class_ids: list[int]) -> l
     wanted = list(dict.fromkeys(wanted + members))
     if not wanted:
         raise Refusal(RefusalCode.NO_STUDENTS)
-    found |= {s.id: s for s in Student.objects.filter(tenant=tenant, id__in=[i for i in wanted if i not in found])}
+    found |= _contacts(tenant, [i for i in wanted if i not in found])
     return [found[i] for i in wanted]
+
+
+def _contacts(tenant: Tenant, student_ids: list[int]) -> dict[int, StudentContact]:
+    """id → contact of these students of the academy: plain rows in no particular order (the
+    model's order by name would sort 10,000 names for nothing)."""
+    if not student_ids:
+        return {}
+    rows = Student.objects.filter(tenant=tenant, id__in=student_ids).order_by().values_list(*StudentContact._fields)
+    return {row[0]: StudentContact._make(row) for row in rows}

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.ledger import top_up
 from billing.models import MessageType
 from harness.academies import TEMPLATE_ID, make_students, make_template, new_phone
-from messaging.compose import suppression
+from messaging.compose import message_rows, suppression
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SuppressionReason
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
@@ -229,8 +229,10 @@ def test_one_dispatch_task_is_published_per_request_whatever_its_size(academy, p
     assert counts["SendMessage"] == 1, counts
     assert counts["SendMessageBatch"] == 0, counts
     assert Message.objects.filter(send_request_id=response.json()["id"]).count() == recipients
-    # Rows go in as bulk inserts (SQLite caps a statement at 999 parameters, so a few), never one per row.
-    message_inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "messaging_message"')]
+    # Rows go in as one COPY (PostgreSQL) or bulk inserts (SQLite caps a statement at 999 parameters,
+    # so a few), never one per row.
+    message_inserts = [q for q in queries.captured_queries
+                       if q["sql"].startswith(('INSERT INTO "messaging_message"', 'COPY "messaging_message"'))]
     assert 1 <= len(message_inserts) <= 10, len(message_inserts)
     # Large sends go to the bulk queue, so they do not hold up small ones.
     expected_queue = INTERACTIVE_QUEUE if recipients == 1 else BULK_QUEUE
@@ -243,6 +245,8 @@ def test_a_failure_while_writing_the_messages_leaves_no_request_and_publishes_no
     def disk_full(*args, **kwargs):
         raise DatabaseError("disk full")
 
+    # The rows' writer on either database: COPY on PostgreSQL, bulk_create on SQLite.
+    monkeypatch.setattr(message_rows, "_copy", disk_full)
     monkeypatch.setattr(Message.objects, "bulk_create", disk_full)
 
     with pytest.raises(DatabaseError):
