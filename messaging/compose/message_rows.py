@@ -5,27 +5,30 @@ each row is a model instance whose every field is prepared in Python, then bound
 (about 2 s for 10,000 rows on PostgreSQL; issue 17). `COPY … FROM STDIN` streams the same values
 as one statement, formatted by psycopg's C code (about a tenth of that). SQLite has no `COPY`
 and keeps the ORM path. Both paths write the same values: each row's own come from
-`_row_values`, every other column is its field's default (or the clock, for `created` and
+`_planned_rows`, every other column is its field's default (or the clock, for `created` and
 `updated`), exactly what the model would have filled in.
 
 The caller gets the new ids in the order of the planned messages (credit holds are keyed by
 message id).
 """
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import JSONField
-from psycopg.types.json import Jsonb
 
 from messaging.compose.planning import PlannedMessage
 from messaging.models import Message, MessageStatus, SendRequest
 from project import clock
 
-# The ORM path's statement size: 1,000 rows of 25 columns stay well under SQLite's variable limit.
+# Rows per INSERT on the ORM path (Django lowers it where the database needs, e.g. SQLite's parameter limit).
 BATCH_SIZE = 1000
+# The columns a message takes from its plan (and its request); every other one is its default.
+PLANNED_COLUMNS = ("tenant_id", "send_request_id", "student_id", "recipient_kind", "phone", "message_type",
+                   "fallback_type", "text", "subject", "variables", "price", "status", "skip_reason", "not_before",
+                   "retry_of_id")
 
 
 def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage]) -> list[int]:
@@ -33,43 +36,40 @@ def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage])
     their ids, in the order of `planned`. Call it inside the caller's transaction."""
     if not planned:
         return []
-    rows = [_row_values(send_request, m) for m in planned]
     if connection.vendor == "postgresql":
-        return _copy(send_request, rows)
-    created = Message.objects.bulk_create([Message(**row) for row in rows], batch_size=BATCH_SIZE)
+        # COPY's text format takes JSON as its text.
+        return _copy(send_request, _planned_rows(send_request, planned, encode_json=json.dumps))
+    rows = _planned_rows(send_request, planned, encode_json=None)
+    created = Message.objects.bulk_create([Message(**dict(zip(PLANNED_COLUMNS, row, strict=True))) for row in rows],
+                                          batch_size=BATCH_SIZE)
     return [m.pk for m in created]
 
 
-def _row_values(send_request: SendRequest, planned: PlannedMessage) -> dict[str, Any]:
-    """The columns a message takes from its plan, by attribute name; the rest are defaults."""
-    return {
-        "tenant_id": send_request.tenant_id, "send_request_id": send_request.id, "student_id": planned.student_id,
-        "recipient_kind": planned.recipient_kind, "phone": planned.phone, "message_type": planned.message_type,
-        "fallback_type": planned.fallback_type, "text": planned.text, "subject": planned.subject,
-        "variables": planned.variables, "price": planned.price,
-        "status": MessageStatus.SKIPPED.value if planned.skipped else MessageStatus.PENDING.value,
-        "skip_reason": planned.skip_reason, "not_before": planned.not_before, "retry_of_id": planned.retry_of_id,
-    }
+def _planned_rows(send_request: SendRequest, planned: Sequence[PlannedMessage], *,
+                  encode_json: Callable[[Any], str] | None) -> list[tuple]:
+    """Each message's PLANNED_COLUMNS, in that order."""
+    tenant_id, send_request_id = send_request.tenant_id, send_request.id
+    skipped, pending = MessageStatus.SKIPPED.value, MessageStatus.PENDING.value
+    encode = encode_json or (lambda value: value)
+    return [(tenant_id, send_request_id, m.student_id, m.recipient_kind, m.phone, m.message_type, m.fallback_type,
+             m.text, m.subject, encode(m.variables), m.price, skipped if m.skip_reason else pending, m.skip_reason,
+             m.not_before, m.retry_of_id)
+            for m in planned]
 
 
-def _copy(send_request: SendRequest, rows: list[dict[str, Any]]) -> list[int]:
-    own = list(rows[0])
-    defaults = _defaults(exclude=own)
-    columns = [*own, *defaults]
-    json_columns = {i for i, name in enumerate(own) if isinstance(Message._meta.get_field(name), JSONField)}
+def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:
+    defaults = _defaults(exclude=PLANNED_COLUMNS)
     tail = tuple(defaults.values())
     table = connection.ops.quote_name(Message._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(Message._meta.get_field(c).column) for c in columns)
+    names = ", ".join(connection.ops.quote_name(Message._meta.get_field(name).column)
+                      for name in (*PLANNED_COLUMNS, *defaults))
     statement = f"COPY {table} ({names}) FROM STDIN"
     with connection.cursor() as cursor:
         started = time.monotonic()
         # Django's cursor wrapper has no copy(); the psycopg cursor underneath does.
         with cursor.cursor.copy(statement) as copy:
             for row in rows:
-                values = list(row.values())
-                for i in json_columns:
-                    values[i] = Jsonb(values[i])
-                copy.write_row((*values, *tail))
+                copy.write_row(row + tail)
         if connection.queries_logged:
             # Recorded as Django records every statement it runs (DEBUG, CaptureQueriesContext).
             connection.queries_log.append({"sql": f"{statement} -- {len(rows)} rows",
@@ -97,4 +97,3 @@ def _defaults(*, exclude: Sequence[str]) -> dict[str, Any]:
             value = field.get_default()
         values[field.attname] = field.get_db_prep_save(value, connection)
     return values
-

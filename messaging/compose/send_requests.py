@@ -32,6 +32,7 @@ from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
 from project import clock
+from project.sql import in_values
 from tenants.models import AlimTalkTemplate, Student, TemplateStatus, Tenant
 from tenants.selectors import class_students
 
@@ -279,5 +280,6 @@ def _contacts(tenant: Tenant, student_ids: list[int]) -> dict[int, StudentContac
     model's order by name would sort 10,000 names for nothing)."""
     if not student_ids:
         return {}
-    rows = Student.objects.filter(tenant=tenant, id__in=student_ids).order_by().values_list(*StudentContact._fields)
+    rows = (Student.objects.filter(tenant=tenant, id__in=in_values(student_ids, "bigint")).order_by()
+            .values_list(*StudentContact._fields))
     return {row[0]: StudentContact._make(row) for row in rows}

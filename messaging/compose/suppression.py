@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SuppressedRecipient, SuppressionReason
+from project.sql import in_values
 
 _REASONS = {
     FailureClass.RECIPIENT_OPTED_OUT: SuppressionReason.OPTED_OUT,
@@ -33,6 +34,5 @@ def suppress(*, tenant_id: int, phone: str, reason: str, source: str = "staff") 
 
 def suppressed(tenant_id: int, phones: Iterable[str]) -> dict[str, str]:
     """phone → reason, for the numbers of this academy that must be skipped."""
-    return dict(
-        SuppressedRecipient.objects.filter(tenant_id=tenant_id, phone__in=set(phones)).values_list("phone", "reason")
-    )
+    rows = SuppressedRecipient.objects.filter(tenant_id=tenant_id, phone__in=in_values(set(phones), "text"))
+    return dict(rows.values_list("phone", "reason"))
