@@ -27,7 +27,7 @@ LOG_DIR = Path(settings.BASE_DIR) / "var" / "test-logs" / os.environ["TEST_SESSI
 
 def pytest_collection_modifyitems(config, items):
     if connection.vendor != "postgresql":
-        skip = pytest.mark.skip(reason="needs PostgreSQL row locks (SELECT … FOR UPDATE); set DATABASE_URL")
+        skip = pytest.mark.skip(reason="needs PostgreSQL (row locks, COPY); set DATABASE_URL")
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)

@@ -36,13 +36,18 @@ def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage])
     their ids, in the order of `planned`. Call it inside the caller's transaction."""
     if not planned:
         return []
-    if connection.vendor == "postgresql":
+    if copies():
         # COPY's text format takes JSON as its text.
         return _copy(send_request, _planned_rows(send_request, planned, encode_json=json.dumps))
     rows = _planned_rows(send_request, planned, encode_json=None)
     created = Message.objects.bulk_create([Message(**dict(zip(PLANNED_COLUMNS, row, strict=True))) for row in rows],
                                           batch_size=BATCH_SIZE)
     return [m.pk for m in created]
+
+
+def copies() -> bool:
+    """Whether this database writes the rows with COPY (PostgreSQL) rather than the ORM."""
+    return connection.vendor == "postgresql"
 
 
 def _planned_rows(send_request: SendRequest, planned: Sequence[PlannedMessage], *,
