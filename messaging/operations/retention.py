@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django_celery_results.models import TaskResult
@@ -60,6 +60,7 @@ from messaging.models import (
     MessageOutcome,
 )
 from project import clock
+from project.sql import in_values
 
 logger = logging.getLogger(__name__)
 
@@ -225,14 +226,9 @@ def _prune_table(rule: Rule, cutoff: datetime | None, *, batch_size: int, deadli
     return result
 
 
-def _one_of(ids: Iterable[int]) -> list[int] | RawSQL:
-    """Ids for an `__in` lookup: on PostgreSQL as one array parameter (thousands of bound
-    parameters of an IN list cost more to send and plan than the query takes to run), as a
-    plain list elsewhere."""
-    ids = sorted(ids)
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
-    return ids
+def _one_of(ids: Iterable[int]) -> Collection[int] | RawSQL:
+    """Ids for an `__in` lookup, in order; a long list as one array parameter on PostgreSQL."""
+    return in_values(sorted(ids), "bigint")
 
 
 def _old_id_range(rows: models.QuerySet, age_field: str, cutoff: datetime) -> tuple[int, int] | None:
