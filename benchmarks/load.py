@@ -49,6 +49,7 @@ import httpx
 from benchmarks.stack import (
     BODY,
     IN_FLIGHT,
+    MONITORING_OPERATIONS,
     Stack,
     banner,
     cpu_seconds_by_group,
@@ -409,11 +410,6 @@ def _message_times(ids: list[int], wall_ended: float) -> dict[str, Any]:
     return {"final": len(waits), "statuses": dict(statuses), "in_flight": _in_flight_count(),
             "p50_s": percentile(waits, 50), "p95_s": percentile(waits, 95), "max_s": max(waits, default=float("nan")),
             "last_final_after_load_s": (last.timestamp() - wall_ended) if last else float("nan")}
-
-
-# What the depth sampler and the web processes' health refreshers ask; the pipeline and the API
-# (publish, receive, delete) never do, beyond a GetQueueUrl per process for its first publish.
-MONITORING_OPERATIONS = ("GetQueueAttributes", "GetQueueUrl")
 
 
 def _sqs_costs(sqs: Counter, sends: int) -> dict[str, Any]:

@@ -351,6 +351,11 @@ def status_counts(send_request_ids: Iterable[int]) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
+# What depth samplers and the web processes' health refreshers ask SQS; the pipeline and the API
+# (publish, receive, delete) never do, beyond a GetQueueUrl per process for its first publish.
+MONITORING_OPERATIONS = ("GetQueueAttributes", "GetQueueUrl")
+
+
 def exactly_once(stack: Stack, send_request_ids: Iterable[int]) -> dict[str, Any]:
     """Each message our books say went out was accepted by the sandbox once, none twice, and
     billing_audit finds nothing."""
