@@ -150,8 +150,11 @@ beat_schedule = {
 # Beat's housekeeping stores no results: thousands of rows a day saying "nothing to do" buried
 # the pipeline's own tasks in Flower and the task results. A run that did something logs it
 # (project/logging.py leaves those at INFO and quiets the idle ones). celery.backend_cleanup is
-# the result-expiry task beat adds by itself whenever result_expires is set (it is not, above).
-HOUSEKEEPING_TASKS = frozenset({entry["task"] for entry in beat_schedule.values()} | {"celery.backend_cleanup"})
+# the result-expiry task beat adds by itself whenever result_expires is set (it is not, above);
+# messaging.queue_probe is the no-op the stale sweep publishes to each queue every minute
+# (messaging/pipeline/queue_progress.py).
+HOUSEKEEPING_TASKS = frozenset({entry["task"] for entry in beat_schedule.values()}
+                               | {"celery.backend_cleanup", "messaging.queue_probe"})
 task_annotations = {name: {"ignore_result": True} for name in sorted(HOUSEKEEPING_TASKS)}
 
 
