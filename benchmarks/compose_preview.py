@@ -17,6 +17,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks.goals import Goal
 from benchmarks.profile import profile_step
 from benchmarks.stack import (
     BODY,
@@ -105,6 +106,12 @@ def report(result: dict[str, Any]) -> str:
                 "; ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in profile["layers_s"].items()),
                 profile["top_cumulative"]]
     return "\n".join(out)
+
+
+def goals(result: dict[str, Any]) -> list[Goal]:
+    return [Goal(f"compose preview, a class of {result['recipients']:,}, p95",
+                 f"{result['p95_ms']:.0f} ms (p50 {result['p50_ms']:.0f}; CPU p50 {result['cpu_p50_ms']:.0f})",
+                 f"< {result['target_p95_ms']:.0f} ms", result["met"])]
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.goals import Goal
 from benchmarks.stack import (
     Stack,
     banner,
@@ -323,6 +324,23 @@ def report(result: dict[str, Any]) -> str:
         table("Each broadcast", ["phase", "send request", "seconds", "msg/s", "latency p50 s", "latency p95 s",
                                  "latency max s", "prune running"], broadcast_rows),
         "", checks, notes])
+
+
+def goals(result: dict[str, Any]) -> list[Goal]:
+    """Retention has no numeric goal ("the prune does not stall the pipeline"): its rate and the
+    pipeline without and with it, for the reader to judge; exactly once is checked."""
+    if result.get("skipped"):
+        return [Goal("retention: the prune of old rows", f"skipped ({result['skipped']})")]
+    prune, (without, during), once = result["prune"], result["phases"], result["exactly_once"]
+    clean = once["never_sent"] == 0 and once["sent_twice"] == 0 and not result["billing_audit"]
+    return [
+        Goal(f"retention: prune of {prune['deleted']:,} old rows", f"{prune['rows_per_s']:,.0f} rows/s, longest "
+             f"DELETE {prune['longest_statement_ms']:.0f} ms" + ("" if prune["finished"] else ", NOT finished")),
+        Goal(f"retention: {result['broadcast_messages']:,}-message broadcasts without / with the prune",
+             f"{without['msg_per_s']:.0f} / {during['msg_per_s']:.0f} msg/s; latency p50 "
+             f"{without['latency_p50_s']:.2f} / {during['latency_p50_s']:.2f} s"),
+        Goal("retention run: exactly once, billing_audit", "clean" if clean else "NOT CLEAN", "clean", clean),
+    ]
 
 
 def main() -> None:

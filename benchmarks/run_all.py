@@ -1,9 +1,12 @@
 """`make bench`: every benchmark on one stack (one fresh database, one local SQS, one sandbox),
-each printing its table and writing benchmarks/results/<name>.json, then a summary.
+each printing its table and writing benchmarks/results/<name>.json, then a summary: every goal
+with its measured value and met/missed (each benchmark's goals()), which a full run also writes
+into the README's benchmark table (benchmarks/readme_table.py).
 
     python -m benchmarks.run_all [--quick] [--only api_latency,compose_preview,throughput,scaling,retention] [--keep-db]
 
---quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record).
+--quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record): it,
+like --only, leaves the README alone and prints what a full run would write there.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import api_latency, compose_preview, retention, scaling, throughput
+from benchmarks import api_latency, compose_preview, readme_table, retention, scaling, throughput
+from benchmarks.goals import HEADERS, Goal, rows
 from benchmarks.stack import Stack, loadavg, machine, table, write_json
 
 ALL = ("api_latency", "compose_preview", "throughput", "scaling", "retention")
+# Each benchmark's goals(result): its targets, measured, met or missed.
+GOALS = {"api_latency": api_latency.goals, "compose_preview": compose_preview.goals,
+         "throughput": throughput.goals, "scaling": scaling.goals, "retention": retention.goals}
 
 
 def main() -> int:
@@ -57,10 +65,16 @@ def main() -> int:
             result = retention.run(stack, **(retention.QUICK if args.quick else {}))
             _finish("retention", result, info, retention.report)
             results["retention"] = result
+    from project import clock  # Django is set up by the stack
+
     elapsed = time.monotonic() - began
-    print("\n" + summary(results, elapsed))
-    write_json("summary", {"seconds": elapsed, "quick": args.quick, "machine": info,
-                           "summary": summary_rows(results)})
+    goals = summary_goals(results)
+    print("\n" + table(f"Summary: the goals ({elapsed / 60:.1f} min)", HEADERS, rows(goals)))
+    write_json("summary", {"seconds": elapsed, "quick": args.quick, "only": only, "machine": info,
+                           "summary": rows(goals)})
+    text = readme_table.section(goals, info=info, when=clock.kst_now(), commit=readme_table.commit(),
+                                minutes=elapsed / 60, quick=args.quick)
+    print("\n" + readme_table.write(text, for_the_record=for_the_record(quick=args.quick, only=only)))
     return 0
 
 
@@ -70,45 +84,14 @@ def _finish(name: str, result: dict[str, Any], info: dict[str, Any], report) -> 
     print(f"wrote {write_json(name, result)}", flush=True)
 
 
-def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    if api := results.get("api_latency"):
-        for size, r in api["sizes"].items():
-            goal = api["goals"].get(size)
-            note = f"{r['sqs_calls_max']:.0f} SQS call(s) per request (target 1)"
-            if goal:
-                note += f"; goal p95 < {goal['goal_p95_ms']:.0f} ms: {'met' if goal['met'] else 'MISSED'}"
-            rows.append([f"API p50 / p95, {int(size):,} recipient(s), gunicorn",
-                         f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} ms", note])
-    if pv := results.get("compose_preview"):
-        rows.append([f"compose preview p50 / p95, a class of {pv['recipients']:,}",
-                     f"{pv['p50_ms']:.0f} / {pv['p95_ms']:.0f} ms",
-                     f"target p95 < {pv['target_p95_ms']:.0f} ms: {'met' if pv['met'] else 'MISSED'} "
-                     f"(CPU p50 {pv['cpu_p50_ms']:.0f} ms; load {pv['load']})"])
-    if tp := results.get("throughput"):
-        head, base = tp["headline"], tp["baseline"]
-        rows.append([f"throughput, 10k through 1 worker (chunk {head['chunk_size']})",
-                     f"{head['msg_per_s']:.0f} msg/s", f"{tp['ratio']:.0f}× the old loop's {base['msg_per_s']:.1f} "
-                     f"msg/s (target ≥ 100×: {'met' if tp['targets']['ratio_met'] else 'MISSED'})"])
-        rows.append(["SQS requests per message", f"{head['sqs_per_message']:.4f}",
-                     f"old loop {base['sqs_per_message']:.2f} (target ≤ 0.05: "
-                     f"{'met' if tp['targets']['sqs_per_message_met'] else 'MISSED'})"])
-    if sc := results.get("scaling"):
-        rows += [[name, t["value"], f"target {t['goal']}: {'met' if t['met'] else 'MISSED'}"]
-                 for name, t in sc["targets"].items()]
-    if (rt := results.get("retention")) and not rt.get("skipped"):
-        prune = rt["prune"]
-        without, during = rt["phases"]
-        rows.append([f"prune of {prune['deleted']:,} old rows", f"{prune['rows_per_s']:,.0f} rows/s",
-                     f"longest DELETE {prune['longest_statement_ms']:.0f} ms"])
-        rows.append(["pipeline without / with the prune",
-                     f"{without['msg_per_s']:.0f} / {during['msg_per_s']:.0f} msg/s",
-                     f"per-message latency p50 {without['latency_p50_s']:.2f} / {during['latency_p50_s']:.2f} s"])
-    return rows
+def for_the_record(*, quick: bool, only: Sequence[str]) -> bool:
+    """Whether this run may write the README's table: every benchmark, at full length."""
+    return not quick and set(only) >= set(ALL)
 
 
-def summary(results: dict[str, dict[str, Any]], elapsed: float) -> str:
-    return table(f"Summary ({elapsed / 60:.1f} min)", ["measure", "value", "note"], summary_rows(results))
+def summary_goals(results: dict[str, dict[str, Any]]) -> list[Goal]:
+    """Every goal of the benchmarks that ran, in the order they ran."""
+    return [goal for name, result in results.items() for goal in GOALS[name](result)]
 
 
 if __name__ == "__main__":

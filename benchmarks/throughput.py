@@ -6,6 +6,8 @@ Both sides use the same local SQS and the same Solapi sandbox (50 ms per HTTP ca
   task); one `celery -A project worker` with --concurrency 2 (= nproc) runs dispatch and the
   chunk chains. Timed from the API call to the last chunk finalized (every message accepted by
   the sandbox, credit captured, logs written), and from the API's answer on ("worker only").
+  Goals (issue 17): at least 250× the old loop end to end, at least 400× counted from the API's
+  answer (like the old loop, whose messages are already queued when its clock starts).
   Run once per MESSAGING_CHUNK_SIZE in CHUNK_SIZES (the chunk size is tuned here), the default
   size REPEATS times in all (the headline is their median: the machine is noisy), and once more
   with DEBUG=0 as in production (DEBUG=1, needed for the dev secrets, makes Django record every
@@ -30,6 +32,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks.goals import Goal
 from benchmarks.stack import (
     Stack,
     banner,
@@ -52,7 +55,9 @@ CHUNK_SIZES = (500, 1000, 2000, 5000)
 # The default chunk size runs this many times (noisy machine): the headline is their median.
 REPEATS = 3
 DEFAULT_CHUNK_SIZE = 1000
-TARGET_RATIO = 100
+# Issue 17's goals: × the old loop's msg/s, end to end and counted from the API's answer.
+TARGET_RATIO = 250
+TARGET_RATIO_FROM_ANSWER = 400
 TARGET_SQS_PER_MESSAGE = 0.05
 
 
@@ -172,8 +177,10 @@ def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASE
                                   "sqs_per_message": median([r["sqs_per_message"] for r in same])}
     best = max(by_size, key=lambda size: by_size[size]["msg_per_s"])
     ratio = headline["msg_per_s"] / baseline["msg_per_s"]
+    ratio_from_answer = headline["worker_msg_per_s"] / baseline["msg_per_s"]
     return {
         "name": "throughput",
+        "messages": messages,
         "sandbox_latency_ms": stack.sandbox_latency_ms,
         "database": stack.database_note,
         "baseline": baseline,
@@ -182,9 +189,11 @@ def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASE
         "by_chunk_size": by_size,
         "best_chunk_size": int(best),
         "ratio": ratio,
-        "ratio_from_queued": headline["worker_msg_per_s"] / baseline["msg_per_s"],
+        "ratio_from_queued": ratio_from_answer,
         "targets": {
             "ratio_at_least": TARGET_RATIO, "ratio_met": ratio >= TARGET_RATIO,
+            "ratio_from_answer_at_least": TARGET_RATIO_FROM_ANSWER,
+            "ratio_from_answer_met": ratio_from_answer >= TARGET_RATIO_FROM_ANSWER,
             "sqs_per_message_at_most": TARGET_SQS_PER_MESSAGE,
             "sqs_per_message_met": headline["sqs_per_message"] <= TARGET_SQS_PER_MESSAGE,
         },
@@ -204,8 +213,10 @@ def report(result: dict[str, Any]) -> str:
     verdict = (
         f"headline (chunk {head['chunk_size']}, median of {head['runs']}): {head['msg_per_s']:.0f} msg/s end to end "
         f"(range {head['msg_per_s_min']:.0f}–{head['msg_per_s_max']:.0f}) = {result['ratio']:.0f}× the baseline "
-        f"({result['ratio_from_queued']:.0f}× counting from the API's answer, like the baseline, whose messages "
-        f"are already queued) → ≥ {targets['ratio_at_least']}×: {'MET' if targets['ratio_met'] else 'MISSED'}\n"
+        f"→ ≥ {targets['ratio_at_least']}×: {'MET' if targets['ratio_met'] else 'MISSED'}\n"
+        f"counted from the API's answer (like the baseline, whose messages are already queued): "
+        f"{head['worker_msg_per_s']:.0f} msg/s = {result['ratio_from_queued']:.0f}× → "
+        f"≥ {targets['ratio_from_answer_at_least']}×: {'MET' if targets['ratio_from_answer_met'] else 'MISSED'}\n"
         f"SQS requests per message: {head['sqs_per_message']:.4f} → ≤ {targets['sqs_per_message_at_most']}: "
         f"{'MET' if targets['sqs_per_message_met'] else 'MISSED'}; fastest chunk size here: "
         f"{result['best_chunk_size']}")
@@ -219,6 +230,20 @@ def report(result: dict[str, Any]) -> str:
               ["run", "messages", "API s", "total s", "msg/s after API", "msg/s end to end", "× baseline",
                "Solapi calls", "SQS requests", "SQS req/msg"], rows),
         "", verdict, notes])
+
+
+def goals(result: dict[str, Any]) -> list[Goal]:
+    head, base, targets = result["headline"], result["baseline"], result["targets"]
+    through = f"{result['messages']:,} messages through 1 worker (--concurrency 2)"
+    return [
+        Goal(f"{through}, end to end, × the old loop", f"{result['ratio']:.0f}× ({head['msg_per_s']:,.0f} msg/s; "
+             f"the old loop {base['msg_per_s']:.1f})", f"≥ {targets['ratio_at_least']}×", targets["ratio_met"]),
+        Goal(f"{through}, from the API's answer, × the old loop",
+             f"{result['ratio_from_queued']:.0f}× ({head['worker_msg_per_s']:,.0f} msg/s)",
+             f"≥ {targets['ratio_from_answer_at_least']}×", targets["ratio_from_answer_met"]),
+        Goal("SQS requests per message", f"{head['sqs_per_message']:.4f} (the old loop {base['sqs_per_message']:.2f})",
+             f"≤ {targets['sqs_per_message_at_most']}", targets["sqs_per_message_met"]),
+    ]
 
 
 def main() -> None:
