@@ -50,7 +50,7 @@ def section(goals: Sequence[Goal], *, info: dict[str, Any], when: datetime, comm
     """The text between the markers: where and when it was measured, then the goals' table."""
     load = " ".join(info.get("loadavg_at_start") or ["?"])
     lines = [
-        "_Written by `make bench` (`benchmarks/readme_table.py`) from its last full run: do not edit by hand._",
+        "_Written by `make bench` (`benchmarks/readme_table.py`): do not edit by hand._",
         "",
         f"The run of {when:%Y-%m-%d %H:%M} KST at commit `{commit}` ({minutes:.0f} min). The machine: "
         f"{machine_line(info)}; load average at the start {load}."
