@@ -35,6 +35,7 @@ from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
 from messaging.solapi.reports import Rejection, Report
 from project import clock
+from project.bulk import update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +130,9 @@ def _apply_batch(reports: list[Report], summary: ReportSummary) -> list[Message]
             if result is _Result.FINISHED:
                 moved[message.id] = message
         if tied:
-            DeliveryReport.objects.bulk_update(tied, ["message"])
+            update_rows(tied, ["message"])
         if moved:
-            Message.objects.bulk_update(moved.values(), _MOVED_FIELDS)
+            update_rows(list(moved.values()), _MOVED_FIELDS)
     return list(moved.values())
 
 
@@ -308,7 +309,7 @@ def _apply(report: Report, message: Message | None, summary: ReportSummary) -> _
     now = clock.now()
     message.accepted_at = message.accepted_at or now
     message.completed_at = now
-    # Set here: a bulk update does not stamp auto_now fields.
+    # Set here: update_rows does not stamp auto_now fields.
     message.updated = now
     message.solapi_status_code = outcome.code
     message.solapi_message_id = report.solapi_message_id or message.solapi_message_id

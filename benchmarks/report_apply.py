@@ -1,0 +1,245 @@
+"""The delivery-report webhook's cost per POST: POST /api/v1/solapi/reports/<secret>/ with 50
+reports, each delivering an accepted message, the 50 messages spread over 20 send requests (2–3
+each) whose chunks share one Solapi group, as small sends do (messaging/pipeline/express.py).
+Issue 18: no report webhook should wait more than 1 s under the everyday load.
+
+Each POST goes through the whole Django stack in this process (django.test.Client: URL routing,
+the secret, parse_webhook, apply_reports, settlement.settle); only the network hop to the edge's
+gunicorn is left out. Two ways are measured on the same kind of batch:
+
+- batched: the POST's reports in one transaction (messaging/reports/apply.py, _apply_batch);
+- one by one: each report in its own transaction, as before (the path a batch falls back to when
+  a concurrent POST stored one of its events), forced by refusing the batched path.
+
+Printed per way: wall and CPU ms per POST, SQL statements per POST, and how many of those (and
+how many ms) settle() took. Then the recount of the POST's 20 requests alone, per request
+(refresh_counts, as settle calls it now) against set-based (refresh_counts_of).
+
+With --profile, one more batched POST runs under cProfile (benchmarks/profile.py).
+
+    python -m benchmarks.report_apply [--posts 10] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+from benchmarks.profile import profile_step
+from benchmarks.stack import BODY, Stack, banner, machine, percentile, seed_academy, table, write_json
+
+REPORTS_PER_POST = 50
+REQUESTS_PER_POST = 20
+POSTS = 10
+WARMUP = 1
+WAYS = ("one by one", "batched")
+
+
+def _accepted_batches(academy, posts: int) -> list[list[Any]]:
+    """`posts` batches of 50 accepted, charged messages, each over 20 send requests in one group."""
+    from messaging.compose.send_requests import SendInput, send_request_create
+    from messaging.models import Chunk, Message, MessageStatus
+    from messaging.pipeline import outbox, settlement
+    from project import clock
+
+    sizes = [REPORTS_PER_POST // REQUESTS_PER_POST + (1 if n < REPORTS_PER_POST % REQUESTS_PER_POST else 0)
+             for n in range(REQUESTS_PER_POST)]
+    batches, student = [], 0
+    publish = outbox.publish_dispatch
+    outbox.publish_dispatch = lambda send_request: False  # no worker: the messages are made accepted here
+    try:
+        for post in range(posts):
+            group = f"G4VBENCH{uuid.uuid4().hex[:16].upper()}"
+            messages = []
+            for size in sizes:
+                ids = academy.student_ids[student:student + size]
+                student += size
+                data = SendInput(student_ids=ids, send_to="parent", message_mode="sms", body=BODY)
+                request_id = send_request_create(tenant=academy.tenant, user=academy.user, data=data,
+                                                 idempotency_key=None)["id"]
+                chunk = Chunk.objects.create(send_request_id=request_id, index=0, solapi_group_id=group)
+                Message.objects.filter(send_request_id=request_id).update(
+                    chunk=chunk, status=MessageStatus.ACCEPTED, accepted_at=clock.now())
+                messages += list(Message.objects.filter(send_request_id=request_id).select_related("chunk"))
+            settlement.settle(messages)  # charged on acceptance, as the send step leaves them
+            batches.append(messages)
+            print(f"  seeded POST {post + 1}/{posts}: {len(messages)} accepted messages", flush=True)
+    finally:
+        outbox.publish_dispatch = publish
+    return batches
+
+
+def _body(messages) -> list[dict]:
+    """Solapi's single-report webhook, one delivery report per message."""
+    return [{
+        "eventDataId": f"E{uuid.uuid4().hex}",
+        "data": {"messageId": f"M4V{uuid.uuid4().hex[:20].upper()}", "groupId": m.chunk.solapi_group_id,
+                 "type": "SMS", "to": "01000000000", "from": "0212345678", "statusCode": "4000",
+                 "statusMessage": "정상 수신", "customFields": {"message_id": str(m.id)}},
+        "retryCount": 0,
+    } for m in messages]
+
+
+@contextlib.contextmanager
+def _way(name: str):
+    """The batched path as it is, or refused so every POST goes one report at a time."""
+    from django.db import IntegrityError
+
+    from messaging.reports import apply
+
+    if name == "batched":
+        yield
+        return
+
+    def refuse(reports, summary):
+        raise IntegrityError("benchmark: one by one")
+
+    batched = apply._apply_batch
+    apply._apply_batch = refuse
+    try:
+        yield
+    finally:
+        apply._apply_batch = batched
+
+
+class _SettleMeter:
+    """How many statements and how long settle() takes inside a POST."""
+
+    def __init__(self):
+        from messaging.reports import apply
+
+        self.apply, self.settle = apply, apply.settlement.settle
+        self.statements, self.seconds = 0, 0.0
+
+    def __enter__(self):
+        from django.db import connection
+
+        def measured(messages):
+            before, started = len(connection.queries), time.perf_counter()
+            self.settle(messages)
+            self.seconds += time.perf_counter() - started
+            self.statements += len(connection.queries) - before
+
+        self.apply.settlement = type("Settlement", (), {"settle": staticmethod(measured)})
+        return self
+
+    def __exit__(self, *exc_info):
+        import messaging.pipeline.settlement as settlement
+
+        self.apply.settlement = settlement
+
+
+def _post(client, url: str, messages) -> dict[str, float]:
+    from django.db import connection
+
+    body = json.dumps(_body(messages))
+    with _SettleMeter() as meter:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        response = client.post(url, data=body, content_type="application/json")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if response.status_code != 200 or response.json()["applied"] != len(messages):
+        raise RuntimeError(f"the webhook answered {response.status_code}: {response.content[:300]!r}")
+    # DEBUG is on (dev secrets): Django records the request's queries; the test client resets them per request.
+    return {"ms": seconds * 1000, "cpu_ms": cpu * 1000, "statements": len(connection.queries),
+            "settle_statements": meter.statements, "settle_ms": meter.seconds * 1000}
+
+
+def _recount(batch) -> dict[str, float]:
+    from django.db import connection, reset_queries
+
+    from messaging.operations.counts import refresh_counts, refresh_counts_of
+
+    ids = sorted({m.send_request_id for m in batch})
+    result = {"requests": len(ids)}
+    for name, recount in (("per_request", lambda: [refresh_counts(i) for i in ids]),
+                          ("set_based", lambda: refresh_counts_of(ids))):
+        reset_queries()
+        started = time.perf_counter()
+        recount()
+        result[f"{name}_ms"] = (time.perf_counter() - started) * 1000
+        result[f"{name}_statements"] = len(connection.queries)
+    return result
+
+
+def run(stack: Stack, *, posts: int = POSTS, profile: bool = False) -> dict[str, Any]:
+    from django.conf import settings
+    from django.test import Client
+
+    banner(f"Report webhook: POSTs of {REPORTS_PER_POST} reports over {REQUESTS_PER_POST} send requests "
+           f"(one shared group), {posts} per way")
+    academy = seed_academy("reports", (posts + WARMUP) * len(WAYS) * REPORTS_PER_POST + REPORTS_PER_POST,
+                           phone_offset=40_000_000)
+    batches = iter(_accepted_batches(academy, (posts + WARMUP) * len(WAYS) + profile))
+    client = Client()
+    url = f"/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/"
+    ways = {}
+    for name in WAYS:
+        with _way(name):
+            for _ in range(WARMUP):
+                _post(client, url, next(batches))
+            rows = []
+            for _ in range(posts):
+                batch = next(batches)
+                rows.append(_post(client, url, batch))
+        ways[name] = {
+            "p50_ms": percentile([r["ms"] for r in rows], 50), "max_ms": max(r["ms"] for r in rows),
+            "cpu_p50_ms": percentile([r["cpu_ms"] for r in rows], 50),
+            "statements": max(r["statements"] for r in rows),
+            "settle_statements": max(r["settle_statements"] for r in rows),
+            "settle_p50_ms": percentile([r["settle_ms"] for r in rows], 50),
+        }
+        print(f"  {name}: p50 {ways[name]['p50_ms']:.0f} ms, {ways[name]['statements']} statements per POST",
+              flush=True)
+    result = {"name": "report_apply", "database": stack.database_note, "reports_per_post": REPORTS_PER_POST,
+              "requests_per_post": REQUESTS_PER_POST, "posts": posts, "ways": ways, "recount": _recount(batch)}
+    if profile:
+        last = next(batches)
+        result["profile"] = profile_step("batched POST", lambda: _post(client, url, last), top=30)
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [[name, f"{w['p50_ms']:.0f} / {w['max_ms']:.0f}", f"{w['cpu_p50_ms']:.0f}", w["statements"],
+             f"{w['settle_statements']} / {w['settle_p50_ms']:.0f} ms"] for name, w in result["ways"].items()]
+    r = result["recount"]
+    return "\n".join([
+        table(f"Report webhook: one POST of {result['reports_per_post']} reports over {result['requests_per_post']} "
+              f"send requests ({result['database']}; {result['posts']} POSTs per way)",
+              ["way", "wall p50 / max ms", "CPU p50 ms", "SQL statements", "of which settle() (p50 ms)"], rows),
+        table(f"Recount of the POST's {r['requests']} send requests (part of settle())",
+              ["way", "ms", "SQL statements"],
+              [["per request (refresh_counts, as settle calls it)", r["per_request_ms"], r["per_request_statements"]],
+               ["set-based (refresh_counts_of)", r["set_based_ms"], r["set_based_statements"]]]),
+        *_profile_lines(result.get("profile")),
+    ])
+
+
+def _profile_lines(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    return ["", f"--- where the time goes ({profile['wall_s'] * 1000:.0f} ms under cProfile, "
+                f"{profile['sql_statements']} SQL statements): self time by layer",
+            "; ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in profile["layers_s"].items()),
+            profile["top_cumulative"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=POSTS)
+    parser.add_argument("--profile", action="store_true", help="also profile one batched POST (cProfile)")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    with Stack("reports", keep_db=args.keep_db) as stack:
+        print(stack.describe(), flush=True)
+        result = run(stack, posts=args.posts, profile=args.profile)
+        result["machine"] = machine()
+    print(report(result))
+    print(f"\nwrote {write_json('report_apply', result)}")
+
+
+if __name__ == "__main__":
+    main()
