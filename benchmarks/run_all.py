@@ -3,7 +3,8 @@ each printing its table and writing benchmarks/results/<name>.json, then a summa
 with its measured value and met/missed (each benchmark's goals()), which a full run also writes
 into the README's benchmark table (benchmarks/readme_table.py).
 
-    python -m benchmarks.run_all [--quick] [--only api_latency,compose_preview,throughput,scaling,retention] [--keep-db]
+    python -m benchmarks.run_all [--quick] [--keep-db]
+        [--only api_latency,compose_preview,report_apply,throughput,scaling,retention]
 
 --quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record): it,
 like --only, leaves the README alone and prints what a full run would write there.
@@ -17,14 +18,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import api_latency, compose_preview, readme_table, retention, scaling, throughput
+from benchmarks import api_latency, compose_preview, readme_table, report_apply, retention, scaling, throughput
 from benchmarks.goals import HEADERS, Goal, rows
 from benchmarks.stack import Stack, loadavg, machine, table, write_json
 
-ALL = ("api_latency", "compose_preview", "throughput", "scaling", "retention")
+ALL = ("api_latency", "compose_preview", "report_apply", "throughput", "scaling", "retention")
 # Each benchmark's goals(result): its targets, measured, met or missed.
 GOALS = {"api_latency": api_latency.goals, "compose_preview": compose_preview.goals,
-         "throughput": throughput.goals, "scaling": scaling.goals, "retention": retention.goals}
+         "report_apply": report_apply.goals, "throughput": throughput.goals, "scaling": scaling.goals,
+         "retention": retention.goals}
 
 
 def main() -> int:
@@ -49,6 +51,10 @@ def main() -> int:
             result = compose_preview.run(stack, samples=10 if args.quick else compose_preview.SAMPLES)
             _finish("compose_preview", result, info, compose_preview.report)
             results["compose_preview"] = result
+        if "report_apply" in only:
+            result = report_apply.run(stack, posts=3 if args.quick else report_apply.POSTS)
+            _finish("report_apply", result, info, report_apply.report)
+            results["report_apply"] = result
         if "throughput" in only:
             options = ({"messages": 2000, "baseline_messages": 30, "chunk_sizes": (500, 1000), "repeats": 1,
                         "debug_off_run": False} if args.quick else {})
