@@ -7,6 +7,7 @@ No worker is needed: the messages are made accepted (charged, as the send step l
 in the test, and the reports are handed to apply_reports as the webhook's adapter reads them."""
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import asdict
 
@@ -15,6 +16,7 @@ from django.db import IntegrityError
 
 from billing.models import Hold
 from harness.academies import make_academy
+from harness.waiting import DEFAULT_TIMEOUT
 from messaging.models import Chunk, DeliveryReport, Message, MessageOutcome, MessageStatus, SendRequest
 from messaging.pipeline import settlement
 from messaging.reports import apply
@@ -22,6 +24,7 @@ from messaging.reports.apply import apply_reports
 from messaging.solapi.outcomes import DELIVERED, REGISTERED
 from messaging.solapi.reports import Report
 from project import clock
+from tests.billing.test_concurrency import run_at_once
 from tests.pipeline.conftest import send
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -151,6 +154,39 @@ def test_a_concurrent_copy_of_one_event_sends_the_batch_one_by_one_and_stops_onl
                         MessageStatus.DELIVERED]
     assert DeliveryReport.objects.filter(event_data_id=first.event_id).count() == 1
     assert DeliveryReport.objects.get(event_data_id=batch[1].event_id).message_id == scene.messages[2].id
+
+
+@pytest.mark.postgres
+def test_two_posts_of_the_same_batch_at_once_apply_each_report_once(monkeypatch):
+    """Solapi re-delivering a batch while the first copy is being applied, for real: two threads
+    each look (nothing stored yet), then both insert; one waits on the other's uncommitted rows,
+    meets them once they commit, and goes one by one, where all its copies stop."""
+    scene = Scene("TWICE")
+    batch = [scene.report(f"r{n}", n, DELIVERED if n != 1 else "3010", solapi=scene.solapi_id(n)) for n in range(3)]
+    both_looked = threading.Barrier(2, timeout=DEFAULT_TIMEOUT)
+    look = apply._stored_already
+
+    def look_together(event_ids):
+        stored = look(event_ids)
+        both_looked.wait()
+        return stored
+
+    monkeypatch.setattr(apply, "_stored_already", look_together)
+    fell_back = []
+    monkeypatch.setattr(apply, "_apply_one_by_one", _recording(apply._apply_one_by_one, fell_back))
+
+    answers = run_at_once(2, lambda i: apply_reports(batch))
+
+    assert not [a for a in answers if isinstance(a, Exception)], answers
+    assert sorted(asdict(a)["applied"] for a in answers) == [0, 3]
+    assert sorted(asdict(a)["duplicates"] for a in answers) == [0, 3]
+    assert fell_back == [3]
+    statuses = list(Message.objects.filter(id__in=[m.id for m in scene.messages]).order_by("id")
+                    .values_list("status", flat=True))
+    assert statuses == [MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.DELIVERED,
+                        MessageStatus.DELIVERED]
+    assert DeliveryReport.objects.filter(event_data_id__startswith="TWICE-").count() == 3
+    assert MessageOutcome.objects.filter(message__in=scene.messages[:3], event="failed").count() == 1
 
 
 def _refuse(reports, summary):
