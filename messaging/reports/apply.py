@@ -35,7 +35,7 @@ from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
 from messaging.solapi.reports import Rejection, Report
 from project import clock
-from project.bulk import update_rows
+from project.sql import in_values, update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def _apply_one_by_one(reports: list[Report], summary: ReportSummary) -> list[Mes
 
 
 def _stored_already(event_ids: set[str]) -> set[str]:
-    return set(DeliveryReport.objects.filter(event_data_id__in=event_ids).values_list("event_data_id", flat=True))
+    stored = DeliveryReport.objects.filter(event_data_id__in=in_values(event_ids, "text"))
+    return set(stored.values_list("event_data_id", flat=True))
 
 
 def _stored_row(report: Report) -> DeliveryReport:
@@ -240,7 +241,7 @@ def _lock_messages(reports: Iterable[Report]) -> _Messages:
             solapi_ids.add(report.solapi_message_id)
     if not ids and not solapi_ids:
         return _Messages([])
-    lookup = Q(id__in=ids) | Q(solapi_message_id__in=solapi_ids)
+    lookup = Q(id__in=in_values(ids, "bigint")) | Q(solapi_message_id__in=in_values(solapi_ids, "text"))
     return _Messages(_locking().filter(lookup).order_by("id"))
 
 
