@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
-from billing.models import ZERO, CreditAccount, HoldStatus
+from billing.models import ZERO, CreditAccount, EntryKind, HoldStatus
 
 Check = Callable[[], list[str]]
 _checks: dict[str, Check] = {}
@@ -41,6 +41,7 @@ def audit_accounts() -> list[str]:
             open_holds=Sum("holds__amount", filter=Q(holds__status=HoldStatus.HELD), default=ZERO)
         ).values_list("id", "open_holds")
     )
+    by_kind = _entries_against_holds()
     over_captured = dict(
         CreditAccount.objects.annotate(
             n=Count("holds", filter=Q(holds__refunded=True) & ~Q(holds__status=HoldStatus.CAPTURED))
@@ -64,6 +65,35 @@ def audit_accounts() -> list[str]:
             problems.append(f"{name}: held {account.held} exceeds balance {account.balance}")
         if over_captured[account.id]:
             problems.append(f"{name}: {over_captured[account.id]} refunded holds were never captured")
+        problems.extend(f"{name}: {problem}" for problem in by_kind.get(account.id, []))
+    return problems
+
+
+# A chunk's movement is one entry for all its messages (billing/ledger.py); each message's
+# share is on its Hold. Per kind, the entries must add up to the holds they moved.
+# (ledger sum of this kind, per account; holds' sum, per account; what it is)
+_KIND_CHECKS = (
+    (Sum("entries__held_delta", filter=Q(entries__kind=EntryKind.HOLD), default=ZERO),
+     Sum("holds__amount", default=ZERO), "hold entries reserve {} but the holds sum to {}"),
+    (Sum("entries__balance_delta", filter=Q(entries__kind=EntryKind.CAPTURE), default=ZERO),
+     -Sum("holds__captured_amount", filter=Q(holds__status=HoldStatus.CAPTURED), default=ZERO),
+     "capture entries charge {} but the captured holds {}"),
+    (Sum("entries__balance_delta", filter=Q(entries__kind=EntryKind.REFUND), default=ZERO),
+     Sum("holds__captured_amount", filter=Q(holds__refunded=True), default=ZERO),
+     "refund entries return {} but the refunded holds {}"),
+)
+
+
+def _entries_against_holds() -> dict[int, list[str]]:
+    """Account id → each kind whose entries disagree with the holds. Each side is summed in a
+    query of its own: joining entries and holds in one would multiply the rows."""
+    problems: dict[int, list[str]] = {}
+    for entries_sum, holds_sum, text in _KIND_CHECKS:
+        ledger_side = dict(CreditAccount.objects.annotate(total=entries_sum).values_list("id", "total"))
+        holds_side = dict(CreditAccount.objects.annotate(total=holds_sum).values_list("id", "total"))
+        for account_id, total in ledger_side.items():
+            if _cents(total) != _cents(holds_side[account_id]):
+                problems.setdefault(account_id, []).append(text.format(_cents(total), _cents(holds_side[account_id])))
     return problems
 
 

@@ -4,6 +4,10 @@ Money moves in two columns. `balance` is what the academy owns; `held` is the pa
 of it reserved for messages in flight, so available = balance − held. Every change
 writes one LedgerEntry carrying both deltas, so the ledger alone rebuilds both
 columns (billing_audit checks this).
+
+A movement of many messages (a chunk's holds, its captures) is one LedgerEntry for all of
+them; what each message was held, charged and refunded is on its Hold, the per-message row
+that makes every movement idempotent (docs/exactly-once.md, "Credit: the write path").
 """
 
 from decimal import Decimal
@@ -110,9 +114,12 @@ class LedgerEntry(models.Model):
     held_delta = models.DecimalField("예약 증감", default=ZERO, **MONEY)
     balance_after = models.DecimalField("이 항목 후 잔액", **MONEY)
     held_after = models.DecimalField("이 항목 후 예약 금액", **MONEY)
-    # The message a hold, capture, release or refund belongs to. A plain id, not a
-    # foreign key: billing sits below messaging and knows nothing of its models.
+    # The message a hold, capture, release or refund belongs to, when it moved one message
+    # only; a chunk's movement names none (its messages' Holds say what each one moved).
+    # A plain id, not a foreign key: billing sits below messaging and knows nothing of its models.
     message_id = models.BigIntegerField("메시지 ID", null=True, blank=True, db_index=True)
+    # How many messages' holds this entry moved (0 for a top-up or an adjustment).
+    message_count = models.PositiveIntegerField("메시지 수", default=0)
     memo = models.CharField("메모", max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -155,6 +162,7 @@ class Hold(models.Model):
     refunded = models.BooleanField("환불됨", default=False)
     created = ClockDateTimeField("예약 시각", auto_now_add=True)
     closed = models.DateTimeField("종료 시각", null=True, blank=True)
+    refunded_at = models.DateTimeField("환불 시각", null=True, blank=True)
 
     class Meta:
         verbose_name = "충전금 예약"

@@ -4,7 +4,7 @@ the message, its credit movements, its chunk's Solapi calls, its reports and its
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.ledger import entries_for_message
+from billing.ledger import movements_for_message
 from messaging.models import DeliveryAttempt, Message
 
 
@@ -19,9 +19,9 @@ def message_timeline(message: Message) -> list[Event]:
     events = [Event(message.created, "created", f"{message.message_type} {message.price}, {message.recipient_kind}")]
     if message.skip_reason:
         events.append(Event(message.created, "skipped", message.skip_reason))
-    for entry in entries_for_message(message.id):
-        events.append(Event(entry.created, f"credit {entry.kind}",
-                            f"balance {entry.balance_delta:+}, held {entry.held_delta:+} → {entry.balance_after}"))
+    for move in movements_for_message(message.id):
+        events.append(Event(move.at, f"credit {move.kind}",
+                            f"balance {move.balance_delta:+}, held {move.held_delta:+}"))
     chunk = message.chunk
     if chunk:
         events.append(Event(chunk.created, "queued", f"chunk {chunk.index} of send request {chunk.send_request_id}"))

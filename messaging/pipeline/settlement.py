@@ -21,6 +21,8 @@ from billing.pricing import price_list, price_of
 from messaging.compose import suppression
 from messaging.models import Message, MessageOutcome, MessageStatus, OutcomeEvent
 from messaging.operations.counts import refresh_counts
+from project import clock
+from project.set_based import insert_ignoring_conflicts
 from tenants.models import Tenant
 from tenants.phones import mask_phone
 
@@ -80,23 +82,30 @@ def _billed_amounts(messages: Sequence[Message]) -> dict[int, object]:
 def _write_outcomes(messages: Sequence[Message]) -> None:
     """One row per outcome a message has reached, including acceptance when a delivery
     report overtook the send step's own bookkeeping. Rows are unique per (message, event),
-    so whoever writes one first (finalize or a report) writes it once."""
+    so whoever writes one first (finalize or a report) writes it once.
+
+    Per message, not per chunk: a row is the academy's account of what one message cost and
+    how it ended, and its unique key is what lets finalize and a late report both write
+    without doubling it. Written in one INSERT … SELECT FROM unnest on PostgreSQL."""
     holds = ledger.holds_for(m.id for m in messages)
+    now = clock.now()
     rows = []
     for message in messages:
         hold = holds.get(message.id)
         for event in _events(message):
-            rows.append(MessageOutcome(
-                tenant_id=message.tenant_id,
-                message=message,
-                event=event,
-                success=event != OutcomeEvent.FAILED,
-                amount=_amount_moved(message, hold, event),
-                recipient_summary=mask_phone(message.phone),
-                failure_class=message.failure_class if event == OutcomeEvent.FAILED else "",
-                failure_reason=message.failure_reason if event == OutcomeEvent.FAILED else "",
-            ))
-    MessageOutcome.objects.bulk_create(rows, ignore_conflicts=True)
+            failed = event == OutcomeEvent.FAILED
+            rows.append({
+                "tenant_id": message.tenant_id,
+                "message_id": message.id,
+                "event": event,
+                "success": not failed,
+                "amount": _amount_moved(message, hold, event),
+                "recipient_summary": mask_phone(message.phone),
+                "failure_class": message.failure_class if failed else "",
+                "failure_reason": message.failure_reason if failed else "",
+                "created": now,
+            })
+    insert_ignoring_conflicts(MessageOutcome, rows)
 
 
 def _events(message: Message) -> list[str]:

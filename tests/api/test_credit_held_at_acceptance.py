@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from billing.audit import audit_accounts
-from billing.ledger import account_for, entries_for_message
+from billing.ledger import account_for, movements_for_message
 from billing.models import EntryKind, Hold, HoldStatus
 from harness.academies import make_academy
 from messaging.compose import send_requests
@@ -28,7 +28,7 @@ def test_an_accepted_send_has_its_credit_held_before_the_202(broker, db):
     account = account_for(academy.tenant)
     assert (account.balance, account.held) == (SMS * 3, SMS * 3)
     for message in Message.objects.filter(send_request_id=response.json()["id"]):
-        assert [e.kind for e in entries_for_message(message.id)] == [EntryKind.HOLD]
+        assert [e.kind for e in movements_for_message(message.id)] == [EntryKind.HOLD]
 
 
 def test_a_send_the_credit_no_longer_covers_is_refused_at_once_and_writes_nothing(broker, db):

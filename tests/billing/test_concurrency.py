@@ -3,8 +3,9 @@ connection, on PostgreSQL where SELECT … FOR UPDATE really locks.
 
 Every test starts its threads at a barrier so their transactions overlap. What makes
 these tests able to fail is `ledger_chain_breaks`: it finds any entry written from a
-stale read. The last two tests take the row lock away and show that check (and the
-clean refusal) breaking, deterministically.
+stale read. The last two show what the write path rests on: a chunk that fits whole needs
+no locked read at all (one conditional UPDATE), and a chunk that does not, decided message
+by message, needs its lock (taken away, the decisions go stale, deterministically).
 """
 
 import threading
@@ -12,7 +13,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection
+from django.db import OperationalError, connection
 
 from billing import ledger
 from billing.audit import audit_accounts
@@ -162,13 +163,14 @@ def test_redelivered_work_for_one_message_moves_credit_once():
     assert_consistent(account)
 
 
-# --- without the row lock -------------------------------------------------------------
+# --- the one locked statement ---------------------------------------------------------
 
 
 @pytest.fixture
 def unlocked_reads(monkeypatch):
-    """Replace the locked read with a plain one, and hold every worker at a barrier
-    right after it: all of them then decide on the same, soon stale, account state."""
+    """Replace the locked read (the fallback's, when a chunk does not fit whole) with a plain
+    one, and hold every worker at a barrier right after it: all of them then decide on the
+    same, soon stale, account state."""
 
     def install(workers: int) -> None:
         barrier = threading.Barrier(workers)
@@ -183,35 +185,51 @@ def unlocked_reads(monkeypatch):
     return install
 
 
-def test_without_the_lock_the_ledger_is_written_from_stale_reads(unlocked_reads):
+def test_chunks_that_fit_whole_never_read_the_account_under_a_lock(monkeypatch):
     tenant, account = funded_account()
-    unlocked_reads(4)
 
-    results = run_at_once(4, lambda i: hold(tenant, 30_000 + i, PRICE))
+    def no_locked_read(**lookup):
+        raise AssertionError("a chunk that fits took the account's row lock for a read")
 
-    # All four fit, and the stored column adds up (the UPDATE is held = held + 8.40)…
+    monkeypatch.setattr(ledger, "_lock_account", no_locked_read)
+    per_chunk = FITS // 4  # 2 messages each: 8 of the 11 that fit
+
+    def hold_chunk(i: int) -> bool:
+        outcome = ledger.hold_credit(tenant=tenant, requests=[
+            HoldRequest(50_000 + 10 * i + k, PRICE) for k in range(per_chunk)])
+        return len(outcome.held) == per_chunk
+
+    results = run_at_once(4, hold_chunk)
+
+    # Each chunk was one conditional UPDATE (with its entry, from the row it updated): all of
+    # them held, and the entries still chain, each one after the one before.
     assert outcome_counts(results) == {"ok": 4}
     account.refresh_from_db()
-    assert account.held == PRICE * 4
-    # …but every entry says held_after = 8.40: each worker computed it from the same read.
-    # This is the check the locked tests above pass.
-    assert len(ledger_chain_breaks(account)) == 3
+    assert account.held == PRICE * per_chunk * 4
+    assert LedgerEntry.objects.filter(account=account, kind=EntryKind.HOLD, message_count=per_chunk).count() == 4
+    assert_consistent(account)
 
 
-def test_without_the_lock_only_the_check_constraint_stops_overspending(unlocked_reads):
+def test_without_the_lock_the_fallback_decides_on_stale_reads_and_only_the_condition_stops_it(unlocked_reads):
     tenant = make_tenant()
     ledger.top_up(tenant=tenant, amount=Decimal("10.00"))
     account = CreditAccount.objects.get(tenant=tenant)
     unlocked_reads(4)
 
-    results = run_at_once(4, lambda i: hold(tenant, 40_000 + i, PRICE))
+    def hold_chunk(i: int) -> bool:
+        # 8.40 + 200.00 never fits whole, so every chunk decides message by message.
+        outcome = ledger.hold_credit(tenant=tenant, requests=[
+            HoldRequest(40_000 + i, PRICE), HoldRequest(41_000 + i, Decimal("200.00"))])
+        return outcome.held == [40_000 + i]
 
-    # Every worker saw 10.00 available and believed 8.40 fitted. The service's own
-    # insufficient_credit check never fired; three holds reached the database and
-    # were stopped by CHECK (held <= balance) as errors. With the lock (first test)
-    # these are clean refusals.
-    assert outcome_counts(results) == {"ok": 1, "IntegrityError": 3}
-    assert all(isinstance(r, IntegrityError) and "held_within_balance" in str(r) for r in results if r is not True)
+    results = run_at_once(4, hold_chunk)
+
+    # Every worker saw 10.00 available and believed 8.40 fitted. Its own insufficient-credit
+    # decision never fired; the conditional UPDATE (balance - held >= 8.40) refused the
+    # three late ones, as errors that roll their holds back. With the lock (the tests
+    # above), these are clean refusals.
+    assert outcome_counts(results) == {"ok": 1, "RuntimeError": 3}
     account.refresh_from_db()
     assert (account.balance, account.held) == (Decimal("10.00"), PRICE)
+    assert Hold.objects.filter(account=account).count() == 1
     assert audit_accounts() == []

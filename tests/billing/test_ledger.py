@@ -102,9 +102,12 @@ def test_hold_credit_reserves_a_batch_without_touching_the_balance():
     account = CreditAccount.objects.get(tenant=tenant)
     assert (account.balance, account.held, account.available) == (Decimal("100.00"), Decimal("42.00"), Decimal("58.00"))
     assert Hold.objects.filter(account=account, status=HoldStatus.HELD, amount=SMS).count() == 5
-    assert [e[:3] for e in entries(tenant)[1:]] == [(EntryKind.HOLD, 0, SMS)] * 5
-    # held_after runs 8.40, 16.80, … : each entry saw the one before it.
-    assert [e[4] for e in entries(tenant)[1:]] == [SMS * n for n in range(1, 6)]
+    # One entry for the batch, naming how many messages it reserved for (each one's share
+    # is on its Hold), not one per message.
+    assert entries(tenant)[1:] == [(EntryKind.HOLD, 0, Decimal("42.00"), Decimal("100.00"), Decimal("42.00"))]
+    batch = LedgerEntry.objects.get(account=account, kind=EntryKind.HOLD)
+    assert (batch.message_id, batch.message_count) == (None, 5)
+    assert [(m.kind, m.held_delta) for m in ledger.movements_for_message(3)] == [(EntryKind.HOLD, SMS)]
     assert audit_accounts() == []
 
 
@@ -125,8 +128,27 @@ def test_holding_a_chunk_is_one_transaction_whose_queries_do_not_grow_with_its_s
     # Inside the test's transaction, hold_credit's atomic block is a savepoint: exactly one.
     assert sum(sql.startswith("SAVEPOINT") for sql in many) == 1
     if connection.vendor == "postgresql":
-        assert sum("FOR UPDATE" in sql for sql in many) == 1
+        # The account row is locked by one statement, the transaction's last: the conditional
+        # UPDATE that also writes the entry. The holds were inserted before it, unlocked.
+        account_statements = [i for i, sql in enumerate(many) if "billing_creditaccount" in sql
+                              and not sql.startswith("SELECT")]
+        assert account_statements == [len(many) - 2]  # then RELEASE SAVEPOINT
+        assert "UPDATE billing_creditaccount" in many[-2] and "INSERT INTO billing_ledgerentry" in many[-2]
+        assert not any("FOR UPDATE" in sql for sql in many)
+        assert any(sql.startswith("INSERT INTO \"billing_hold\"") and "unnest" in sql for sql in many)
     assert snapshot(tenant).held == Decimal("61.00")
+
+
+def test_a_chunk_that_does_not_fit_whole_is_decided_message_by_message():
+    tenant = funded("20.00")
+    assert hold(tenant, 1, Decimal("3.20"))
+    # 16.80 is left: the chunk (25.20) does not fit, its first two messages do.
+    outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, SMS) for i in (7, 5, 6)])
+    assert (outcome.held, outcome.refused) == ([7, 5], [6])
+    assert sorted(Hold.objects.values_list("message_id", flat=True)) == [1, 5, 7]
+    assert entries(tenant)[-1] == (EntryKind.HOLD, 0, SMS * 2, Decimal("20.00"), Decimal("20.00"))
+    assert LedgerEntry.objects.filter(account__tenant=tenant).first().message_count == 2
+    assert audit_accounts() == []
 
 
 def test_a_hold_that_does_not_fit_is_refused_and_writes_nothing():
@@ -187,11 +209,11 @@ def test_a_redelivered_hold_succeeds_even_when_credit_ran_out_since():
 
 
 def test_a_batch_naming_a_message_twice_cannot_hold_it_twice():
-    # No caller does this (message ids come from a queryset); if one did, the unique
-    # key on Hold.message_id refuses the whole batch rather than reserving twice.
+    # No caller does this (message ids come from a queryset); if one did, the whole batch
+    # is refused rather than reserving twice (the unique key on Hold.message_id would too).
     tenant = funded("100.00")
     before = snapshot(tenant)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ValueError, match="twice"):
         ledger.hold_credit(tenant=tenant, requests=[HoldRequest(1, SMS), HoldRequest(1, SMS)])
     assert snapshot(tenant) == before
 
@@ -207,7 +229,10 @@ def test_capturing_twice_changes_nothing_the_second_time():
     assert ledger.release_holds(message_ids=[1, 2]) == 0  # a late "not sent" must not hand credit back
     assert ledger.hold_credit(tenant=tenant, requests=[HoldRequest(1, SMS)]).held == [1]  # nor hold again
     assert snapshot(tenant) == after
-    assert [e[:3] for e in entries(tenant, message_id=1)] == [(EntryKind.HOLD, 0, SMS), (EntryKind.CAPTURE, -SMS, -SMS)]
+    assert [e[:3] for e in entries(tenant)[1:]] == [
+        (EntryKind.HOLD, 0, SMS * 2), (EntryKind.CAPTURE, -SMS * 2, -SMS * 2)]
+    assert [(m.kind, m.balance_delta, m.held_delta) for m in ledger.movements_for_message(1)] == [
+        (EntryKind.HOLD, 0, SMS), (EntryKind.CAPTURE, -SMS, -SMS)]
     assert audit_accounts() == []
 
 
@@ -292,14 +317,18 @@ def test_alimtalk_holds_the_fallback_price_and_captures_what_was_billed():
 
     account = CreditAccount.objects.get(tenant=tenant)
     assert (account.balance, account.held) == (Decimal("100.00") - ata - SMS, Decimal("0.00"))
-    # (Deltas only: the order in which one call closes its holds is not specified.)
-    assert [e[:3] for e in entries(tenant, message_id=1)] == [
+    # One capture entry for both: it charges what was billed and releases the held rest
+    # (1.90), so its held delta is larger than its balance delta.
+    assert [e[:3] for e in entries(tenant)[1:]] == [
+        (EntryKind.HOLD, 0, SMS * 2), (EntryKind.CAPTURE, -ata - SMS, -SMS * 2)]
+    assert [(m.kind, m.balance_delta, m.held_delta) for m in ledger.movements_for_message(1)] == [
         (EntryKind.HOLD, 0, SMS),
         (EntryKind.CAPTURE, -ata, -ata),
         # The unbilled remainder (1.90) goes back to available credit.
         (EntryKind.RELEASE, 0, ata - SMS),
     ]
-    assert [e[:3] for e in entries(tenant, message_id=2)] == [(EntryKind.HOLD, 0, SMS), (EntryKind.CAPTURE, -SMS, -SMS)]
+    assert [(m.kind, m.balance_delta, m.held_delta) for m in ledger.movements_for_message(2)] == [
+        (EntryKind.HOLD, 0, SMS), (EntryKind.CAPTURE, -SMS, -SMS)]
     hold = Hold.objects.get(message_id=1)
     assert (hold.status, hold.captured_amount, hold.amount) == (HoldStatus.CAPTURED, ata, SMS)
     assert audit_accounts() == []

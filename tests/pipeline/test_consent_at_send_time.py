@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from billing.ledger import account_for, entries_for_message
+from billing.ledger import account_for, movements_for_message
 from billing.models import EntryKind
 from harness.academies import make_academy
 from messaging.models import Message, MessageStatus, SkipReason
@@ -81,7 +81,7 @@ def test_an_ad_deferred_at_night_is_not_sent_once_the_parent_withdraws(morning, 
 
     assert (message.status, message.skip_reason) == (MessageStatus.SKIPPED, reason)
     assert sandbox.accepted_total == 0 and sandbox.sends_per_recipient() == {}
-    assert [e.kind for e in entries_for_message(message.id)] == [EntryKind.HOLD, EntryKind.RELEASE]
+    assert [e.kind for e in movements_for_message(message.id)] == [EntryKind.HOLD, EntryKind.RELEASE]
     assert_books_balance(ad_academy, spent=Decimal("0"))
     send_request.refresh_from_db()
     assert send_request.completed is not None
@@ -99,5 +99,5 @@ def test_an_ad_still_consented_at_8am_goes_out_once_and_is_held_once(morning, ad
     assert message.status == MessageStatus.ACCEPTED
     assert sandbox.sends_per_message_id() == {str(message.id): 1}
     # Held when the request was accepted; the reserve step found the hold and did not hold again.
-    assert [e.kind for e in entries_for_message(message.id)] == [EntryKind.HOLD, EntryKind.CAPTURE]
+    assert [e.kind for e in movements_for_message(message.id)] == [EntryKind.HOLD, EntryKind.CAPTURE]
     assert_books_balance(ad_academy, spent=Decimal("13"))

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.ledger import account_for, entries_for_message, release_holds
+from billing.ledger import account_for, movements_for_message, release_holds
 from billing.models import EntryKind
 from harness.academies import make_academy
 from messaging.compose import suppression
@@ -96,8 +96,8 @@ def test_the_reserve_step_skips_whoever_opted_out_or_withdrew_and_releases_their
         (MessageStatus.SKIPPED, SkipReason.OPTED_OUT), (MessageStatus.SKIPPED, SkipReason.NO_MARKETING_CONSENT),
         (MessageStatus.HELD, "")]
     assert account_for(academy.tenant).held == Decimal("13")
-    assert [e.kind for e in entries_for_message(messages[0].id)] == [EntryKind.HOLD, EntryKind.RELEASE]
-    assert [e.kind for e in entries_for_message(messages[2].id)] == [EntryKind.HOLD]  # not held twice
+    assert [e.kind for e in movements_for_message(messages[0].id)] == [EntryKind.HOLD, EntryKind.RELEASE]
+    assert [e.kind for e in movements_for_message(messages[2].id)] == [EntryKind.HOLD]  # not held twice
 
 
 def test_the_reserve_step_reads_suppressions_and_consents_once_per_chunk(academy, at):
@@ -133,7 +133,7 @@ def test_an_ad_that_reaches_the_reserve_step_at_night_waits_for_8am_still_paid_f
     at(morning)  # 08:00: dispatch takes them again, and they may go now
     messages = reserve(send_request_id)
     assert {m.status for m in messages} == {MessageStatus.HELD}
-    assert all([e.kind for e in entries_for_message(m.id)] == [EntryKind.HOLD] for m in messages)
+    assert all([e.kind for e in movements_for_message(m.id)] == [EntryKind.HOLD] for m in messages)
 
 
 def test_informational_messages_are_not_held_back_at_night_but_opt_outs_still_count(academy, at):
@@ -205,5 +205,5 @@ def test_an_opt_out_after_the_retry_is_caught_by_the_reserve_step(academy, at):
 
     assert [m.status for m in messages] == [MessageStatus.SKIPPED, MessageStatus.HELD, MessageStatus.HELD]
     # A retry is held by its reserve step (none at its creation): the skipped one never was.
-    assert entries_for_message(messages[0].id) == []
+    assert movements_for_message(messages[0].id) == []
     assert account_for(academy.tenant).held == Decimal("26")
