@@ -111,12 +111,12 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     with transaction.atomic():
         # The per-message rows first, without the account's lock. Sorted by message id: two
         # executions of one chunk wait for each other on the unique key, in the same order.
-        rows = [{"account_id": account.id, "message_id": r.message_id, "amount": r.amount,
-                 "status": HoldStatus.HELD, "captured_amount": ZERO, "refunded": False, "created": now}
-                for r in sorted(requests, key=lambda r: r.message_id)]
+        rows = [{"message_id": r.message_id, "amount": r.amount} for r in sorted(requests, key=lambda r: r.message_id)]
+        same = {"account_id": account.id, "status": HoldStatus.HELD, "captured_amount": ZERO, "refunded": False,
+                "created": now}
         # Only the holds written now are charged: an existing one (a redelivered task, the
         # API's hold at acceptance) counts as held as it is.
-        fresh = dict(insert_ignoring_conflicts(Hold, rows, returning=("message_id", "amount")))
+        fresh = dict(insert_ignoring_conflicts(Hold, rows, same=same, returning=("message_id", "amount")))
         refused: list[int] = []
         if fresh:
             total = sum(fresh.values(), ZERO)

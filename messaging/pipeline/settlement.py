@@ -103,9 +103,8 @@ def _write_outcomes(messages: Sequence[Message]) -> None:
                 "recipient_summary": mask_phone(message.phone),
                 "failure_class": message.failure_class if failed else "",
                 "failure_reason": message.failure_reason if failed else "",
-                "created": now,
             })
-    insert_ignoring_conflicts(MessageOutcome, rows)
+    insert_ignoring_conflicts(MessageOutcome, rows, same={"created": now})
 
 
 def _events(message: Message) -> list[str]:

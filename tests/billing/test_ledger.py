@@ -492,6 +492,20 @@ def test_audit_reports_a_refund_of_a_hold_that_was_never_captured():
 
 
 @pytest.mark.corrupts_ledger
+def test_audit_reports_chunk_entries_that_disagree_with_their_holds():
+    # One entry moves a whole chunk; each message's share is on its Hold. A Hold changed
+    # behind the ledger's back no longer adds up to the entries of its kind.
+    tenant = _busy_academy()
+    name = f"{tenant.slug} (account {tenant.credit_account.id})"
+    Hold.objects.filter(message_id=1).update(captured_amount=Decimal("5.00"))  # captured 6.50
+    assert audit_accounts() == [f"{name}: capture entries charge -14.90 but the captured holds -13.40"]
+    Hold.objects.filter(message_id=1).update(captured_amount=Decimal("6.50"))
+    Hold.objects.filter(message_id=4).update(amount=Decimal("9.00"))  # held 8.40
+    assert audit_accounts() == [f"{name}: held 16.80 but open holds sum to 17.40",
+                                f"{name}: hold entries reserve 42.00 but the holds sum to 42.60"]
+
+
+@pytest.mark.corrupts_ledger
 def test_billing_audit_command_fails_on_drift():
     tenant = _busy_academy()
     CreditAccount.objects.filter(tenant=tenant).update(balance=F("balance") - Decimal("0.01"))
