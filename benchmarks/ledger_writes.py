@@ -27,6 +27,7 @@ import types
 from decimal import Decimal
 from typing import Any
 
+from benchmarks.goals import Goal
 from benchmarks.stack import PROJECT_DIR, Stack, machine, median, table, write_json
 
 # The last commit with the per-message, locked write path.
@@ -215,6 +216,28 @@ def report(result: dict[str, Any]) -> str:
               ["path", "reserve ms", "locked ms", "settle ms", "locked ms", "total ms", "SQL statements",
                "ledger rows", "chunks/s, 1 conn", "chunks/s, 2 conns", "2 ÷ 1", "billing_audit"], rows),
         "", *notes])
+
+
+def goals(result: dict[str, Any]) -> list[Goal]:
+    """For make bench's summary: measured for the record (issue 17 sets no number for these;
+    they are what the end-to-end goals rest on)."""
+    variants = result["variants"]
+    if not {"before", "after"} <= set(variants):
+        return []
+    before, after = variants["before"], variants["after"]
+
+    def total(v: dict[str, Any], *keys: str) -> float:
+        return sum(v[key] for key in keys)
+
+    return [
+        Goal("credit writes per 1,000-message chunk (reserve + settle)",
+             f"{total(after, 'reserve_ms', 'finalize_ms'):.0f} ms "
+             f"(before {total(before, 'reserve_ms', 'finalize_ms'):.0f} ms)"),
+        Goal("credit-account row locked per chunk",
+             f"{total(after, 'reserve_locked_ms', 'finalize_locked_ms'):.1f} ms "
+             f"(before {total(before, 'reserve_locked_ms', 'finalize_locked_ms'):.0f} ms)"),
+        Goal("ledger rows per chunk", f"{after['ledger_rows']:.0f} (before {before['ledger_rows']:,.0f})"),
+    ]
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ with its measured value and met/missed (each benchmark's goals()), which a full 
 into the README's benchmark table (benchmarks/readme_table.py).
 
     python -m benchmarks.run_all [--quick] [--keep-db]
-        [--only api_latency,compose_preview,report_apply,throughput,scaling,retention]
+        [--only api_latency,compose_preview,report_apply,ledger_writes,throughput,scaling,retention]
 
 --quick runs smaller samples (a smoke test of the benchmarks themselves; not for the record): it,
 like --only, leaves the README alone and prints what a full run would write there.
@@ -18,14 +18,24 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import api_latency, compose_preview, readme_table, report_apply, retention, scaling, throughput
+from benchmarks import (
+    api_latency,
+    compose_preview,
+    ledger_writes,
+    readme_table,
+    report_apply,
+    retention,
+    scaling,
+    throughput,
+)
 from benchmarks.goals import HEADERS, Goal, rows
 from benchmarks.stack import Stack, loadavg, machine, table, write_json
 
-ALL = ("api_latency", "compose_preview", "report_apply", "throughput", "scaling", "retention")
+ALL = ("api_latency", "compose_preview", "report_apply", "ledger_writes", "throughput", "scaling", "retention")
 # Each benchmark's goals(result): its targets, measured, met or missed.
 GOALS = {"api_latency": api_latency.goals, "compose_preview": compose_preview.goals,
-         "report_apply": report_apply.goals, "throughput": throughput.goals, "scaling": scaling.goals,
+         "report_apply": report_apply.goals, "ledger_writes": ledger_writes.goals, "throughput": throughput.goals,
+         "scaling": scaling.goals,
          "retention": retention.goals}
 
 
@@ -55,6 +65,10 @@ def main() -> int:
             result = report_apply.run(stack, posts=3 if args.quick else report_apply.POSTS)
             _finish("report_apply", result, info, report_apply.report)
             results["report_apply"] = result
+        if "ledger_writes" in only:
+            result = ledger_writes.run(stack, chunks=2 if args.quick else ledger_writes.CHUNKS)
+            _finish("ledger_writes", result, info, ledger_writes.report)
+            results["ledger_writes"] = result
         if "throughput" in only:
             options = ({"messages": 2000, "baseline_messages": 30, "chunk_sizes": (500, 1000), "repeats": 1,
                         "debug_off_run": False} if args.quick else {})
