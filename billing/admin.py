@@ -68,7 +68,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     # Each row's own balance and held after it (balance_after, held_after); the account column
     # names the academy only, never its current balance (CreditAccount.__str__).
     list_display = ["id", "account", "kind", "balance_delta", "held_delta", "balance_after", "held_after",
-                    "message_id", "memo", "created"]
+                    "message_id", "message_count", "memo", "created"]
     list_filter = ["kind"]
     search_fields = ["account__tenant__slug", "=message_id"]
     list_select_related = ["account__tenant"]
@@ -76,6 +76,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdmin):
-    list_display = ["message_id", "account", "amount", "status", "captured_amount", "refunded", "created", "closed"]
+    list_display = ["message_id", "account", "amount", "status", "captured_amount", "refunded", "created", "closed",
+                    "refunded_at"]
     list_filter = ["status", "refunded"]
     search_fields = ["=message_id"]
