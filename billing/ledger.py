@@ -411,7 +411,8 @@ def _move_holds_in_one_statement(transition: _Transition, message_ids: list[int]
         RETURNING h.account_id, h.message_id, h.amount, h.captured_amount
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"ids": message_ids, "amounts": [amounts.get(i) for i in message_ids], "now": now})
+        asked = [None if amounts.get(i) is None else Decimal(amounts[i]) for i in message_ids]
+        cursor.execute(sql, {"ids": message_ids, "amounts": asked, "now": now})
         return [_MovedHold(*row) for row in cursor.fetchall()]
 
 

@@ -11,6 +11,7 @@ same rows and answers.
 """
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
@@ -53,12 +54,21 @@ def insert_ignoring_conflicts(model: type[models.Model], rows: Sequence[Mapping[
         sql += " RETURNING " + ", ".join(quote(model._meta.get_field(n).column) for n in returning)
     # In the order of the placeholders: the shared values (in the select list), then the arrays.
     params = [field.get_db_prep_save(value, connection) for field, value in zip(fixed, same.values(), strict=True)]
-    params += [[row[name] for row in rows] if field.get_internal_type() in _SENT_AS_IS
-               else [field.get_db_prep_save(row[name], connection) for row in rows]
-               for name, field in zip(names, fields, strict=True)]
+    params += [_column(field, [row[name] for row in rows]) for name, field in zip(names, fields, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(r) for r in cursor.fetchall()] if returning else []
+
+
+def _column(field: models.Field, values: list) -> list:
+    """One column's values as psycopg sends an array: of one type (it refuses a list mixing
+    Decimal and int, as a money column's 0 next to 8.40 would be)."""
+    kind = field.get_internal_type()
+    if kind == "DecimalField":
+        return [v if v is None or isinstance(v, Decimal) else Decimal(v) for v in values]
+    if kind in _SENT_AS_IS:
+        return values
+    return [field.get_db_prep_save(v, connection) for v in values]
 
 
 def _insert_with_orm(model, rows, names, returning) -> list[tuple]:

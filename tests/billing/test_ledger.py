@@ -170,6 +170,17 @@ def test_a_hold_that_does_not_fit_is_refused_and_writes_nothing():
     assert audit_accounts() == []
 
 
+def test_amounts_given_as_whole_numbers_beside_decimals_are_held_and_captured():
+    # PostgreSQL gets each column as one array, and psycopg refuses a list mixing int and
+    # Decimal: a free message's 0 next to 8.40 must still go through.
+    tenant = funded("100.00")
+    outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(1, 0), HoldRequest(2, SMS), HoldRequest(3, 2)])
+    assert outcome.held == [1, 2, 3]
+    assert ledger.capture_holds(message_ids=[1, 2, 3], amounts={2: 5, 3: Decimal("1.50")}) == 3
+    assert (snapshot(tenant).balance, snapshot(tenant).held) == (Decimal("93.50"), Decimal("0.00"))
+    assert audit_accounts() == []
+
+
 def test_an_academy_without_credit_is_refused():
     tenant = make_tenant()
     assert not hold(tenant, 1, SMS)
