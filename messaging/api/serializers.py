@@ -224,7 +224,10 @@ class LedgerEntrySerializer(serializers.Serializer):
     held_delta = serializers.DecimalField(max_digits=14, decimal_places=2)
     balance_after = serializers.DecimalField(max_digits=14, decimal_places=2)
     held_after = serializers.DecimalField(max_digits=14, decimal_places=2)
-    message_id = serializers.IntegerField(allow_null=True)
+    message_id = serializers.IntegerField(allow_null=True,
+                                          help_text="The message, when the movement was for one message only.")
+    message_count = serializers.IntegerField(help_text="How many messages' credit it moved: a chunk's hold or "
+                                                       "capture is one entry (0 for a top-up or an adjustment).")
     memo = serializers.CharField()
     created = serializers.DateTimeField()
 
