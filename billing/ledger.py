@@ -38,7 +38,7 @@ from django.db.models.functions import Coalesce, Round
 
 from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from project import clock
-from project.set_based import insert_ignoring_conflicts, on_postgresql
+from project.sql import insert_ignoring_conflicts, on_postgresql
 from tenants.models import Tenant
 
 

@@ -22,7 +22,7 @@ from messaging.compose import suppression
 from messaging.models import Message, MessageOutcome, MessageStatus, OutcomeEvent
 from messaging.operations.counts import refresh_counts
 from project import clock
-from project.set_based import insert_ignoring_conflicts
+from project.sql import insert_ignoring_conflicts
 from tenants.models import Tenant
 from tenants.phones import mask_phone
 
