@@ -138,23 +138,22 @@ def reserve_chunk(chunk_id: int) -> None:
             return
         tenant = Tenant.objects.get(id=chunk.send_request.tenant_id)
         pending = chunk.messages.filter(status=MessageStatus.PENDING)
+        chunk.status = ChunkStatus.HELD
+        chunk.save(update_fields=["status", "updated"])
         refusal = why_academy_cannot_send(tenant)
         if refusal:
             _fail(pending, refusal, str(refusal.label))
-        else:
-            may_go = _recheck_recipients(chunk, list(pending.values("id", "price", "phone", "student_id",
-                                                                    "recipient_kind")))
-            outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in may_go])
-            Message.objects.filter(id__in=outcome.held, status=MessageStatus.PENDING).update(
-                status=MessageStatus.HELD
-            )
-            _fail(
-                Message.objects.filter(id__in=outcome.refused, status=MessageStatus.PENDING),
-                FailureClass.INSUFFICIENT_CREDIT,
-                "충전금이 부족합니다 (not enough credit for this message)",
-            )
-        chunk.status = ChunkStatus.HELD
-        chunk.save(update_fields=["status", "updated"])
+            return
+        may_go = _recheck_recipients(chunk, list(pending.values("id", "price", "phone", "student_id",
+                                                                "recipient_kind")))
+        Message.objects.filter(id__in=[i for i, _ in may_go], status=MessageStatus.PENDING).update(
+            status=MessageStatus.HELD)
+        # Last in the transaction: a hold not made at acceptance locks the academy's account row
+        # from its conditional UPDATE to this commit (billing/ledger.py), so nothing slow follows it.
+        outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in may_go])
+        if outcome.refused:
+            _fail(Message.objects.filter(id__in=outcome.refused, status=MessageStatus.HELD),
+                  FailureClass.INSUFFICIENT_CREDIT, "충전금이 부족합니다 (not enough credit for this message)")
 
 
 def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decimal]]:

@@ -20,7 +20,7 @@ from billing import ledger
 from billing.pricing import price_list, price_of
 from messaging.compose import suppression
 from messaging.models import Message, MessageOutcome, MessageStatus, OutcomeEvent
-from messaging.operations.counts import refresh_counts
+from messaging.operations.counts import refresh_counts_of
 from project import clock
 from project.sql import insert_ignoring_conflicts
 from tenants.models import Tenant
@@ -42,8 +42,7 @@ def settle(messages: Sequence[Message]) -> None:
     _move_credit(ready)
     suppression.learn_from(ready)
     _write_outcomes(ready)
-    for send_request_id in {m.send_request_id for m in messages}:
-        refresh_counts(send_request_id)
+    refresh_counts_of({m.send_request_id for m in messages})
 
 
 def awaits_delivered_type(message: Message) -> bool:
