@@ -58,4 +58,10 @@ def carry(chunk_ids: list[int], *, task_id: str) -> HopOutcome:
         logger.warning("one_hop_handed_over chunks=%s handed_over=%s delay=%s error=%s: %s", chunk_ids[:5],
                        len(handed_over), delay, type(error).__name__, str(error)[:200])
         return HopOutcome(chunks=len(chunk_ids), handed_over=handed_over, delay=delay)
-    return HopOutcome(chunks=len(chunk_ids), accepted=outcome.accepted)
+    # A chunk whose send lease another execution held was skipped. That execution may be dead
+    # (its lease release failed with the database, say): the chain's send step waits the lease
+    # out and carries the chunk on, or finds it done.
+    left = tuple(delivery.unfinished_chunks(chunk_ids))
+    if left:
+        logger.info("one_hop_leased_elsewhere chunks=%s", [chunk.id for chunk in left][:5])
+    return HopOutcome(chunks=len(chunk_ids), accepted=outcome.accepted, handed_over=left)
