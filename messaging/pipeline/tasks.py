@@ -82,7 +82,7 @@ def deliver_chunk(self, chunk_id: int) -> dict[str, int]:
     outcome = one_hop.carry([chunk_id], task_id=self.request.id or "")
     _hand_over(outcome)
     if not outcome.handed_over:  # else the chain's finalize publishes the next one
-        publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
+        publish_next_chunks_after(chunk_id)
     return {"chunk": chunk_id, "accepted": outcome.accepted, "handed_over": len(outcome.handed_over)}
 
 
@@ -92,6 +92,12 @@ def _hand_over(outcome: one_hop.HopOutcome) -> None:
         # Through SQS DelaySeconds, as every retry (messaging/pipeline/backoff.py).
         delay = {"DelaySeconds": min(outcome.delay, SQS_MAX_DELAY_SECONDS)} if outcome.delay else {}
         chunk_pipeline(chunk.id, queue=chunk.queue, first_step=chunk.first_step).apply_async(**delay)
+
+
+def publish_next_chunks_after(chunk_id: int) -> int:
+    """A chunk has left its academy's share (done, or rolled back): its broadcast's next ones
+    take its place."""
+    return publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
 
 
 def publish_paced_chunks(send_request_id: int) -> int:
@@ -138,8 +144,7 @@ def send_to_solapi(self, chunk_id: int) -> dict:
 @shared_task(name="messaging.finalize", base=PipelineTask)
 def finalize(chunk_id: int) -> dict:
     outcome = delivery.finalize_chunk(chunk_id)
-    # The chunk has left its academy's share: the broadcast's next one takes its place.
-    publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
+    publish_next_chunks_after(chunk_id)
     return {"chunk": chunk_id, **outcome}
 
 
@@ -157,7 +162,7 @@ def rollback(request, exc, traceback) -> None:
         logger.warning("rollback_skipped_infrastructure chunk=%s step=%s error=%s", chunk_id, request.task, exc)
         return
     delivery.roll_back_chunk(chunk_id, failed_step=request.task, error=f"{type(exc).__name__}: {exc}")
-    publish_paced_chunks(Chunk.objects.values_list("send_request_id", flat=True).get(id=chunk_id))
+    publish_next_chunks_after(chunk_id)
 
 
 # --- beat ---------------------------------------------------------------------------------
