@@ -294,7 +294,7 @@ class AlertStateAdmin(ReadOnlyAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ["hostname", "pid", "started", "last_seen", "stopped"]
+    list_display = ["hostname", "queues", "concurrency", "pid", "started", "last_seen", "stopped"]
 
 
 @admin.register(RequestRate)

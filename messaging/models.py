@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from billing.models import MONEY, MessageType
 from messaging.failures import FailureClass
+from messaging.pipeline.queues import WorkerQueues
 from project import clock
 from project.clock import ClockDateTimeField
 from tenants.models import AlimTalkTemplate, RecipientKind, Student, Tenant
@@ -453,6 +454,9 @@ class WorkerHeartbeat(models.Model):
     stopped = models.DateTimeField("종료 시각", null=True, blank=True)
     # Its pool's task slots: the pacing's worker capacity (messaging/pipeline/pacing.py).
     concurrency = models.PositiveIntegerField("동시 실행 수", default=1)
+    # The queues it consumes: the pacing counts only the slots that take broadcast chunks, and an
+    # alert names a queue that no live worker consumes.
+    queues = models.CharField("소비하는 큐", max_length=16, choices=WorkerQueues.choices, default=WorkerQueues.ALL)
 
     class Meta:
         verbose_name = "워커 생존 신호"

@@ -36,6 +36,21 @@ def _fresh_metrics_dir(**_kwargs) -> None:
     reset_multiproc_dir()
 
 
+@worker_init.connect
+def _select_queues(sender, **_kwargs) -> None:
+    """MESSAGING_WORKER_QUEUES: the queues this worker consumes (all, bulk or interactive), so
+    the Procfile's two workers need no queue names on their command line. Runs after -Q was
+    applied; `all` leaves Celery's selection (every queue, or -Q's) as it is."""
+    from django.conf import settings
+
+    from messaging.pipeline.queues import WorkerQueues, consumed_queues
+
+    role = settings.MESSAGING_WORKER_QUEUES
+    queues = consumed_queues(role)
+    if role != WorkerQueues.ALL:
+        sender.app.amqp.queues.select(queues)
+
+
 @app.on_after_finalize.connect
 def _refuse_unsafe_settings(sender: Celery, **_kwargs) -> None:
     from celeryconfig import check_redelivery_safety

@@ -3,7 +3,7 @@
 Flower needs a Redis for worker events (docs/flower.md); it joins the stack when a
 Redis answers on 127.0.0.1:6379, and the stack runs without it otherwise.
 
-Once every process is up (the ports answer, the worker's heartbeat is written, beat has
+Once every process is up (the ports answer, both workers' heartbeats are written, beat has
 opened its schedule), one banner is printed, last: where the API, the admin and Flower are,
 the demo staff token, the dev admin login, and the README's example send with its status URL.
 An idle stack then stays quiet, so the banner stays on screen (README, "Two commands").
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from honcho.command import main as honcho
 
-BASE_PROCESSES = ["sqs", "solapi", "web", "edge", "worker", "beat"]
+BASE_PROCESSES = ["sqs", "solapi", "web", "edge", "worker", "worker-interactive", "beat"]
 REDIS_URL = "redis://127.0.0.1:6379/3"
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEB = "http://127.0.0.1:8000"
@@ -64,13 +64,15 @@ def _demo() -> dict:
 
 
 def _worker_and_beat_up(since: float) -> bool:
-    """The worker wrote its heartbeat, and beat opened its schedule, after `since`."""
+    """Both workers (the bulk queue's and the interactive queue's) wrote their heartbeats, and beat
+    opened its schedule, after `since`."""
     schedules = list((BASE_DIR / "var").glob("celerybeat-schedule*"))
     if not any(path.stat().st_mtime >= since for path in schedules):
         return False
     query = ("from datetime import UTC, datetime; from messaging.models import WorkerHeartbeat; "
              f"since = datetime.fromtimestamp({since}, UTC); "
-             "print(WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=since).exists())")
+             "print(WorkerHeartbeat.objects.filter(stopped__isnull=True, last_seen__gte=since)"
+             ".order_by().values('queues').distinct().count() >= 2)")
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", query], cwd=BASE_DIR,
                             capture_output=True, text=True)
     return result.stdout.strip().endswith("True")

@@ -218,6 +218,11 @@ SPECTACULAR_SETTINGS = {
 # --- Broker (SQS) -----------------------------------------------------------------
 AWS_REGION = env.str("AWS_REGION", default="ap-northeast-2")
 MESSAGING_SQS_QUEUE_NAME = env.str("MESSAGING_SQS_QUEUE_NAME", default="academy-messaging-jobs")
+# What this worker process consumes: `all` (one worker for everything: dev, tests), `bulk` or
+# `interactive` (the Procfile's two workers, so small sends never wait for a broadcast's chunk:
+# messaging/pipeline/queues.py, WorkerQueues).
+# Checked when a worker starts (project/celery.py).
+MESSAGING_WORKER_QUEUES = env.str("MESSAGING_WORKER_QUEUES", default="all")
 # SQS long-poll length (0-20 s).
 MESSAGING_SQS_WAIT_SECONDS = env.int("MESSAGING_SQS_WAIT_SECONDS", default=20)
 # Production: "sqs://" with an IAM role. Dev and tests: the local moto server.

@@ -33,7 +33,7 @@ from messaging.models import (
     OutcomeEvent,
     WorkerHeartbeat,
 )
-from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, live_workers
+from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, live_workers, queues_without_live_worker
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def breaker_open(now: datetime) -> str | None:
 
 def no_worker_heartbeat(now: datetime) -> str | None:
     if live_workers(now).exists():
-        return None
+        unconsumed = queues_without_live_worker(now)
+        return f"no live worker consumes {', '.join(unconsumed)}" if unconsumed else None
     last = WorkerHeartbeat.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
     if last is None:
         return "no worker has ever written a heartbeat"

@@ -15,6 +15,7 @@ from django.db import close_old_connections
 from django.db.models import QuerySet
 
 from messaging.models import WorkerHeartbeat
+from messaging.pipeline.queues import ALL_QUEUES, role_of, roles_consuming
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,19 @@ def live_workers(now: datetime) -> QuerySet[WorkerHeartbeat]:
     """Workers running and heard from within ALIVE_WITHIN_SECONDS of `now`."""
     return WorkerHeartbeat.objects.filter(stopped__isnull=True,
                                           last_seen__gte=now - timedelta(seconds=ALIVE_WITHIN_SECONDS))
+
+
+def queues_without_live_worker(now: datetime) -> list[str]:
+    """The queues no live worker consumes: what is published there waits (the Procfile runs a
+    worker for each; one missing stops either the broadcasts or the small sends)."""
+    roles = set(live_workers(now).values_list("queues", flat=True))
+    return [queue for queue in ALL_QUEUES if not roles & set(roles_consuming(queue))]
+
+
+def _role(worker) -> str:
+    """What the worker consumes, from the queues Celery selected (-Q, MESSAGING_WORKER_QUEUES)."""
+    selected = worker.app.amqp.queues.consume_from
+    return role_of(None if selected is None else set(selected))
 
 
 class WorkerLiveness(bootsteps.StartStopStep):
@@ -56,7 +70,7 @@ class WorkerLiveness(bootsteps.StartStopStep):
             WorkerHeartbeat.objects.update_or_create(
                 hostname=worker.hostname,
                 defaults={"pid": os.getpid(), "started": self.started, "last_seen": clock.now(), "stopped": stopped,
-                          "concurrency": worker.concurrency or 1},
+                          "concurrency": worker.concurrency or 1, "queues": _role(worker)},
             )
         except Exception:
             # A missed heartbeat must never take the worker down; /healthz will notice.

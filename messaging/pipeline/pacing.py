@@ -22,7 +22,7 @@ from django.db.models import Q, Sum
 
 from messaging.models import Chunk, ChunkStatus, WorkerHeartbeat
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
-from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE, roles_consuming
 from project import clock
 
 # Broadcasts are paced; small sends (the interactive queue) are not.
@@ -31,10 +31,12 @@ _PACED_UNFINISHED = ~Q(status=ChunkStatus.FINALIZED) & _PACED
 
 
 def worker_capacity() -> int:
-    """Task slots of the live workers (at least 1: chunks are published even with no worker
-    up, so that they wait on the queue for the first one)."""
+    """Task slots of the live workers that consume the bulk queue (at least 1: chunks are
+    published even with no worker up, so that they wait on the queue for the first one). The
+    interactive worker's slots take no chunk: counting them would queue chunks with no slot."""
     cutoff = clock.now() - timedelta(seconds=ALIVE_WITHIN_SECONDS)
-    slots = WorkerHeartbeat.objects.filter(last_seen__gte=cutoff, stopped__isnull=True).aggregate(
+    slots = WorkerHeartbeat.objects.filter(last_seen__gte=cutoff, stopped__isnull=True,
+                                           queues__in=roles_consuming(BULK_QUEUE)).aggregate(
         total=Sum("concurrency"))["total"]
     return max(1, slots or 1)
 

@@ -35,7 +35,7 @@ from django.db import connection
 from messaging.models import BreakerState, Chunk, ChunkStatus, SendRequest, WorkerHeartbeat
 from messaging.operations import alerts
 from messaging.operations.backlog import queue_backlogs
-from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
+from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, queues_without_live_worker
 from messaging.pipeline import breaker
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 from project import clock
@@ -151,12 +151,15 @@ def breaker_state() -> Finding:
 
 
 def workers() -> Finding:
-    alive_after = clock.now() - timedelta(seconds=ALIVE_WITHIN_SECONDS)
+    """Each worker's heartbeat; degraded while a queue has no live worker consuming it."""
+    now = clock.now()
+    alive_after = now - timedelta(seconds=ALIVE_WITHIN_SECONDS)
     rows = [
-        {"hostname": w.hostname, "last_seen": w.last_seen, "alive": w.stopped is None and w.last_seen >= alive_after}
+        {"hostname": w.hostname, "queues": w.queues, "last_seen": w.last_seen,
+         "alive": w.stopped is None and w.last_seen >= alive_after}
         for w in WorkerHeartbeat.objects.all()[:50]
     ]
-    return rows, HealthStatus.OK if any(w["alive"] for w in rows) else HealthStatus.DEGRADED
+    return rows, HealthStatus.DEGRADED if queues_without_live_worker(now) else HealthStatus.OK
 
 
 def backlog() -> Finding:

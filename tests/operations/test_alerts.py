@@ -11,6 +11,7 @@ from messaging.failures import FailureClass
 from messaging.models import AlertState, Chunk, ChunkStatus, MessageOutcome, OutcomeEvent, WorkerHeartbeat
 from messaging.operations import alerts
 from messaging.pipeline import breaker
+from messaging.pipeline.queues import INTERACTIVE_QUEUE, WorkerQueues
 from messaging.solapi.errors import SolapiAuthError
 from tests.pipeline.conftest import send
 
@@ -60,6 +61,17 @@ def test_no_live_worker_is_an_alert_and_degrades_health(clock):
 
     assert alerts.check_alerts() == {"no_worker_heartbeat": "raised"}
     assert "no_worker_heartbeat" in alerts.active_conditions(health_only=True)
+
+
+def test_a_queue_without_a_live_worker_is_the_same_alert_naming_the_queue(clock):
+    now = clock.now()
+    WorkerHeartbeat.objects.create(hostname="bulk@test", pid=1, started=now, last_seen=now, queues=WorkerQueues.BULK)
+
+    expected = {"no_worker_heartbeat": f"no live worker consumes {INTERACTIVE_QUEUE}"}
+    assert alerts.active_conditions(health_only=True) == expected
+    WorkerHeartbeat.objects.create(hostname="interactive@test", pid=2, started=now, last_seen=now,
+                                   queues=WorkerQueues.INTERACTIVE)
+    assert alerts.active_conditions(health_only=True) == {}
 
 
 def test_a_chunk_older_than_the_threshold_is_stuck(clock, settings, live_worker, sandbox):

@@ -9,7 +9,7 @@ from django.test import override_settings
 from harness.academies import make_academy
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest, WorkerHeartbeat
 from messaging.pipeline import delivery, pacing
-from messaging.pipeline.queues import BULK_QUEUE
+from messaging.pipeline.queues import BULK_QUEUE, WorkerQueues
 from project import clock
 from tests.pipeline.conftest import assert_books_balance, send, wait_settled
 
@@ -28,6 +28,17 @@ def _workers(*concurrencies: int) -> None:
     for number, concurrency in enumerate(concurrencies):
         WorkerHeartbeat.objects.create(hostname=f"w{number}", pid=number + 1, started=clock.now(),
                                        last_seen=clock.now(), concurrency=concurrency)
+
+
+@pytest.mark.django_db
+def test_the_capacity_counts_only_the_slots_that_take_chunks():
+    _workers(2)
+    WorkerHeartbeat.objects.create(hostname="interactive@test", pid=9, started=clock.now(), last_seen=clock.now(),
+                                   concurrency=4, queues=WorkerQueues.INTERACTIVE)
+    WorkerHeartbeat.objects.create(hostname="bulk@test", pid=10, started=clock.now(), last_seen=clock.now(),
+                                   concurrency=3, queues=WorkerQueues.BULK)
+
+    assert pacing.worker_capacity() == 5  # 2 (both queues) + 3 (bulk); the interactive worker's 4 take none
 
 
 @pytest.mark.django_db
