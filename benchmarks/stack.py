@@ -401,7 +401,9 @@ class ProcfileProcess(WorkerProcess):
         self.shell_command, self.ready_text = command, ready_text
 
     def command(self) -> list[str]:
-        return ["sh", "-c", f"exec {self.shell_command}"]
+        # `exec env`: the command may start with variable assignments (`VAR=value celery …`, as a
+        # Procfile allows), which `exec` alone refuses; env then becomes the command, same pid.
+        return ["sh", "-c", f"exec env {self.shell_command}"]
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
