@@ -66,6 +66,9 @@ def test_compose_an_sms_to_a_class_send_it_and_watch_it_delivered(browser, worke
 
     # Typing on: the byte count grows past 90, and the message becomes an LMS at its price.
     browser.find("#body").send_keys(LONGER)
+    # The preview of the whole text, not one of a keystroke on the way (an earlier one may
+    # already say LMS; the send button is off while a newer preview is on its way).
+    browser.wait_text("#sample", lambda t: t.endswith(LONGER.strip()), "the preview of the whole text")
     browser.wait_text("#type", lambda t: "LMS" in t, "the preview of an LMS")
     assert number(browser.text("#bytes")) > 90 > short_bytes
     assert number(browser.text("#cost")) == CLASS_SIZE * 29
