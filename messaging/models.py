@@ -201,17 +201,33 @@ class SkipReason(models.TextChoices):
 
 
 class Message(models.Model):
-    # No constraint in the database: the row's tenant is its send request's (the one builder,
-    # messaging/compose/message_rows.py, copies it), and that one is constrained. Checking it
-    # again for each of a send's 10,000 rows, at commit, cost about 12 % of writing them (issue 17).
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", verbose_name="학원",
-                               db_constraint=False)
+    # The API writes a send's rows, up to 10,000, in the request (issue 17). PostgreSQL checks
+    # each foreign key row by row at commit and inserts each row into every index: the keys below
+    # keep only what the code cannot guarantee, and the indexes only what a query needs
+    # (docs/capacity.md, "The message table"). tests/api/test_message_integrity.py checks the rest.
+    #
+    # No constraint: the row's tenant is its send request's (the one builder,
+    # messaging/compose/message_rows.py, copies it), and that one is constrained. No index and
+    # DO_NOTHING: nothing looks messages up by tenant, and a tenant cannot be deleted while it has
+    # messages anyway (their send requests PROTECT it), so a deletion need not scan this table.
+    tenant = models.ForeignKey(Tenant, on_delete=models.DO_NOTHING, related_name="+", verbose_name="학원",
+                               db_constraint=False, db_index=False)
+    # No constraint: rows are only written with the send request created just before them in the
+    # same transaction, and send requests are never deleted (retention keeps them, their admin is
+    # read-only). No index of its own: the (send_request, status) index serves every lookup.
     send_request = models.ForeignKey(
-        SendRequest, on_delete=models.CASCADE, related_name="messages", verbose_name="발송 요청"
+        SendRequest, on_delete=models.CASCADE, related_name="messages", verbose_name="발송 요청",
+        db_constraint=False, db_index=False,
     )
+    # No constraint: NULL when the API writes the row; set by the worker (split_into_chunks) to a
+    # chunk created in the same transaction, and chunks are never deleted. Indexed by the partial
+    # (chunk, status) index below, which rows without a chunk stay out of.
     chunk = models.ForeignKey(
-        Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", verbose_name="발송 묶음"
+        Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", verbose_name="발송 묶음",
+        db_constraint=False, db_index=False,
     )
+    # Constrained and indexed: staff may delete a student in the admin, and the index serves the
+    # SET NULL of their messages (Django's, before the delete).
     student = models.ForeignKey(
         Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="학생"
     )
@@ -232,11 +248,15 @@ class Message(models.Model):
     failure_class = models.CharField("실패 분류", max_length=32, choices=FailureClass.choices, blank=True)
     failure_reason = models.CharField("실패 사유", max_length=300, blank=True)
     solapi_status_code = models.CharField("Solapi 상태 코드", max_length=8, blank=True)
-    solapi_message_id = models.CharField("Solapi 메시지 ID", max_length=64, blank=True, db_index=True)
+    # Indexed in Meta (a plain index: db_index would add a LIKE-prefix one no query uses).
+    solapi_message_id = models.CharField("Solapi 메시지 ID", max_length=64, blank=True)
     # A staff-triggered retry of a failed message is a new message (new hold, new group);
-    # one-to-one, so the same failure cannot be retried twice.
+    # one-to-one, so the same failure cannot be retried twice. No constraint: NULL when the API
+    # writes the row; a resend sets it to the message it read in the same transaction, and
+    # messages are never deleted. The unique index stays (it is what refuses a second retry).
     retry_of = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry", verbose_name="재시도 원본"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry", verbose_name="재시도 원본",
+        db_constraint=False,
     )
     # Night-window deferral for ads (Korean sending rules): not sent before this time.
     not_before = models.DateTimeField("발송 가능 시각", null=True, blank=True)
@@ -251,10 +271,15 @@ class Message(models.Model):
         ordering = ["id"]
         # Admin actions check these when they run (messaging/admin.py).
         permissions = [("retry_messages", "Can retry failed messages (charged to their academy)")]
+        # Each serves queries (docs/capacity.md lists which).
         indexes = [
             models.Index(fields=["send_request", "status"]),
-            models.Index(fields=["chunk", "status"]),
+            # Partial: the API writes rows without a chunk, and no query looks for "no chunk" by it
+            # (those go by send request, or by status).
+            models.Index(fields=["chunk", "status"], condition=Q(chunk__isnull=False),
+                         name="message_chunk_status"),
             models.Index(fields=["status", "accepted_at"]),
+            models.Index(fields=["solapi_message_id"], name="message_solapi_id"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,112 @@
+"""What the database no longer checks for `messaging_message`, the code guarantees (issue 17).
+
+A send writes up to 10,000 message rows in its request. PostgreSQL checks every foreign key
+of every row at commit, one row at a time, so the keys whose target the code path guarantees
+have no database constraint (messaging/models.py, Message): `tenant`, `send_request`,
+`chunk` and `retry_of`. They hold because those rows are written only next to their targets,
+in the same transaction, and their targets are never deleted. These tests keep both halves
+true. `student` keeps its constraint: staff may delete a student.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.db.models import ProtectedError
+from django.test import RequestFactory, override_settings
+
+from billing.models import Hold
+from harness.academies import make_academy
+from messaging.compose.resend import retry_failed_messages
+from messaging.failures import FailureClass
+from messaging.models import Chunk, Message, MessageStatus, SendRequest
+from messaging.operations import retention
+from messaging.pipeline import delivery
+from tests.api.conftest import client_for, send_body
+
+pytestmark = pytest.mark.django_db
+
+UNCHECKED = {"tenant_id", "send_request_id", "chunk_id", "retry_of_id"}
+
+
+def _dangling() -> dict[str, int]:
+    """Messages whose unchecked keys name a row that does not exist (or, for the tenant,
+    not their send request's)."""
+    return {
+        "send_request": Message.objects.exclude(send_request_id__in=SendRequest.objects.values("id")).count(),
+        "tenant": sum(1 for m in Message.objects.select_related("send_request")
+                      if m.tenant_id != m.send_request.tenant_id),
+        "chunk": Message.objects.filter(chunk_id__isnull=False)
+                                .exclude(chunk_id__in=Chunk.objects.values("id")).count(),
+        "retry_of": Message.objects.filter(retry_of_id__isnull=False)
+                                   .exclude(retry_of_id__in=Message.objects.values("id")).count(),
+    }
+
+
+def test_only_the_student_key_is_checked_by_the_database():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+    checked = {column for c in constraints.values() if c["foreign_key"] for column in c["columns"]}
+    assert checked == {"student_id"}
+    assert not {Message._meta.get_field(name[:-3]).column for name in UNCHECKED} & checked
+
+
+def test_a_send_its_chunks_and_a_retry_point_at_rows_that_exist(broker):
+    academy = make_academy(students=25)
+    sent = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    assert sent.status_code == 202, sent.json()
+    request_id = sent.json()["id"]
+    with override_settings(MESSAGING_CHUNK_SIZE=10):
+        chunk_ids = delivery.split_into_chunks(request_id)
+    assert len(chunk_ids) == 3
+    failed = Message.objects.filter(send_request_id=request_id).first()
+    Message.objects.filter(id=failed.id).update(status=MessageStatus.FAILED, failure_class=FailureClass.TRANSIENT)
+
+    (retry,) = retry_failed_messages([failed.id])
+
+    assert Message.objects.get(send_request=retry).retry_of_id == failed.id
+    assert Message.objects.filter(send_request_id=request_id, chunk_id__in=chunk_ids).count() == 25
+    # Every hold is a message's (billing keeps a plain message id: billing sits below messaging).
+    assert not Hold.objects.exclude(message_id__in=Message.objects.values("id")).exists()
+    assert _dangling() == {"send_request": 0, "tenant": 0, "chunk": 0, "retry_of": 0}
+
+
+def test_a_message_cannot_be_retried_twice_without_the_constraint(broker):
+    """The unique index on retry_of stays: it, not a foreign key, refuses a second retry."""
+    academy = make_academy(students=1)
+    sent = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    failed = Message.objects.get(send_request_id=sent.json()["id"])
+    Message.objects.filter(id=failed.id).update(status=MessageStatus.FAILED, failure_class=FailureClass.TRANSIENT)
+    assert len(retry_failed_messages([failed.id])) == 1
+    assert retry_failed_messages([failed.id]) == []
+    assert Message.objects.filter(retry_of=failed).count() == 1
+
+
+def test_what_the_unchecked_keys_point_at_is_never_deleted():
+    """Send requests, chunks and messages: no admin may delete them and retention prunes none."""
+    request = RequestFactory().get("/")
+    request.user = type("Superuser", (), {"is_active": True, "is_staff": True, "is_superuser": True,
+                                          "has_perm": lambda self, perm, obj=None: True})()
+    for model in (SendRequest, Chunk, Message):
+        assert not admin.site._registry[model].has_delete_permission(request), model
+    pruned = {rule.model for rule in retention.RULES}
+    assert not pruned & {SendRequest, Chunk, Message}
+
+
+def test_an_academy_with_messages_still_cannot_be_deleted(broker):
+    """Message.tenant does nothing on delete: the send requests protect the academy."""
+    academy = make_academy(students=2, credit=Decimal("1000"))
+    client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    with pytest.raises(ProtectedError):
+        academy.tenant.delete()
+    assert Message.objects.filter(tenant=academy.tenant).count() == 2
+
+
+def test_deleting_a_student_keeps_their_messages_without_them(broker):
+    """The key the database still checks: a deleted student's messages stay, with no student."""
+    academy = make_academy(students=2)
+    sent = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    academy.students[0].delete()
+    rows = Message.objects.filter(send_request_id=sent.json()["id"])
+    assert sorted(rows.values_list("student_id", flat=True), key=lambda v: v or 0) == [None, academy.student_ids[1]]
