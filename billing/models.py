@@ -151,10 +151,16 @@ class Hold(models.Model):
     """Credit reserved for one message. Unique per message, so a redelivered task
     that holds again gets this row back instead of a second reservation."""
 
-    # No index of its own: the (account, status) index serves every lookup by account, and a
-    # send writes up to 10,000 holds in its request (issue 17).
+    # A send writes up to 10,000 holds in its request (issue 17), and PostgreSQL would check this
+    # key for each of them at commit. No constraint: holds are written only by
+    # ledger.hold_credit, in the transaction whose one UPDATE of this account (its row locked to
+    # the commit) writes the movement's ledger entry, whose key is checked; a hold whose movement
+    # did not happen is rolled back or deleted, and accounts are never deleted (their entries
+    # PROTECT them, their admin is read-only). No index of its own: (account, status) serves
+    # every lookup by account.
     account = models.ForeignKey(
-        CreditAccount, on_delete=models.PROTECT, related_name="holds", verbose_name="충전금 계정", db_index=False
+        CreditAccount, on_delete=models.PROTECT, related_name="holds", verbose_name="충전금 계정",
+        db_constraint=False, db_index=False,
     )
     message_id = models.BigIntegerField("메시지 ID", unique=True)
     amount = models.DecimalField("예약 금액", **MONEY)

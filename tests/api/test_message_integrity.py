@@ -5,7 +5,8 @@ of every row at commit, one row at a time, so the keys whose target the code pat
 have no database constraint (messaging/models.py, Message): `tenant`, `send_request`,
 `chunk` and `retry_of`. They hold because those rows are written only next to their targets,
 in the same transaction, and their targets are never deleted. These tests keep both halves
-true. `student` keeps its constraint: staff may delete a student.
+true. `student` keeps its constraint: staff may delete a student. The same holds for a credit
+`Hold`'s `account` (billing/models.py).
 """
 
 from decimal import Decimal
@@ -16,7 +17,7 @@ from django.db import connection
 from django.db.models import ProtectedError
 from django.test import RequestFactory, override_settings
 
-from billing.models import Hold
+from billing.models import CreditAccount, Hold, LedgerEntry
 from harness.academies import make_academy
 from messaging.compose.resend import retry_failed_messages
 from messaging.failures import FailureClass
@@ -44,12 +45,26 @@ def _dangling() -> dict[str, int]:
     }
 
 
-def test_only_the_student_key_is_checked_by_the_database():
+def _constraints(model) -> dict:
     with connection.cursor() as cursor:
-        constraints = connection.introspection.get_constraints(cursor, Message._meta.db_table)
-    checked = {column for c in constraints.values() if c["foreign_key"] for column in c["columns"]}
+        return connection.introspection.get_constraints(cursor, model._meta.db_table)
+
+
+def test_only_the_student_key_is_checked_by_the_database():
+    checked = {column for c in _constraints(Message).values() if c["foreign_key"] for column in c["columns"]}
     assert checked == {"student_id"}
     assert not {Message._meta.get_field(name[:-3]).column for name in UNCHECKED} & checked
+    assert not [c for c in _constraints(Hold).values() if c["foreign_key"]]
+
+
+def test_the_rows_a_send_writes_go_into_the_indexes_queries_need():
+    """Every index of the message table is one docs/capacity.md justifies; none is on one column
+    that a two-column index starts with."""
+    indexed = sorted(tuple(c["columns"]) for c in _constraints(Message).values()
+                     if (c["index"] or c["unique"]) and not c["primary_key"])
+    assert indexed == [("chunk_id", "status"), ("retry_of_id",), ("send_request_id", "status"),
+                       ("solapi_message_id",), ("status", "accepted_at"), ("student_id",)]
+    assert ["account_id"] not in [c["columns"] for c in _constraints(Hold).values() if c["index"]]
 
 
 def test_a_send_its_chunks_and_a_retry_point_at_rows_that_exist(broker):
@@ -67,8 +82,14 @@ def test_a_send_its_chunks_and_a_retry_point_at_rows_that_exist(broker):
 
     assert Message.objects.get(send_request=retry).retry_of_id == failed.id
     assert Message.objects.filter(send_request_id=request_id, chunk_id__in=chunk_ids).count() == 25
-    # Every hold is a message's (billing keeps a plain message id: billing sits below messaging).
+    # Every hold is a message's (billing keeps a plain message id: billing sits below messaging)
+    # and its account's, which the movement's ledger entry (a checked key) names too.
+    holds = Hold.objects.filter(message_id__in=Message.objects.filter(send_request_id=request_id).values("id"))
+    assert holds.count() == 25
     assert not Hold.objects.exclude(message_id__in=Message.objects.values("id")).exists()
+    assert not Hold.objects.exclude(account_id__in=CreditAccount.objects.values("id")).exists()
+    assert set(holds.values_list("account_id", flat=True)) == set(
+        LedgerEntry.objects.filter(kind="hold", message_count=25).values_list("account_id", flat=True))
     assert _dangling() == {"send_request": 0, "tenant": 0, "chunk": 0, "retry_of": 0}
 
 
@@ -84,14 +105,15 @@ def test_a_message_cannot_be_retried_twice_without_the_constraint(broker):
 
 
 def test_what_the_unchecked_keys_point_at_is_never_deleted():
-    """Send requests, chunks and messages: no admin may delete them and retention prunes none."""
+    """Send requests, chunks, messages and credit accounts: no admin may delete them and
+    retention prunes none."""
     request = RequestFactory().get("/")
     request.user = type("Superuser", (), {"is_active": True, "is_staff": True, "is_superuser": True,
                                           "has_perm": lambda self, perm, obj=None: True})()
-    for model in (SendRequest, Chunk, Message):
+    targets = {SendRequest, Chunk, Message, CreditAccount}
+    for model in targets:
         assert not admin.site._registry[model].has_delete_permission(request), model
-    pruned = {rule.model for rule in retention.RULES}
-    assert not pruned & {SendRequest, Chunk, Message}
+    assert not {rule.model for rule in retention.RULES} & targets
 
 
 def test_an_academy_with_messages_still_cannot_be_deleted(broker):
