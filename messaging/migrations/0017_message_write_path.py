@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0015_message_tenant_unchecked'),
+        ('messaging', '0016_workerheartbeat_queues'),
         ('tenants', '0006_school_classes_and_grade'),
     ]
 
