@@ -156,7 +156,7 @@ class MessageAdmin(ReadOnlyAdmin):
     def shown_status(self, message: Message) -> str:
         """Paused, with the reason, while a platform pause holds the message back."""
         pause = pauses.pause_of(message.chunk)
-        status = pauses.shown_status(message.status, pause)
+        status = pauses.shown_status(message.shown_status, pause)
         if status == pauses.PAUSED:
             return f"{pauses.PAUSED}: {pause['reason']} (since {clock.shown(pause['since'])})"
         return status

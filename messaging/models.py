@@ -10,7 +10,7 @@ row; delivery reports arrive as DeliveryReports, deduplicated by Solapi's event 
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 
 from billing.models import MONEY, MessageType
 from messaging.failures import FailureClass
@@ -187,6 +187,30 @@ class MessageStatus(models.TextChoices):
 
 
 FINAL_STATUSES = frozenset({MessageStatus.SKIPPED, MessageStatus.DELIVERED, MessageStatus.FAILED})
+# Not at Solapi yet. The pipeline stores only `pending` for such a message: every write of a
+# row is a new row version (WAL, index entries, vacuum), so a message's row is written twice
+# on its way out, inserted and then accepted (or failed, skipped). Whether its credit is held
+# or it is being sent is its chunk's state (ChunkStatus.HELD, SENDING), shown as the
+# message's own by shown_message_status. `held` and `sending` stay readable: rows written
+# before issue 17 may still carry them, and the pipeline treats all three alike.
+UNSENT_STATUSES = (MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING)
+# A pending message takes the status of its chunk's step.
+_STATUS_OF_CHUNK_STEP = {ChunkStatus.HELD: MessageStatus.HELD, ChunkStatus.SENDING: MessageStatus.SENDING}
+
+
+def shown_status_of(status: str, chunk_status: str | None) -> str:
+    """Where a message stands: its own status, or for a pending one its chunk's step."""
+    if status == MessageStatus.PENDING and chunk_status in _STATUS_OF_CHUNK_STEP:
+        return _STATUS_OF_CHUNK_STEP[chunk_status]
+    return status
+
+
+def shown_message_status() -> Case:
+    """shown_status_of in SQL, for Message querysets (annotate, values, filter). The chunk is
+    joined by a LEFT OUTER JOIN: a message in no chunk keeps its status."""
+    steps = [When(status=MessageStatus.PENDING, chunk__status=chunk_status, then=Value(status.value))
+             for chunk_status, status in _STATUS_OF_CHUNK_STEP.items()]
+    return Case(*steps, default=F("status"), output_field=models.CharField())
 
 
 class SkipReason(models.TextChoices):
@@ -284,6 +308,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.id} ({self.status})"
+
+    @property
+    def shown_status(self) -> str:
+        """Where it stands, as the status API shows it (shown_status_of); reads its chunk."""
+        return shown_status_of(self.status, self.chunk.status if self.chunk_id else None)
 
 
 class SolapiOperation(models.TextChoices):

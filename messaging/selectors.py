@@ -11,7 +11,7 @@ from billing.ledger import account_for, recent_entries
 from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.rules import Consent
 from messaging.failures import FailureClass
-from messaging.models import Message, MessageStatus, SendRequest, SendRequestStatus, SkipReason
+from messaging.models import Message, MessageStatus, SendRequest, SendRequestStatus, SkipReason, shown_message_status
 from messaging.operations import pauses
 from messaging.operations.counts import count_messages
 from messaging.operations.progress import progress
@@ -109,12 +109,14 @@ _MESSAGE_FIELDS = ("id", "student_id", "recipient_kind", "phone", "message_type"
 def messages_for(send_request: SendRequest, *, status: str | None = None,
                  failure_class: str | None = None) -> QuerySet:
     """The request's messages as plain rows (with the student's name), in id order."""
-    messages = Message.objects.filter(send_request=send_request)
+    # `status` is the status shown (a pending message in a chunk being sent is sending), the
+    # rows' `shown_status` too.
+    messages = Message.objects.filter(send_request=send_request).annotate(shown_status=shown_message_status())
     if status:
-        messages = messages.filter(status=status)
+        messages = messages.filter(shown_status=status)
     if failure_class:
         messages = messages.filter(failure_class=failure_class)
-    return messages.order_by("id").values(*_MESSAGE_FIELDS, student_name=F("student__name"))
+    return messages.order_by("id").values(*_MESSAGE_FIELDS, "shown_status", student_name=F("student__name"))
 
 
 def message_rows(send_request: SendRequest, rows: list[dict]) -> list[dict[str, Any]]:
@@ -141,11 +143,11 @@ def _message_row(row: dict, pause: dict | None) -> dict[str, Any]:
         "type": row["message_type"],
         "text": row["text"],
         "price": row["price"],
-        "status": pauses.shown_status(row["status"], pause),
+        "status": pauses.shown_status(row["shown_status"], pause),
         "failure_class": row["failure_class"],
         "skip_reason": row["skip_reason"],
         "reason": reason_in_korean(row["status"], row["failure_class"], row["skip_reason"]) or (
-            korean(pause["reason"]) if pause and row["status"] in pauses.PAUSABLE else ""),
+            korean(pause["reason"]) if pause and row["shown_status"] in pauses.PAUSABLE else ""),
         "failure_detail": row["failure_reason"],
         "accepted_at": row["accepted_at"],
         "completed_at": row["completed_at"],
@@ -155,8 +157,9 @@ def _message_row(row: dict, pause: dict | None) -> dict[str, Any]:
 def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: int = 100) -> dict[str, Any]:
     page, page_size = max(page, 1), min(max(page_size, 1), MAX_PAGE_SIZE)
     messages = send_request.messages.order_by("id").values(
-        "id", "student_id", "recipient_kind", "phone", "message_type", "price", "status", "skip_reason",
+        "id", "student_id", "recipient_kind", "phone", "message_type", "price", "skip_reason",
         "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at", "chunk_id",
+        shown_status=shown_message_status(),
     )
     counts = count_messages(send_request.id)
     total = counts["total"]
@@ -171,7 +174,7 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         counts[pauses.PAUSED] += n
     for row in rows:
         pause = paused_by_chunk.get(row.pop("chunk_id"))
-        row["status"] = pauses.shown_status(row["status"], pause)
+        row["status"] = pauses.shown_status(row.pop("shown_status"), pause)
         row["paused"] = pause if row["status"] == pauses.PAUSED else None
     return {
         "id": send_request.id,

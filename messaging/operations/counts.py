@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from django.db.models import Count
 
-from messaging.models import FINAL_STATUSES, Message, MessageStatus, SendRequest
+from messaging.models import FINAL_STATUSES, Message, MessageStatus, SendRequest, shown_message_status
 from project import clock
 
 
@@ -13,13 +13,14 @@ def count_messages(send_request_id: int) -> dict[str, int]:
 
 
 def count_messages_of(send_request_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """The counts of each request, from one GROUP BY over all of them."""
+    """The counts of each request, from one GROUP BY over all of them. A pending message is
+    counted as held or sending while its chunk is at that step (messaging/models.py)."""
     ids = set(send_request_ids)
     by_request: dict[int, dict[str, int]] = {i: {status: 0 for status in MessageStatus.values} for i in ids}
     rows = (Message.objects.filter(send_request_id__in=ids).order_by()
-            .values("send_request_id", "status").annotate(n=Count("id")))
+            .values("send_request_id", shown=shown_message_status()).annotate(n=Count("id")))
     for row in rows:
-        by_request[row["send_request_id"]][row["status"]] = row["n"]
+        by_request[row["send_request_id"]][row["shown"]] = row["n"]
     for counts in by_request.values():
         counts["total"] = sum(counts[s] for s in MessageStatus.values)
     return by_request

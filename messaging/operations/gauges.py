@@ -25,6 +25,7 @@ from messaging.models import (
     Message,
     MessageStatus,
     SendRequest,
+    shown_message_status,
 )
 from messaging.operations.alerts import oldest_unfinished_chunk_age
 from messaging.operations.liveness import live_workers
@@ -81,8 +82,9 @@ def _messages(now) -> Iterator[Metric]:
 
     unfinished = GaugeMetricFamily("messaging_messages_unfinished",
                                    "Messages not yet final, by status (whatever their age).", labels=["status"])
-    counts = dict(Message.objects.filter(status__in=UNFINISHED_MESSAGE_STATUSES).values_list("status")
-                  .annotate(n=Count("id")).order_by())
+    # Pending, held and sending as the status API counts them (their chunks' steps).
+    counts = dict(Message.objects.filter(status__in=UNFINISHED_MESSAGE_STATUSES)
+                  .values_list(shown_message_status()).annotate(n=Count("id")).order_by())
     for status in UNFINISHED_MESSAGE_STATUSES:
         unfinished.add_metric([status], counts.get(status, 0))
     yield unfinished

@@ -2,10 +2,11 @@
 look (the status URL, the admin).
 
 While the breaker is open (our Solapi key, the server clock, our Solapi balance), a chunk's
-messages keep their pipeline status, `held` or `sending`, because that is what the pipeline
-acts on. But nothing is being sent and nobody at the academy can fix it: shown as `sending`,
-they look stuck. The chunk records the pause (paused_since, pause_class, last_error:
-messaging/pipeline/delivery.record_pause); this module turns that into what is shown.
+messages show their pipeline status, `held` or `sending` (their chunk's step: messaging/models.py,
+shown_message_status), because that is what the pipeline acts on. But nothing is being sent and
+nobody at the academy can fix it: shown as `sending`, they look stuck. The chunk records the
+pause (paused_since, pause_class, last_error: messaging/pipeline/delivery.record_pause); this
+module turns that into what is shown.
 """
 
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from django.db.models import Count
 
 from messaging.failures import FailureClass
-from messaging.models import Chunk, Message, MessageStatus
+from messaging.models import Chunk, Message, MessageStatus, shown_message_status
 
 PAUSED = "paused"
 # The pipeline statuses a pause can hold a message in.
@@ -40,7 +41,8 @@ def shown_status(status: str, pause: dict[str, Any] | None) -> str:
 
 
 def count_paused(send_request_id: int, chunk_ids: list[int]) -> dict[str, int]:
-    """How many of the request's messages each pausable status holds in paused chunks."""
-    rows = (Message.objects.filter(send_request_id=send_request_id, chunk_id__in=chunk_ids, status__in=PAUSABLE)
-            .values("status").annotate(n=Count("id")))
-    return {row["status"]: row["n"] for row in rows}
+    """How many of the request's messages each pausable status holds in paused chunks (the
+    statuses shown: shown_message_status)."""
+    rows = (Message.objects.filter(send_request_id=send_request_id, chunk_id__in=chunk_ids)
+            .values(shown=shown_message_status()).filter(shown__in=PAUSABLE).annotate(n=Count("id")))
+    return {row["shown"]: row["n"] for row in rows}

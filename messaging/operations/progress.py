@@ -17,10 +17,8 @@ from typing import Any
 
 from django.db.models import Max
 
-from messaging.models import FINAL_STATUSES, MessageStatus, SendRequest
+from messaging.models import FINAL_STATUSES, UNSENT_STATUSES, MessageStatus, SendRequest
 from project import clock
-
-UNSENT_STATUSES = (MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING)
 
 
 @dataclass(frozen=True)

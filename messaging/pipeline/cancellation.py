@@ -32,7 +32,7 @@ from django.db.models import Q
 from billing import ledger
 from billing.models import HoldStatus
 from messaging.failures import FailureClass
-from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest, SolapiOperation
+from messaging.models import UNSENT_STATUSES, Chunk, ChunkStatus, Message, MessageStatus, SendRequest, SolapiOperation
 from messaging.pipeline import delivery, settlement
 from messaging.selectors import send_request_of
 from project import clock
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 CANCEL_REASON = ("발송 취소: 솔라피로 보내기 전에 취소되어 충전금이 환원되었습니다 "
                  "(cancelled by staff before sending; credit released)")
 # Messages that have not reached Solapi, in a chunk that can still be stopped.
-_UNSENT = [MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING]
+_UNSENT = UNSENT_STATUSES
 _CANCELLABLE_CHUNKS = [ChunkStatus.QUEUED, ChunkStatus.HELD, ChunkStatus.SENDING]
 
 

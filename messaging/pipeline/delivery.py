@@ -34,6 +34,7 @@ from messaging.compose.recipient_checks import Recipient, standing_of
 from messaging.eligibility import why_academy_cannot_send
 from messaging.failures import FailureClass
 from messaging.models import (
+    UNSENT_STATUSES,
     Chunk,
     ChunkStatus,
     DeliveryAttempt,
@@ -144,15 +145,15 @@ def reserve_chunk(chunk_id: int) -> None:
         if refusal:
             _fail(pending, refusal, str(refusal.label))
             return
+        # The messages that may go stay pending: the chunk's HELD says their credit is held
+        # (messaging/models.py, UNSENT_STATUSES: no write of their rows for it).
         may_go = _recheck_recipients(chunk, list(pending.values("id", "price", "phone", "student_id",
                                                                 "recipient_kind")))
-        Message.objects.filter(id__in=[i for i, _ in may_go], status=MessageStatus.PENDING).update(
-            status=MessageStatus.HELD)
         # Last in the transaction: a hold not made at acceptance locks the academy's account row
         # from its conditional UPDATE to this commit (billing/ledger.py), so nothing slow follows it.
         outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in may_go])
         if outcome.refused:
-            _fail(Message.objects.filter(id__in=outcome.refused, status=MessageStatus.HELD),
+            _fail(Message.objects.filter(id__in=outcome.refused, status__in=UNSENT_STATUSES),
                   FailureClass.INSUFFICIENT_CREDIT, "충전금이 부족합니다 (not enough credit for this message)")
 
 
@@ -297,7 +298,7 @@ def _send(claimed: list[tuple[Lease, Chunk]]) -> SendOutcome:
             attempt.solapi_group_id = client.create_group()
         chunks = _fenced_all(leases, solapi_group_id=attempt.solapi_group_id)
         # Plain rows, not model instances: building a thousand models costs as much as the calls.
-        rows = list(Message.objects.filter(chunk__in=chunks, status=MessageStatus.SENDING).values(
+        rows = list(Message.objects.filter(chunk__in=chunks, status__in=UNSENT_STATUSES).values(
             "chunk_id", *_OUTGOING_FIELDS))
         by_id = {chunk.id: chunk for chunk in chunks}
         with _attempt(leases, SolapiOperation.ADD_MESSAGES):
@@ -322,7 +323,7 @@ def _send(claimed: list[tuple[Lease, Chunk]]) -> SendOutcome:
 def _with_messages_to_send(claimed: list[tuple[Lease, Chunk]]) -> list[tuple[Lease, Chunk]]:
     """The claimed chunks that still have messages to send; the others are marked sent
     (finalize settles them)."""
-    ids = set(Message.objects.filter(chunk_id__in=[chunk.id for _, chunk in claimed], status=MessageStatus.SENDING)
+    ids = set(Message.objects.filter(chunk_id__in=[chunk.id for _, chunk in claimed], status__in=UNSENT_STATUSES)
               .values_list("chunk_id", flat=True).distinct())
     for lease, chunk in claimed:
         if chunk.id not in ids:
@@ -346,7 +347,6 @@ def _claim(lease: Lease) -> Chunk | None:
             raise ChunkBusy((chunk.lease_until - now).total_seconds())
         if chunk.lease_token:
             logger.warning("lease_taken_over chunk=%s lease_until=%s", chunk.id, chunk.lease_until)
-        chunk.messages.filter(status=MessageStatus.HELD).update(status=MessageStatus.SENDING)
         chunk.status = ChunkStatus.SENDING
         chunk.lease_token = lease.token
         chunk.lease_until = now + timedelta(seconds=settings.MESSAGING_TASK_TIME_LIMIT)
@@ -417,7 +417,7 @@ def _record_registrations(going: list[tuple[Lease, Chunk]], results: list[Messag
     with transaction.atomic():
         chunks = _locked_all([lease for lease, _ in going])
         for result in refused:
-            Message.objects.filter(id=result.message_id, status=MessageStatus.SENDING).update(
+            Message.objects.filter(id=result.message_id, status__in=UNSENT_STATUSES).update(
                 status=MessageStatus.FAILED,
                 failure_class=result.outcome.failure_class,
                 failure_reason=result.status_message[:300] or str(result.outcome.failure_class.label),
@@ -441,7 +441,7 @@ def _mark_sent(lease: Lease) -> int:
     now = clock.now()
     with transaction.atomic():
         chunk = _locked(lease)
-        accepted = chunk.messages.filter(status=MessageStatus.SENDING).update(
+        accepted = chunk.messages.filter(status__in=UNSENT_STATUSES).update(
             status=MessageStatus.ACCEPTED, accepted_at=now
         )
         Chunk.objects.filter(id=chunk.id).update(
@@ -538,7 +538,7 @@ def give_up_sending(lease: Lease, failure_class: FailureClass, reason: str) -> N
         return
     with transaction.atomic():
         chunk = _locked(lease)
-        _fail(chunk.messages.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]), failure_class, reason)
+        _fail(chunk.messages.filter(status__in=UNSENT_STATUSES), failure_class, reason)
         Chunk.objects.filter(id=chunk.id).update(status=ChunkStatus.SENT, paused_since=None, pause_class="",
                                                  updated=clock.now())
 
@@ -592,8 +592,7 @@ def roll_back_chunk(chunk_id: int, *, failed_step: str, error: str) -> None:
                          chunk.status, leased, error)
             return
         reason = f"{failed_step} failed: {error}"[:300]
-        _fail(chunk.messages.filter(status__in=[MessageStatus.PENDING, MessageStatus.HELD, MessageStatus.SENDING]),
-              FailureClass.INTERNAL, reason)
+        _fail(chunk.messages.filter(status__in=UNSENT_STATUSES), FailureClass.INTERNAL, reason)
         Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.SENT, last_error=reason, updated=clock.now())
     finalize_chunk(chunk_id)
     logger.error("rollback chunk=%s step=%s error=%s", chunk_id, failed_step, error)

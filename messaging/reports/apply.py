@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from messaging.models import Chunk, DeliveryReport, Message, MessageStatus
+from messaging.models import UNSENT_STATUSES, Chunk, DeliveryReport, Message, MessageStatus
 from messaging.pipeline import settlement
 from messaging.reports.fallback import delivered_type
 from messaging.solapi.outcomes import classify_status
@@ -40,8 +40,9 @@ from project.sql import in_values, update_rows
 logger = logging.getLogger(__name__)
 
 # Reports can only move messages that Solapi accepted (or is sending: a report may
-# overtake the send task's own bookkeeping).
-_REPORTABLE = (MessageStatus.SENDING, MessageStatus.ACCEPTED)
+# overtake the send task's own bookkeeping, and a message being sent is stored as pending:
+# messaging/models.py, UNSENT_STATUSES).
+_REPORTABLE = (*UNSENT_STATUSES, MessageStatus.ACCEPTED)
 
 # What of a report goes into which column; a value longer than its column is invalid.
 _COLUMNS = {

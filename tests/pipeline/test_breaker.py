@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing.ledger import account_for
 from harness.academies import make_academy
 from messaging.failures import FailureClass
-from messaging.models import BreakerState, Chunk, CircuitBreaker, Message, MessageStatus
+from messaging.models import BreakerState, Chunk, CircuitBreaker, Message, MessageStatus, shown_message_status
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from tests.api.conftest import client_for
 from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled, wait_until
@@ -68,8 +68,8 @@ def test_a_platform_fault_pauses_sending_with_o1_calls_and_resumes_when_fixed(
     wait_until(lambda: CircuitBreaker.objects.filter(state=BreakerState.OPEN).exists(), what="the breaker to open")
     opened = time.monotonic()
     # Paused, not failing: every chunk holds its credit and waits, none is charged.
-    paused = Message.objects.filter(send_request=send_request)
-    wait_until(lambda: paused.filter(status__in=[MessageStatus.HELD, MessageStatus.SENDING]).count() == CHUNKS,
+    paused = Message.objects.filter(send_request=send_request).annotate(shown=shown_message_status())
+    wait_until(lambda: paused.filter(shown__in=[MessageStatus.HELD, MessageStatus.SENDING]).count() == CHUNKS,
                what="every chunk to hold its credit and wait")
     # Watch it for a few probe intervals: each lets exactly one call through.
     first_calls = _rejected_calls(sandbox, status)
@@ -77,7 +77,7 @@ def test_a_platform_fault_pauses_sending_with_o1_calls_and_resumes_when_fixed(
                what=f"{PROBES_WATCHED} probes of the open breaker")
     calls, watched = _rejected_calls(sandbox, status), time.monotonic() - opened
 
-    assert set(paused.values_list("status", flat=True)) <= {MessageStatus.HELD, MessageStatus.SENDING}
+    assert set(paused.values_list("shown", flat=True)) <= {MessageStatus.HELD, MessageStatus.SENDING}
     assert sandbox.accepted_total == 0
     account = account_for(academy.tenant)
     assert (account.balance, account.held) == (Decimal("10000"), Decimal("13") * CHUNKS)

@@ -92,7 +92,7 @@ def test_the_reserve_step_skips_whoever_opted_out_or_withdrew_and_releases_their
 
     messages = reserve(send_request_id)
 
-    assert [(m.status, m.skip_reason) for m in messages] == [
+    assert [(m.shown_status, m.skip_reason) for m in messages] == [
         (MessageStatus.SKIPPED, SkipReason.OPTED_OUT), (MessageStatus.SKIPPED, SkipReason.NO_MARKETING_CONSENT),
         (MessageStatus.HELD, "")]
     assert account_for(academy.tenant).held == Decimal("13")
@@ -132,7 +132,7 @@ def test_an_ad_that_reaches_the_reserve_step_at_night_waits_for_8am_still_paid_f
 
     at(morning)  # 08:00: dispatch takes them again, and they may go now
     messages = reserve(send_request_id)
-    assert {m.status for m in messages} == {MessageStatus.HELD}
+    assert {m.shown_status for m in messages} == {MessageStatus.HELD}
     assert all([e.kind for e in movements_for_message(m.id)] == [EntryKind.HOLD] for m in messages)
 
 
@@ -146,7 +146,7 @@ def test_informational_messages_are_not_held_back_at_night_but_opt_outs_still_co
 
     messages = reserve(send_request_id)
 
-    assert [m.status for m in messages] == [MessageStatus.SKIPPED, MessageStatus.HELD, MessageStatus.HELD]
+    assert [m.shown_status for m in messages] == [MessageStatus.SKIPPED, MessageStatus.HELD, MessageStatus.HELD]
 
 
 # --- staff retries ---------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_an_opt_out_after_the_retry_is_caught_by_the_reserve_step(academy, at):
 
     messages = reserve(retries[0].send_request_id)
 
-    assert [m.status for m in messages] == [MessageStatus.SKIPPED, MessageStatus.HELD, MessageStatus.HELD]
+    assert [m.shown_status for m in messages] == [MessageStatus.SKIPPED, MessageStatus.HELD, MessageStatus.HELD]
     # A retry is held by its reserve step (none at its creation): the skipped one never was.
     assert movements_for_message(messages[0].id) == []
     assert account_for(academy.tenant).held == Decimal("26")
