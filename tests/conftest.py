@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+    # Long drills keep `make test` near 10 minutes on 2 cores; each has a shorter form in the
+    # suite, and `make drill` runs them all (docs/testing.md).
+    markexpr = config.getoption("markexpr") or ""
+    if "drill" not in markexpr or "not drill" in markexpr:
+        skip = pytest.mark.skip(reason="a long drill: make drill runs it (pytest -m drill)")
+        for item in items:
+            if "drill" in item.keywords:
+                item.add_marker(skip)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -133,6 +133,8 @@ STORM_SECONDS = 25
 RATE = 5
 
 
+# The suite's shorter form: tests/pipeline/test_policies.py (429s waited out, past the longest wait failed).
+@pytest.mark.drill
 def test_a_storm_of_429s_fails_nothing_and_two_workers_share_one_request_rate(sandbox, local_sqs, start_worker,
                                                                               transactional_db):
     academy = make_academy(students=200, credit="1000000")

@@ -35,6 +35,8 @@ WORKER_ENV = {"MESSAGING_CHUNK_SIZE": "20"}
 OUTAGE_SECONDS = 6
 
 
+# The suite's shorter form: tests/foundation/test_kombu_fix.py, a worker recreating its lost queues.
+@pytest.mark.drill
 def test_worker_resumes_after_sqs_restarts_empty_and_nothing_is_lost(sandbox, local_sqs, start_worker,
                                                                       transactional_db):
     academy = make_academy(students=MESSAGES + 30, credit="100000")

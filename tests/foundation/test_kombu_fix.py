@@ -63,6 +63,8 @@ def test_worker_survives_sqs_503s_on_receive_and_runs_the_next_task(start_worker
     assert worker.alive
 
 
+# A control (the worker dies without the fix): make drill runs it.
+@pytest.mark.drill
 def test_without_the_fix_one_503_kills_the_worker_or_its_queue(start_worker, proxy, monkeypatch):
     monkeypatch.setattr(
         WorkerProcess, "command", lambda self: [sys.executable, "-c", UNFIXED_BOOTSTRAP, *_celery_args(self)]
@@ -107,6 +109,8 @@ def test_other_4xx_on_receive_is_waited_out_too(start_worker, proxy):
     assert _lines(worker, "sqs_queue_missing") == 0  # the URL is fine: nothing to look up again
 
 
+# A control (the worker dies without the fix): make drill runs it.
+@pytest.mark.drill
 def test_without_the_fix_queue_does_not_exist_kills_the_worker(start_worker, proxy, monkeypatch):
     monkeypatch.setattr(
         WorkerProcess, "command", lambda self: [sys.executable, "-c", UNFIXED_BOOTSTRAP, *_celery_args(self)]

@@ -49,13 +49,17 @@ def _breaker() -> CircuitBreaker:
 @pytest.mark.parametrize(
     ("break_it", "fix_it", "failure_class", "status"),
     [
-        (lambda sb: sb.set_credentials(api_key="ROTATED-KEY"),
-         lambda sb: sb.set_credentials(api_key=settings.SOLAPI_API_KEY), FailureClass.AUTH_FAILED, 403),
+        # The other platform faults take the same path through the breaker: make drill runs them.
+        pytest.param(lambda sb: sb.set_credentials(api_key="ROTATED-KEY"),
+                     lambda sb: sb.set_credentials(api_key=settings.SOLAPI_API_KEY), FailureClass.AUTH_FAILED, 403,
+                     marks=pytest.mark.drill),
         (lambda sb: sb.set_credentials(api_key="ROTATED-KEY", auth_status=401),
          lambda sb: sb.set_credentials(api_key=settings.SOLAPI_API_KEY), FailureClass.AUTH_FAILED, 401),
-        (lambda sb: sb.set_clock_offset(20 * 60), lambda sb: sb.set_clock_offset(0), FailureClass.CLOCK_SKEW, 403),
-        (lambda sb: sb.set_platform_balance_exhausted(True), lambda sb: sb.set_platform_balance_exhausted(False),
-         FailureClass.PLATFORM_BALANCE, 402),
+        pytest.param(lambda sb: sb.set_clock_offset(20 * 60), lambda sb: sb.set_clock_offset(0),
+                     FailureClass.CLOCK_SKEW, 403, marks=pytest.mark.drill),
+        pytest.param(lambda sb: sb.set_platform_balance_exhausted(True),
+                     lambda sb: sb.set_platform_balance_exhausted(False), FailureClass.PLATFORM_BALANCE, 402,
+                     marks=pytest.mark.drill),
     ],
     ids=["bad-key-403", "bad-key-401", "clock-skew", "platform-balance"],
 )
