@@ -555,6 +555,26 @@ class QueueProgress(models.Model):
         return f"{self.queue}: started up to {clock.shown(self.head_published_at)}"
 
 
+class PendingDispatch(models.Model):
+    """Per coalescing queue (the interactive one): until when a dispatch task published for it
+    is due to start. A send finding one due publishes nothing of its own: that task's sweep
+    (messaging/pipeline/express.py) takes every small request waiting on the queue. The task
+    clears the mark as it starts; a mark a lost task leaves behind expires
+    (messaging/pipeline/outbox.py, request_dispatch)."""
+
+    queue = models.CharField("큐 (queue)", max_length=80, unique=True)
+    # None: no dispatch is due; the next send publishes one.
+    pending_until = models.DateTimeField("발행된 dispatch 유효 시각", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "대기 중인 dispatch (pending dispatch)"
+        verbose_name_plural = "대기 중인 dispatch (pending dispatch)"
+
+    def __str__(self) -> str:
+        due = clock.shown(self.pending_until) if self.pending_until else "none"
+        return f"{self.queue}: dispatch due until {due}"
+
+
 class AlertState(models.Model):
     """One row per alert condition (messaging/operations/alerts.py): whether it is active and
     since when, so that beat's check raises an alert once at its onset, not every tick."""

@@ -266,6 +266,11 @@ MESSAGING_INTERACTIVE_MAX_RECIPIENTS = env.int("MESSAGING_INTERACTIVE_MAX_RECIPI
 # messages (messaging/pipeline/express.py). 0 sends each as soon as its task runs.
 MESSAGING_SHARED_GROUP_WINDOW_MS = env.int("MESSAGING_SHARED_GROUP_WINDOW_MS", default=200)
 MESSAGING_SHARED_GROUP_MAX_MESSAGES = env.int("MESSAGING_SHARED_GROUP_MAX_MESSAGES", default=1000)
+# A small send publishes no dispatch of its own while one published for its queue is due to
+# start: that one's sweep takes it (messaging/pipeline/outbox.py, request_dispatch). A dispatch
+# not started within this many seconds (lost, or deep in a backlog) no longer counts: the next
+# send publishes again. What a lost one leaves behind, the outbox relay publishes.
+MESSAGING_DISPATCH_COALESCE_SECONDS = env.float("MESSAGING_DISPATCH_COALESCE_SECONDS", default=5.0)
 # An academy's broadcasts keep at most their fair share of the workers' task slots times this
 # many chunks on the queue (messaging/pipeline/pacing.py). 1: a neighbour's chunk waits behind
 # no queued chunk of another academy; the next chunk is published as one finishes, so a

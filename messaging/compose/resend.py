@@ -46,7 +46,7 @@ def retry_failed_messages(message_ids: Iterable[int], *, user=None) -> list[Send
                 alimtalk_replacements=original.alimtalk_replacements, fingerprint=original.fingerprint,
             )
             refresh_counts(retry.id)
-        outbox.publish_dispatch(retry)
+        outbox.request_dispatch(retry)
         created.append(retry)
     return created
 

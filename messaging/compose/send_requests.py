@@ -3,7 +3,8 @@
 Everything is checked before anything is written: the academy's state, the students,
 the template, the text, the price and the credit. Then the request and one row per
 recipient (skipped ones too, with their reason) are written in one transaction, and one
-dispatch task is published after the commit: never one per recipient.
+dispatch task is published after the commit: never one per recipient, and none for a small
+send while one already due will take it (messaging/pipeline/outbox.py, request_dispatch).
 """
 
 import hashlib
@@ -145,7 +146,7 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
         if replay is None:
             raise
         return replay
-    dispatched = outbox.publish_dispatch(send_request)
+    dispatched = outbox.request_dispatch(send_request)
     response = {**send_request.response, "dispatched": dispatched}
     SendRequest.objects.filter(id=send_request.id).update(response=response)
     return response

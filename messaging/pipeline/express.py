@@ -9,10 +9,13 @@ back of the queue. Big broadcasts keep the chain.
 Small requests share Solapi groups. The task waits until its request is
 MESSAGING_SHARED_GROUP_WINDOW_MS old, then takes every small request waiting to start (its
 own first) up to MESSAGING_SHARED_GROUP_MAX_MESSAGES messages, and sends them in one group.
-A request another task has taken is skipped (its row is locked: SKIP LOCKED); its own
-dispatch later finds nothing left to do. Under a backlog the window has long passed when a
-task starts, so it waits for nothing and takes what queued up behind it: the deeper the
-queue, the bigger the groups and the fewer the calls.
+A request another task has taken is skipped (its row is locked: SKIP LOCKED). Under a backlog
+the window has long passed when a task starts, so it waits for nothing and takes what queued up
+behind it: the deeper the queue, the bigger the groups and the fewer the calls.
+
+Requests arriving while a dispatch is due publish none of their own (outbox.request_dispatch):
+so the task clears its queue's mark before it looks (outbox.dispatch_started), and when it
+leaves requests waiting (its group is full) it asks for the next dispatch.
 
 The chunks are carried as every one-hop chunk is (messaging/pipeline/one_hop.py): what
 cannot finish here goes on through the chain.
@@ -27,7 +30,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
-from messaging.pipeline import delivery, one_hop
+from messaging.pipeline import delivery, one_hop, outbox
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
@@ -42,7 +45,11 @@ def deliver(send_request_id: int, *, task_id: str) -> one_hop.HopOutcome:
     requests waiting beside it. Raises nothing a step raised: what could not finish is in
     `handed_over`."""
     _wait_for_window(send_request_id)
-    return one_hop.carry(_take_waiting(send_request_id), task_id=task_id)
+    outbox.dispatch_started(INTERACTIVE_QUEUE)
+    chunk_ids, left_waiting = _take_waiting(send_request_id)
+    if left_waiting:
+        outbox.request_dispatch(SendRequest.objects.only("id", "queue").get(id=left_waiting))
+    return one_hop.carry(chunk_ids, task_id=task_id)
 
 
 def _wait_for_window(send_request_id: int) -> None:
@@ -63,10 +70,11 @@ def _waiting(messages):
     return messages.filter(status=MessageStatus.PENDING, chunk__isnull=True).exclude(not_before__gt=clock.now())
 
 
-def _take_waiting(send_request_id: int) -> list[int]:
+def _take_waiting(send_request_id: int) -> tuple[list[int], int | None]:
     """Chunk this request and the small requests waiting beside it, up to one group's worth
-    of messages; return the chunks this task carries: those, and this request's own
-    unfinished chunks (a crashed earlier try of this task left them)."""
+    of messages; return the chunks this task carries (those, and this request's own
+    unfinished chunks: a crashed earlier try of this task left them), and a request left
+    waiting for want of room (None when none was), which needs a dispatch of its own."""
     budget = settings.MESSAGING_SHARED_GROUP_MAX_MESSAGES
     waiting = (_waiting(Message.objects.filter(send_request__queue=INTERACTIVE_QUEUE))
                .values("send_request_id").annotate(n=Count("id")).order_by("send_request_id"))
@@ -85,7 +93,12 @@ def _take_waiting(send_request_id: int) -> list[int]:
     own = [send_request_id] if send_request_id in free else []
     if len(taken) > 1:
         logger.info("express_group send_request=%s requests=%s", send_request_id, len(taken))
-    return _carried(taken, own)
+    # Requests this task locked but had no room for; the ones another task locked are that
+    # task's to take. More may wait beyond the requests looked at.
+    left = [i for i in sizes if i in free and i not in taken]
+    if not left and len(sizes) == MAX_REQUESTS_PER_GROUP:
+        left = [send_request_id]
+    return _carried(taken, own), (left[0] if left else None)
 
 
 def _carried(taken: list[int], own: list[int]) -> list[int]:

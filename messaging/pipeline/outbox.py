@@ -4,6 +4,21 @@ The request is committed first; publishing comes after. If SQS is unreachable th
 request stays undispatched and beat publishes it again (relay_undispatched), so
 a broker outage delays messages but loses none.
 
+Small requests share their dispatch. One dispatch on the interactive queue sweeps every
+small request waiting there (messaging/pipeline/express.py), so a send accepted while one is
+due to start publishes nothing (request_dispatch): under the everyday load most sends did, and
+each publish was an SQS round trip in the API request and a no-op task in the worker. Why no
+send is left without a dispatch:
+
+- a send looks at the queue's mark (PendingDispatch) after its rows are committed, and the
+  dispatch clears the mark before it looks for waiting requests (dispatch_started): a send
+  that saw the mark set is committed before the sweep that follows the clear reads, and a send
+  that comes after the clear publishes its own;
+- a sweep that leaves requests waiting (its group full) publishes the next dispatch itself;
+- a mark expires after MESSAGING_DISPATCH_COALESCE_SECONDS (a dispatch lost in SQS never
+  clears it), and a request it covered counts as dispatched when it was accepted, so the relay
+  below publishes it again if its messages are still waiting once its queue has moved past it.
+
 The task is published by its name: the tasks module calls into this one, and this
 one does not import it back.
 """
@@ -13,10 +28,12 @@ from datetime import timedelta
 
 from celery import signature
 from django.conf import settings
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q
 
-from messaging.models import Message, MessageStatus, SendRequest
+from messaging.models import Message, MessageStatus, PendingDispatch, SendRequest
 from messaging.pipeline import queue_progress
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -24,6 +41,50 @@ logger = logging.getLogger(__name__)
 DISPATCH_TASK = "messaging.dispatch"
 # How many send requests one beat run publishes at most.
 BATCH = 500
+# The queues whose requests one dispatch sweeps together (express.py): a big request's
+# dispatch chunks that request alone, so each needs its own.
+COALESCED_QUEUES = (INTERACTIVE_QUEUE,)
+
+
+def request_dispatch(send_request: SendRequest) -> bool:
+    """A newly accepted request's dispatch: published, unless its queue coalesces dispatches
+    and one published for it is still due to start (that one's sweep takes this request).
+    Returns whether a dispatch covers the request. Call it after the request is committed."""
+    if send_request.queue not in COALESCED_QUEUES:
+        return publish_dispatch(send_request)
+    if not _claim(send_request.queue):
+        SendRequest.objects.filter(id=send_request.id).update(dispatched=clock.now(), dispatch_error="")
+        return True
+    if publish_dispatch(send_request):
+        return True
+    # Nothing was published: the next send must not count on it.
+    dispatch_started(send_request.queue)
+    return False
+
+
+def dispatch_started(queue: str) -> None:
+    """A dispatch on `queue` is about to look for waiting requests: sends from now on publish
+    their own (express.py calls this before its sweep; see the module's docstring)."""
+    PendingDispatch.objects.filter(queue=queue).update(pending_until=None)
+
+
+def _claim(queue: str) -> bool:
+    """Mark a dispatch due on `queue` unless one is already due. True: the caller publishes it.
+    One statement (an upsert), so two sends racing for an expired or missing mark cannot both
+    win, and the common answer (already due) costs one round trip."""
+    now = clock.now()
+    until = now + timedelta(seconds=settings.MESSAGING_DISPATCH_COALESCE_SECONDS)
+    table = connection.ops.quote_name(PendingDispatch._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        # PostgreSQL and SQLite (3.35+) both speak this.
+        cursor.execute(
+            f"INSERT INTO {table} (queue, pending_until) VALUES (%s, %s) "
+            f"ON CONFLICT (queue) DO UPDATE SET pending_until = excluded.pending_until "
+            f"WHERE {table}.pending_until IS NULL OR {table}.pending_until <= %s RETURNING queue",
+            [queue, adapt(until), adapt(now)],
+        )
+        return cursor.fetchone() is not None
 
 
 def publish_dispatch(send_request: SendRequest) -> bool:
