@@ -38,11 +38,16 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:
-    """Each web process answers /healthz from its own snapshot, refreshed in the background
-    (project/health/monitor.py); started here, after the fork, so the thread runs in the worker."""
+    """An `edge` process answers /healthz from its own snapshot, refreshed in the background
+    (project/health/monitor.py); started here, after the fork, so the thread runs in the worker.
+    The `web` runs with HEALTH_MONITOR=0 (the Procfile) and reads the snapshot the edge stores."""
+    from django.conf import settings
+
     from project.health.monitor import monitor
 
-    monitor.start()
+    if settings.HEALTH_MONITOR:
+        monitor.start()
+
 
 def on_starting(server) -> None:
     """In the master, before any worker: the web's metrics directory starts without the files of

@@ -9,6 +9,7 @@ row; delivery reports arrive as DeliveryReports, deduplicated by Solapi's event 
 """
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 
@@ -573,6 +574,22 @@ class PendingDispatch(models.Model):
     def __str__(self) -> str:
         due = clock.shown(self.pending_until) if self.pending_until else "none"
         return f"{self.queue}: dispatch due until {due}"
+
+
+class HealthSnapshot(models.Model):
+    """The latest health snapshot of the process that runs the checks (the `edge`:
+    project/health/monitor.py), so the `web` processes answer /healthz from it without
+    polling SQS themselves. One row."""
+
+    report = models.JSONField("보고", encoder=DjangoJSONEncoder)
+    checked_at = models.DateTimeField("확인 시각")
+
+    class Meta:
+        verbose_name = "상태 점검 (health snapshot)"
+        verbose_name_plural = "상태 점검 (health snapshot)"
+
+    def __str__(self) -> str:
+        return f"{self.report.get('status')} at {clock.shown(self.checked_at)}"
 
 
 class AlertState(models.Model):

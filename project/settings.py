@@ -187,9 +187,13 @@ API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=DEBUG)
 # /healthz details (database errors, queues, workers) for callers with this token in the
 # X-Health-Token header, or staff; everyone else gets {"status": …} only. Empty: staff only.
 HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
-# /healthz answers from a snapshot each web process refreshes in the background this often
+# /healthz answers from a snapshot the edge refreshes in the background this often
 # (project/health/monitor.py): its checks make SQS calls, which a probe must not wait for.
 HEALTH_REFRESH_SECONDS = env.float("HEALTH_REFRESH_SECONDS", default=5.0)
+# Whether this process runs the checks (project/health/monitor.py). The Procfile's `web` says
+# no: its processes answer /healthz from the snapshot the `edge` stores, so SQS is polled by one
+# process rather than by every web process (issue 18: those calls competed with the sends).
+HEALTH_MONITOR = env.bool("HEALTH_MONITOR", default=True)
 # A snapshot older than this answers "down": its refresher is stuck (a hanging broker or
 # database) or gone. Several refreshes long, so one slow round is not an outage.
 HEALTH_MAX_AGE_SECONDS = env.float("HEALTH_MAX_AGE_SECONDS", default=30.0)

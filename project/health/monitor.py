@@ -7,8 +7,12 @@ HEALTH_REFRESH_SECONDS and keeps the latest report with the time it was taken; /
 that (project/health/views.py) and judges its age, so a refresher that hangs or died shows as
 a stale snapshot instead of an old "ok".
 
-One thread per web process, started by gunicorn's post_worker_init hook (gunicorn.conf.py),
-after the fork. Tests call `refresh()` themselves, in the test's thread.
+One thread in each process of the `edge` (HEALTH_MONITOR), started by gunicorn's
+post_worker_init hook (gunicorn.conf.py), after the fork. Each snapshot is also stored in the
+database (HealthSnapshot), and a process without a refresher of its own (the `web`'s: their
+SQS calls every few seconds competed with the sends, issue 18) answers from that one: a
+snapshot no refresher keeps fresh ages and answers "down" there as well.
+Tests call `refresh()` themselves, in the test's thread.
 """
 
 import logging
@@ -20,10 +24,14 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from messaging.models import HealthSnapshot
 from project import clock
 from project.health.checks import run_checks
 
 logger = logging.getLogger(__name__)
+
+# The one HealthSnapshot row.
+SHARED_ROW = 1
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,20 @@ class HealthMonitor:
         return self._snapshot
 
     def refresh(self) -> Snapshot:
-        """Run every check now and keep the result."""
+        """Run every check now, keep the result, and store it for the processes without a
+        refresher."""
         checked_at = clock.now()
         self._snapshot = Snapshot(report=run_checks(), checked_at=checked_at)
+        HealthSnapshot.objects.update_or_create(id=SHARED_ROW, defaults={"report": self._snapshot.report,
+                                                                         "checked_at": checked_at})
         return self._snapshot
+
+    def current(self) -> Snapshot | None:
+        """This process's own snapshot; without one (no refresher here), the stored one."""
+        if self._snapshot is not None:
+            return self._snapshot
+        stored = HealthSnapshot.objects.filter(id=SHARED_ROW).values_list("report", "checked_at").first()
+        return Snapshot(report=stored[0], checked_at=stored[1]) if stored else None
 
     def start(self) -> None:
         """Refresh in a daemon thread from now on (once per process; a second call does nothing)."""

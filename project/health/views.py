@@ -1,5 +1,6 @@
-"""/healthz, answered from this process's snapshot (project/health/monitor.py): no SQS call
-and no query on the request's path, so the answer comes at once however busy the broker is.
+"""/healthz, answered from this process's snapshot (project/health/monitor.py), or in a process
+without a refresher (the `web`) from the one the `edge` stored (one query by key): no SQS call
+on the request's path, so the answer comes at once however busy the broker is.
 
 200 with status "ok"; "degraded" answers HEALTH_DEGRADED_STATUS (default 200, for the load
 balancer), or 424 with ?strict (a monitor's URL: docs/alerts.md); 503 with "down"
@@ -26,7 +27,7 @@ from project.operator_access import may_read_operator_details
 
 
 def healthz(request) -> JsonResponse:
-    report = answer(monitor.latest(), now=clock.now())
+    report = answer(monitor.current(), now=clock.now())
     status = http_status(report["status"], strict="strict" in request.GET)
     if not may_read_operator_details(request):
         report = {"status": report["status"]}

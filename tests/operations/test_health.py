@@ -2,6 +2,7 @@
 a snapshot that a background thread refreshes (project/health/monitor.py): the tests below take
 that snapshot themselves (`monitor.refresh()`), then ask."""
 
+import runpy
 from datetime import timedelta
 
 import httpx
@@ -16,6 +17,7 @@ from messaging.solapi.errors import SolapiAuthError
 from project.celery import ping
 from project.health.monitor import monitor
 from project.health.views import answer
+from tests.operations.conftest import PROJECT_DIR, procfile_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -163,3 +165,31 @@ def test_the_edge_process_refreshes_its_snapshot_in_the_background(procfile_guni
 
     assert first["database"]["ok"] and first["broker"]["ok"]
     assert later["checked_at"] > first["checked_at"]
+
+
+def test_only_the_edge_runs_a_refresher(monkeypatch, settings):
+    """SQS is polled by the edge alone: the Procfile's web turns the refresher off, and
+    gunicorn's hook starts none where it is off."""
+    hooks = runpy.run_path(str(PROJECT_DIR / "gunicorn.conf.py"))
+    started = []
+    monkeypatch.setattr(monitor, "start", lambda: started.append(True))
+
+    settings.HEALTH_MONITOR = False
+    hooks["post_worker_init"](worker=None)
+    settings.HEALTH_MONITOR = True
+    hooks["post_worker_init"](worker=None)
+
+    assert started == [True]
+    assert "--env HEALTH_MONITOR=0" in procfile_command("web")
+    assert "HEALTH_MONITOR" not in procfile_command("edge")
+
+
+def test_a_web_process_answers_from_the_snapshot_the_edge_stored(procfile_gunicorn, local_sqs, clock):
+    url, _written = procfile_gunicorn("web", "WEB_BIND", {"HEALTH_TOKEN": HEALTH_TOKEN})
+    clock.freeze(clock.now().replace(microsecond=0))  # as the JSON writes it
+    monitor.refresh()  # as the edge's refresher does, storing it
+
+    report = httpx.get(f"{url}/healthz", headers={"X-Health-Token": HEALTH_TOKEN}, timeout=10).json()
+
+    assert report["checked_at"] == monitor.latest().checked_at.isoformat().replace("+00:00", "Z")
+    assert (report["stale"], report["broker"]["ok"]) == (False, True)
