@@ -29,7 +29,7 @@ from messaging.compose.recipient_checks import standing_of
 from messaging.compose.refusals import ACADEMY_REFUSALS, Refusal, RefusalCode
 from messaging.eligibility import why_academy_cannot_send
 from messaging.models import MessageMode, Purpose, SendRequest, SendTo
-from messaging.operations.backlog import backlog_for, delay_messages, kst_iso
+from messaging.operations.backlog import delay_messages, kst_iso, recent_backlog_for
 from messaging.pipeline import outbox
 from messaging.pipeline.queues import queue_for
 from project import clock
@@ -164,10 +164,11 @@ def _replay(tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any] | None
 def _backpressure(plan: SendPlan) -> dict[str, Any]:
     """The answer's honesty about the queue (messaging/operations/backlog.py): what is ahead
     of this request, when it should start, and whether that is later than staff should
-    expect. Measured before this request's own rows exist. Ads deferred to the morning, all
+    expect. Measured before this request's own rows exist (or up to a second earlier, by
+this process: recent_backlog_for). Ads deferred to the morning, all
     of them, start then: that is the night rule, not a delay; a scheduled send starts at its
     send_at."""
-    backlog = backlog_for(queue_for(len(plan.sendable)))
+    backlog = recent_backlog_for(queue_for(len(plan.sendable)))
     start, delayed = backlog.estimated_start, backlog.delayed
     if plan.deferred and len(plan.deferred) == len(plan.sendable):
         start, delayed = max(start, min(m.not_before for m in plan.deferred)), False

@@ -16,12 +16,14 @@ messages).
   how long the oldest of them has waited already (a queue that has stopped shows a wait that
   grows; a burst on an idle queue shows about none until its first messages are accepted).
 
-The estimate is a guide for staff and monitoring, not a promise. Its cost grows with the
+The estimate is a guide for staff and monitoring, not a promise: a send's answer reuses one
+up to MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS old (recent_backlog_for). Its cost grows with the
 backlog, not with the tables: two aggregates over `messaging_message` on its (status,
 accepted_at) index and the queues of the requests they found, by key. Measured on PostgreSQL
 (benchmarks/backlog_cost.py): docs/exactly-once.md, "Back-pressure".
 """
 
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,6 +106,24 @@ def queue_backlogs(queues: tuple[str, ...] = ALL_QUEUES) -> dict[str, QueueBackl
 
 def backlog_for(queue: str) -> QueueBacklog:
     return queue_backlogs((queue,))[queue]
+
+
+# Per process: queue → (time.monotonic() when estimated, the estimate).
+_recent: dict[str, tuple[float, QueueBacklog]] = {}
+
+
+def recent_backlog_for(queue: str) -> QueueBacklog:
+    """backlog_for, reused for MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS in this process: what
+    each send answers. Its threads may estimate at once when it runs out; harmless."""
+    max_age = settings.MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS
+    cached = _recent.get(queue)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < max_age:
+        return cached[1]
+    backlog = backlog_for(queue)
+    if max_age > 0:
+        _recent[queue] = (now, backlog)
+    return backlog
 
 
 @dataclass

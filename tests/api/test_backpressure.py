@@ -5,8 +5,11 @@ and its answer says what is ahead of it and when it should start; /healthz turns
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from messaging.models import Message, MessageStatus, SendRequest, WorkerHeartbeat
+from messaging.operations import backlog
 from messaging.operations.backlog import Basis, backlog_for, kst_iso
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE
 from project.health.monitor import monitor
@@ -145,3 +148,19 @@ def test_health_is_degraded_while_a_queue_s_wait_exceeds_the_threshold(academy, 
     assert behind["backlog"][BULK_QUEUE]["delayed"] is False
     assert anyone == {"status": "degraded"}
     assert drained["status"] == "ok"
+
+
+def test_sends_in_the_same_second_share_one_estimate(academy, post_send, broker, settings):
+    """The answer's estimate is reused for MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS in a process:
+    the second send does not count the first one ahead of it, and runs none of the estimate's
+    queries."""
+    settings.MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS = 60
+    backlog._recent.clear()
+    first = post_send(academy.student_ids).json()
+    with CaptureQueriesContext(connection) as queries:
+        second = post_send(academy.student_ids).json()
+
+    assert first["queued_behind"] == second["queued_behind"] == {"requests": 0, "messages": 0}
+    assert backlog_for(INTERACTIVE_QUEUE).requests_ahead == 2  # a fresh estimate sees both
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("SELECT") and "accepted_at" in q["sql"]]
+    backlog._recent.clear()
