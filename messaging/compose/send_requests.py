@@ -146,8 +146,9 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
         if replay is None:
             raise
         return replay
-    dispatched = outbox.request_dispatch(send_request)
-    response = {**send_request.response, "dispatched": dispatched}
+    if outbox.request_dispatch(send_request):
+        return send_request.response
+    response = {**send_request.response, "dispatched": False}
     SendRequest.objects.filter(id=send_request.id).update(response=response)
     return response
 
@@ -199,18 +200,27 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
         )
         # Stored with the rows, not after publishing: a replay of the key that arrives
         # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
+        # "dispatched" is corrected if the publish fails. Written now because this row is not
+        # ours for long: a dispatch sweeping the small requests locks it (express.py), and an
+        # UPDATE after the commit waited for that sweep (issue 18's load).
         send_request.response = {
             "id": send_request.id,
             "accepted": len(plan.sendable),
             "estimated_cost": str(plan.estimated_cost),
-            "dispatched": False,
+            "dispatched": True,
             "skipped": plan.skipped(),
             "deferred": len(plan.deferred),
             "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
             "send_at": data.send_at.isoformat() if data.send_at else None,
             **backpressure,
         }
-        send_request.save(update_fields=["response"])
+        update_fields = ["response"]
+        if send_request.queue in outbox.COALESCED_QUEUES:
+            # Covered by a dispatch from its commit on (outbox.request_dispatch), unless the
+            # publish fails, which clears it for the relay.
+            send_request.dispatched = clock.now()
+            update_fields.append("dispatched")
+        send_request.save(update_fields=update_fields)
         _hold_credit(plan.tenant, plan)
     return send_request
 

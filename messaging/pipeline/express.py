@@ -48,7 +48,7 @@ def deliver(send_request_id: int, *, task_id: str) -> one_hop.HopOutcome:
     outbox.dispatch_started(INTERACTIVE_QUEUE)
     chunk_ids, left_waiting = _take_waiting(send_request_id)
     if left_waiting:
-        outbox.request_dispatch(SendRequest.objects.only("id", "queue").get(id=left_waiting))
+        outbox.request_dispatch(SendRequest.objects.only("id", "queue", "dispatched").get(id=left_waiting))
     return one_hop.carry(chunk_ids, task_id=task_id)
 
 

@@ -53,12 +53,15 @@ def request_dispatch(send_request: SendRequest) -> bool:
     if send_request.queue not in COALESCED_QUEUES:
         return publish_dispatch(send_request)
     if not _claim(send_request.queue):
-        SendRequest.objects.filter(id=send_request.id).update(dispatched=clock.now(), dispatch_error="")
+        if send_request.dispatched is None:  # the API's send sets it with its rows (no UPDATE here)
+            SendRequest.objects.filter(id=send_request.id).update(dispatched=clock.now())
         return True
     if publish_dispatch(send_request):
         return True
-    # Nothing was published: the next send must not count on it.
+    # Nothing was published: the next send must not count on it, and the relay publishes this
+    # one as never dispatched.
     dispatch_started(send_request.queue)
+    SendRequest.objects.filter(id=send_request.id).update(dispatched=None)
     return False
 
 
@@ -70,9 +73,11 @@ def dispatch_started(queue: str) -> None:
 
 def _claim(queue: str) -> bool:
     """Mark a dispatch due on `queue` unless one is already due. True: the caller publishes it.
-    One statement (an upsert), so two sends racing for an expired or missing mark cannot both
-    win, and the common answer (already due) costs one round trip."""
+    The common answer (already due) is a plain read: no row lock, nothing written. Otherwise one
+    upsert, so two sends racing for an expired or missing mark cannot both win."""
     now = clock.now()
+    if PendingDispatch.objects.filter(queue=queue, pending_until__gt=now).exists():
+        return False
     until = now + timedelta(seconds=settings.MESSAGING_DISPATCH_COALESCE_SECONDS)
     table = connection.ops.quote_name(PendingDispatch._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
