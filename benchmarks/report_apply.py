@@ -50,8 +50,8 @@ def _accepted_batches(academy, posts: int) -> list[list[Any]]:
     sizes = [REPORTS_PER_POST // REQUESTS_PER_POST + (1 if n < REPORTS_PER_POST % REQUESTS_PER_POST else 0)
              for n in range(REQUESTS_PER_POST)]
     batches, student = [], 0
-    publish = outbox.publish_dispatch
-    outbox.publish_dispatch = lambda send_request: False  # no worker: the messages are made accepted here
+    publish = outbox.publish_task
+    outbox.publish_task = lambda send_request: "held back"  # no worker: the messages are made accepted here
     try:
         for post in range(posts):
             group = f"G4VBENCH{uuid.uuid4().hex[:16].upper()}"
@@ -70,7 +70,7 @@ def _accepted_batches(academy, posts: int) -> list[list[Any]]:
             batches.append(messages)
             print(f"  seeded POST {post + 1}/{posts}: {len(messages)} accepted messages", flush=True)
     finally:
-        outbox.publish_dispatch = publish
+        outbox.publish_task = publish
     return batches
 
 

@@ -96,13 +96,13 @@ def test_a_replay_arriving_while_the_original_still_publishes_gets_the_original_
 ):
     # The client times out and retries while the first request is still talking to SQS.
     replays = []
-    publish = outbox.publish_dispatch
+    publish = outbox.publish_task
 
     def slow_publish(send_request):
         replays.append(post_send(academy.student_ids, headers=with_key("k6")))
         return publish(send_request)
 
-    monkeypatch.setattr(outbox, "publish_dispatch", slow_publish)
+    monkeypatch.setattr(outbox, "publish_task", slow_publish)
 
     first = post_send(academy.student_ids, headers=with_key("k6"))
 

@@ -27,12 +27,12 @@ def send(academy: Academy, *, mode: str = "sms", body: str = "#{이름} 학생 �
     queue instead (a test's own worker consumes it). With publish=False nothing is published."""
     data = SendInput(student_ids=[s.id for s in academy.students], message_mode=mode, body=body,
                      template_id=TEMPLATE_ID if mode != "sms" else "", **fields)
-    real_publish = outbox.publish_dispatch
-    outbox.publish_dispatch = lambda send_request: False
+    real_publish = outbox.publish_task
+    outbox.publish_task = lambda send_request: "held back by the test"
     try:
         response = send_request_create(tenant=academy.tenant, user=academy.user, data=data, idempotency_key=None)
     finally:
-        outbox.publish_dispatch = real_publish
+        outbox.publish_task = real_publish
     send_request = SendRequest.objects.get(id=response["id"])
     if queue:
         SendRequest.objects.filter(id=send_request.id).update(queue=queue)
