@@ -62,8 +62,9 @@ class SendRequest(models.Model):
     # Which SQS queue its tasks go to (messaging/pipeline/queues.py).
     queue = models.CharField("SQS 큐", max_length=80)
     estimated_cost = models.DecimalField("예상 비용", **MONEY)
-    # The outbox: null until the dispatch task was published. Beat re-publishes
-    # requests that stay undispatched (broker down at request time).
+    # The outbox: null until the dispatch task was published (a small send: or one due on its
+    # queue covers it, messaging/pipeline/outbox.py). Beat re-publishes requests that stay
+    # undispatched (broker down at request time).
     dispatched = models.DateTimeField("작업 발행 시각", null=True, blank=True)
     dispatch_attempts = models.PositiveIntegerField("발행 시도 횟수", default=0)
     dispatch_error = models.CharField("발행 오류", max_length=300, blank=True)

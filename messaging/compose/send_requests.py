@@ -138,15 +138,15 @@ def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_ke
                       extra={"estimated_cost": str(plan.estimated_cost), "available": str(plan.available)})
     backpressure = _backpressure(plan)
     try:
-        send_request, publishes = _persist(plan, user=user, idempotency_key=idempotency_key,
-                                           fingerprint=fingerprint, backpressure=backpressure)
+        send_request = _persist(plan, user=user, idempotency_key=idempotency_key, fingerprint=fingerprint,
+                                backpressure=backpressure)
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago.
         replay = _replay(tenant, idempotency_key, fingerprint) if idempotency_key else None
         if replay is None:
             raise
         return replay
-    if not publishes or outbox.publish_accepted(send_request):
+    if outbox.request_dispatch(send_request):
         return send_request.response
     response = {**send_request.response, "dispatched": False}
     SendRequest.objects.filter(id=send_request.id).update(response=response)
@@ -189,9 +189,7 @@ this process: recent_backlog_for). Ads deferred to the morning, all
 
 
 def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str,
-             backpressure: dict[str, Any]) -> tuple[SendRequest, bool]:
-    """Write the request, its messages and its holds in one transaction. Returns the request
-    and whether it is to publish a dispatch after the commit (outbox.claim_in_transaction)."""
+             backpressure: dict[str, Any]) -> SendRequest:
     data = plan.data
     with transaction.atomic():
         send_request = create_send_request(
@@ -202,8 +200,9 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
         )
         # Stored with the rows, not after publishing: a replay of the key that arrives
         # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
-        # "dispatched" is corrected if the publish fails: the row is written now, as the one
-        # dispatch it may need is claimed (outbox.claim_in_transaction).
+        # "dispatched" is corrected if the publish fails. Written now because this row is not
+        # ours for long: a dispatch sweeping the small requests locks it (express.py), and an
+        # UPDATE after the commit waited for that sweep (issue 18's load).
         send_request.response = {
             "id": send_request.id,
             "accepted": len(plan.sendable),
@@ -215,10 +214,15 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
             "send_at": data.send_at.isoformat() if data.send_at else None,
             **backpressure,
         }
-        publishes = outbox.claim_in_transaction(send_request)
-        send_request.save(update_fields=["response", "dispatched", "dispatch_attempts"])
+        update_fields = ["response"]
+        if send_request.queue in outbox.COALESCED_QUEUES:
+            # Covered by a dispatch from its commit on (outbox.request_dispatch), unless the
+            # publish fails, which clears it for the relay.
+            send_request.dispatched = clock.now()
+            update_fields.append("dispatched")
+        send_request.save(update_fields=update_fields)
         _hold_credit(plan.tenant, plan)
-    return send_request, publishes
+    return send_request
 
 
 def _hold_credit(tenant: Tenant, plan: SendPlan) -> None:

@@ -46,54 +46,30 @@ BATCH = 500
 COALESCED_QUEUES = (INTERACTIVE_QUEUE,)
 
 
-def claim_in_transaction(send_request: SendRequest) -> bool:
-    """The API's send, in its transaction: on a coalescing queue, whether this request is the
-    one to publish its queue's dispatch (publish_accepted, after the commit), marking it due.
-    Sets what the request's row says about it (`dispatched`, `dispatch_attempts`); the caller
-    saves them with the row. Nothing is written to the row after the commit, unless the
-    publish fails: a dispatch already sweeping may hold the row's lock by then (express.py),
-    and the answer would wait for its sweep. The mark is rolled back with a refused send."""
-    if send_request.queue not in COALESCED_QUEUES:
-        return True
-    claimed = _claim(send_request.queue)
-    send_request.dispatched = clock.now()
-    if claimed:
-        send_request.dispatch_attempts += 1
-    return claimed
-
-
-def publish_accepted(send_request: SendRequest) -> bool:
-    """After the API's send commits, for a request claim_in_transaction chose: publish its
-    dispatch. Returns whether it was published; if not, the mark is cleared and the request
-    is left to the relay as never dispatched."""
-    if send_request.queue not in COALESCED_QUEUES:
-        return publish_dispatch(send_request)
-    error = publish_task(send_request)
-    if not error:
-        return True
-    dispatch_started(send_request.queue)
-    SendRequest.objects.filter(id=send_request.id).update(dispatched=None, dispatch_error=error)
-    return False
-
-
 def request_dispatch(send_request: SendRequest) -> bool:
     """A newly accepted request's dispatch: published, unless its queue coalesces dispatches
     and one published for it is still due to start (that one's sweep takes this request).
-    Returns whether a dispatch covers the request. Call it after the request is committed
-    (a staff resend, a request a full group left waiting; the API's send claims in its
-    transaction instead: claim_in_transaction)."""
+    Returns whether a dispatch covers the request. Call it after the request is committed.
+
+    On a coalescing queue the request's row is written before publishing, if at all: once
+    published, the dispatch locks the row for its sweep (express.py), and an UPDATE after the
+    publish waited for that sweep under the everyday load. The API's send sets `dispatched`
+    with its rows, so a send covered by a due dispatch writes nothing here."""
     if send_request.queue not in COALESCED_QUEUES:
         return publish_dispatch(send_request)
     if not _claim(send_request.queue):
         if send_request.dispatched is None:
             SendRequest.objects.filter(id=send_request.id).update(dispatched=clock.now())
         return True
-    if publish_dispatch(send_request):
+    SendRequest.objects.filter(id=send_request.id).update(
+        dispatched=clock.now(), dispatch_attempts=F("dispatch_attempts") + 1, dispatch_error="")
+    error = publish_task(send_request)
+    if not error:
         return True
     # Nothing was published: the next send must not count on it, and the relay publishes this
     # one as never dispatched.
     dispatch_started(send_request.queue)
-    SendRequest.objects.filter(id=send_request.id).update(dispatched=None)
+    SendRequest.objects.filter(id=send_request.id).update(dispatched=None, dispatch_error=error)
     return False
 
 

@@ -1,7 +1,8 @@
 """Celery tasks: thin entry points into messaging/pipeline/delivery.py. Each takes ids only.
 
-The API publishes one `dispatch` per send request. A small request (the interactive
-queue) is carried to the end by that task (messaging/pipeline/express.py). A broadcast is
+The API publishes one `dispatch` per send request; small requests share the one already due on
+their queue (messaging/pipeline/outbox.py). A small request (the interactive queue) is carried
+to the end by a dispatch that sweeps every small request waiting (messaging/pipeline/express.py). A broadcast is
 split into chunks, published a few at a time (pacing.py), each as one `deliver_chunk` task
 that carries it to the end (one_hop.py). What a one-hop task cannot finish goes on through
 the chunk's chain reserve_credit → send_to_solapi → finalize, with `rollback` as the error
