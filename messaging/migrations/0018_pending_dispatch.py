@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0015_message_tenant_unchecked'),
+        ('messaging', '0017_message_write_path'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0016_pending_dispatch'),
+        ('messaging', '0018_pending_dispatch'),
     ]
 
     operations = [
