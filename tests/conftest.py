@@ -116,13 +116,20 @@ def sandbox_server():
 
 @pytest.fixture
 def sandbox(sandbox_server):
-    """The session's sandbox, with faults, records and rules of earlier tests forgotten."""
-    sandbox_server.reset()
-    sandbox_server.set_credentials(
-        api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET, auth_status=403
-    )
+    """The session's sandbox, with faults, records, rules and registered senders of earlier
+    tests forgotten (reset() keeps senders: a test registering one must not make another's
+    unregistered sender pass)."""
+    _forget(sandbox_server)
     yield sandbox_server
-    sandbox_server.reset()
+    _forget(sandbox_server)
+
+
+def _forget(sandbox) -> None:
+    sandbox.reset()
+    sandbox.set_credentials(api_key=settings.SOLAPI_API_KEY, api_secret=settings.SOLAPI_API_SECRET, auth_status=403)
+    for number in set(sandbox.senders) - {SENDER}:
+        sandbox.unregister_sender(number)
+    sandbox.register_sender(SENDER)
 
 
 @pytest.fixture
