@@ -13,6 +13,7 @@ is off unless --request-log: an idle worker's long polls alone printed ~40 lines
 """
 
 import argparse
+import base64
 import contextlib
 import json
 import logging
@@ -31,6 +32,20 @@ from pathlib import Path
 import boto3
 
 from harness.ports import free_port, wait_for_port
+
+
+def task_of(sqs_message: dict) -> tuple[str, list]:
+    """(task name, args) of a Celery message as kombu wrote it to SQS."""
+    raw = sqs_message["Body"]
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        envelope = json.loads(base64.b64decode(raw))
+    body = envelope["body"]
+    if envelope["properties"].get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args, _kwargs, _embed = json.loads(body)
+    return envelope["headers"]["task"], args
 
 
 class LocalSQS:

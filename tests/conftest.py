@@ -18,6 +18,7 @@ from harness.academies import SENDER
 from harness.log_audit import leaks
 from harness.sqs import LocalSQS
 from harness.worker import WorkerProcess
+from messaging.pipeline import queues
 from messaging.pipeline.queues import ALL_QUEUES
 from project import clock as project_clock
 
@@ -97,6 +98,26 @@ def broker(local_sqs):
     local_sqs.reset_counts()
     yield local_sqs
     local_sqs.drain(*ALL_QUEUES)
+
+
+@pytest.fixture
+def own_queues(monkeypatch, broker):
+    """`own_queues(name)`: a bulk queue and its interactive twin of this test's own, made this
+    process's BULK_QUEUE and INTERACTIVE_QUEUE where a dispatch is routed (queues.dispatch_queue,
+    lanes_dispatched_on), so that no session worker takes what the test publishes. A worker
+    started with MESSAGING_SQS_QUEUE_NAME=bulk consumes the same two. Both drained afterwards."""
+    made: list[str] = []
+
+    def own(name: str) -> tuple[str, str]:
+        bulk = f"{queues.BULK_QUEUE}-{name}"
+        pair = (bulk, f"{bulk}-interactive")
+        monkeypatch.setattr(queues, "BULK_QUEUE", pair[0])
+        monkeypatch.setattr(queues, "INTERACTIVE_QUEUE", pair[1])
+        made.extend(pair)
+        return pair
+
+    yield own
+    broker.drain(*made)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ from django.db.models import Exists, F, OuterRef, Q
 
 from messaging.models import Message, MessageStatus, PendingDispatch, SendRequest
 from messaging.pipeline import queue_progress
-from messaging.pipeline.queues import INTERACTIVE_QUEUE
+from messaging.pipeline.queues import INTERACTIVE_QUEUE, dispatch_queue, lanes_dispatched_on
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ def _claim(queue: str) -> bool:
 
 
 def publish_dispatch(send_request: SendRequest) -> bool:
-    """Publish dispatch(send_request.id) on its queue, and record the try on the request.
-    Returns whether it was published."""
+    """Publish dispatch(send_request.id) (publish_task: on its dispatch queue), and record the
+    try on the request. Returns whether it was published."""
     error = publish_task(send_request)
     if error:
         SendRequest.objects.filter(id=send_request.id).update(dispatch_attempts=F("dispatch_attempts") + 1,
@@ -115,11 +115,13 @@ def publish_dispatch(send_request: SendRequest) -> bool:
 
 
 def publish_task(send_request: SendRequest) -> str:
-    """Publish dispatch(send_request.id) on its queue, recording nothing: "" when published,
-    else the error. Every publish goes through here (tests hold publishing back here)."""
+    """Publish dispatch(send_request.id) on its dispatch queue (queues.dispatch_queue: the
+    interactive one, a broadcast's too), recording nothing: "" when published, else the error.
+    Every publish goes through here (tests hold publishing back here)."""
     try:
         # No publish retries in the request: beat's relay_undispatched is the retry.
-        signature(DISPATCH_TASK, args=(send_request.id,)).apply_async(queue=send_request.queue, retry=False)
+        signature(DISPATCH_TASK, args=(send_request.id,)).apply_async(queue=dispatch_queue(send_request.queue),
+                                                                       retry=False)
     except Exception as exc:  # kombu and botocore raise many types for "broker unreachable"
         logger.warning("dispatch_publish_failed send_request=%s error=%s", send_request.id, type(exc).__name__)
         return f"{type(exc).__name__}: {exc}"[:300]
@@ -130,7 +132,8 @@ def relay_undispatched() -> int:
     """The outbox relay: publish requests whose dispatch never reached SQS, and those whose
     dispatch reached SQS but never ran (lost with its queue: a queue deleted, an SQS endpoint
     back empty). Those still have due messages outside any chunk long after the publish, and
-    their queue has started tasks published after it (messaging/pipeline/queue_progress.py):
+    the queue their dispatch went to (queues.dispatch_queue: the interactive one, not a
+    broadcast's lane) has started tasks published after it (messaging/pipeline/queue_progress.py):
     a dispatch merely waiting in a backlog is not published twice (a second dispatch would
     publish the chains of its queued chunks again). Dispatching twice is harmless otherwise
     (split_into_chunks takes only unchunked messages, under the request's row lock).
@@ -140,8 +143,8 @@ def relay_undispatched() -> int:
     lost_cutoff = now - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS)
     unchunked = Message.objects.filter(send_request=OuterRef("pk"), status=MessageStatus.PENDING,
                                        chunk__isnull=True).exclude(not_before__gt=now)
-    lost = Q(Exists(unchunked), dispatched__lte=lost_cutoff) & queue_progress.overtaken(moment="dispatched",
-                                                                                       queue="queue")
+    lost = Q(Exists(unchunked), dispatched__lte=lost_cutoff) & queue_progress.overtaken(
+        moment="dispatched", queue="queue", rows_on=lanes_dispatched_on)
     owed = Q(dispatched__isnull=True, created__lte=cutoff) | lost
     waiting = SendRequest.objects.filter(owed)[:BATCH]
     return sum(publish_dispatch(send_request) for send_request in waiting)

@@ -24,7 +24,7 @@ moment of that probe once the queue has caught up with it. Times are the project
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
@@ -122,10 +122,13 @@ def longest_delay() -> timedelta:
     return timedelta(seconds=min(SQS_MAX_DELAY_SECONDS, longest))
 
 
-def overtaken(*, moment: str, queue: str, delayed: Q | None = None) -> Q:
+def overtaken(*, moment: str, queue: str, delayed: Q | None = None,
+              rows_on: Callable[[str], Iterable[str]] | None = None) -> Q:
     """A filter for rows whose `moment` (a field: when the row last moved) their queue's
     consumers have provably passed: tasks that became visible after it have started. `queue`
-    is the lookup of the row's queue name. Rows matching `delayed` may have their next step
+    is the lookup of the row's queue name; `rows_on(name)`, the values of that lookup whose
+    next task is on queue `name` (default: `name` itself; a send request's dispatch is not on
+    its lane: queues.lanes_dispatched_on). Rows matching `delayed` may have their next step
     waiting out an SQS delay, so their queue must have passed the moment by the longest delay
     as well. A queue without a head (no task started from it yet) overtakes nothing."""
     matched = Q(pk__in=[])
@@ -134,5 +137,6 @@ def overtaken(*, moment: str, queue: str, delayed: Q | None = None) -> Q:
         reached = Q(**{f"{moment}__lt": passed})
         if delayed is not None:
             reached = Q(**{f"{moment}__lt": passed - longest_delay()}) | (~delayed & reached)
-        matched |= Q(**{queue: name}) & reached
+        on_it = list(rows_on(name)) if rows_on else [name]
+        matched |= Q(**{f"{queue}__in": on_it}) & reached
     return matched

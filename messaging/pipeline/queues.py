@@ -50,6 +50,24 @@ def role_of(queue_names: set[str] | None) -> str:
 
 
 def queue_for(recipients: int) -> str:
-    """A send to few recipients goes on the interactive queue, so a broadcast in progress
-    does not delay it."""
+    """The lane of a send's messages (SendRequest.queue): a send to few recipients goes on the
+    interactive queue, so a broadcast in progress does not delay it; a broadcast's chunks go on
+    the bulk queue."""
     return INTERACTIVE_QUEUE if recipients <= settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS else BULK_QUEUE
+
+
+def dispatch_queue(lane: str) -> str:
+    """Where the dispatch of a send request whose messages go on `lane` is published: the
+    interactive queue, a broadcast's too. A broadcast's dispatch is short (it splits the request
+    into chunks and publishes the paced ones; the chunks go on the bulk queue). On the bulk queue
+    it waited for a slot behind another academy's chunks, and the chunk that freed the slot
+    published that academy's next chunk ahead of this broadcast's first (issue 17). Any other
+    lane (a test's or a drill's own queue, consumed with -Q) carries its own dispatches."""
+    return INTERACTIVE_QUEUE if lane == BULK_QUEUE else lane
+
+
+def lanes_dispatched_on(queue_name: str) -> tuple[str, ...]:
+    """The lanes whose dispatches are published on `queue_name` (dispatch_queue backwards)."""
+    if queue_name == BULK_QUEUE:
+        return ()
+    return (INTERACTIVE_QUEUE, BULK_QUEUE) if queue_name == INTERACTIVE_QUEUE else (queue_name,)

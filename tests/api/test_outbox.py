@@ -1,16 +1,17 @@
 """Broker down at publish time: the send is still accepted and nothing is lost. The beat
 relay publishes it once SQS is back, onto the real (local) SQS, exactly once."""
 
-import base64
-import json
 import time
+from datetime import timedelta
 
 import pytest
 
 from harness.academies import make_academy
+from harness.sqs import task_of
 from messaging.models import Message, MessageStatus, QueueProgress, SendRequest
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from messaging.pipeline.tasks import redispatch_undispatched
+from project import clock
 from tests.api.conftest import client_for, send_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -22,20 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 # (30 s, celeryconfig) per attempt, about 90 s in all when measured.
 PUBLISH_GIVES_UP_WITHIN_SECONDS = 30
 RELAY_QUEUE = f"{INTERACTIVE_QUEUE}-relay"
-
-
-def task_of(sqs_message: dict) -> tuple[str, list]:
-    """(task name, args) of a Celery message as kombu wrote it to SQS."""
-    raw = sqs_message["Body"]
-    try:
-        envelope = json.loads(raw)
-    except ValueError:
-        envelope = json.loads(base64.b64decode(raw))
-    body = envelope["body"]
-    if envelope["properties"].get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    args, _kwargs, _embed = json.loads(body)
-    return envelope["headers"]["task"], args
 
 
 @pytest.fixture
@@ -146,3 +133,34 @@ def test_the_relay_publishes_again_a_dispatch_lost_with_its_queue_once_it_is_sta
     Message.objects.filter(send_request_id=lost).update(not_before=timezone.now() + timedelta(hours=9))
     assert redispatch_undispatched() == 0
     assert sqs_down.request_counts()["SendMessage"] == 1
+
+
+def test_the_relay_publishes_a_broadcasts_dispatch_on_the_interactive_queue(sqs_down, own_queues, settings):
+    # Every dispatch goes on the interactive queue, a broadcast's too (its chunks go on the bulk
+    # queue): the relay publishes it there, and whether it was lost is read from that queue's
+    # head, not from the bulk queue's.
+    bulk, interactive = own_queues("relay")
+    settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS = 1
+    academy = make_academy("broadcaster")
+    response = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    assert response.json()["dispatched"] is False
+    broadcast = SendRequest.objects.get(id=response.json()["id"])
+    assert broadcast.queue == bulk
+    sqs_down.up()
+    settings.MESSAGING_REDISPATCH_AFTER_SECONDS = 0
+
+    assert redispatch_undispatched() == 1
+    assert sqs_down.drain(bulk) == []
+    assert [task_of(m) for m in sqs_down.drain(interactive)] == [("messaging.dispatch", [broadcast.id])]
+
+    # Lost with its queue: its messages are still outside any chunk past the stale threshold.
+    settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
+    SendRequest.objects.filter(id=broadcast.id).update(dispatched=clock.now() - timedelta(seconds=1300))
+    # The bulk queue has moved on, but the dispatch was never there: it may still wait.
+    QueueProgress.objects.create(queue=bulk, head_published_at=clock.now(), updated=clock.now())
+    assert redispatch_undispatched() == 0
+    # The interactive queue has moved on past it: lost.
+    QueueProgress.objects.create(queue=interactive, head_published_at=clock.now(), updated=clock.now())
+    assert redispatch_undispatched() == 1
+    assert sqs_down.drain(bulk) == []
+    assert [task_of(m) for m in sqs_down.drain(interactive)] == [("messaging.dispatch", [broadcast.id])]
