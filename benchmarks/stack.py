@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.ports import free_port
 from harness.sqs import LocalSQS
-from harness.worker import WorkerProcess
+from harness.worker import API_SIDE_SETTINGS, WorkerProcess, share_with_this_process
 
 if TYPE_CHECKING:
     from harness.academies import Academy
@@ -83,6 +83,7 @@ class Stack:
         self._processes: list[ProcfileProcess] = []
         self._queue_urls: dict[str, str] = {}
         self._sqs_client = None
+        self._api_side_at_start: dict[str, Any] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class Stack:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        self._api_side_at_start = {name: getattr(settings, name) for name in API_SIDE_SETTINGS}
         self.sqs = LocalSQS(port=sqs_port, log_path=self.log_dir / "sqs.log").start()
         from harness.academies import SENDER, set_platform_prices
         from harness.solapi_sandbox import SolapiSandbox
@@ -185,7 +187,13 @@ class Stack:
     # --- workers ------------------------------------------------------------------------------
 
     def worker_env(self, **overrides: Any) -> dict[str, str]:
-        """The environment of a worker subprocess: this run's settings plus `overrides`."""
+        """The environment of a worker subprocess: this run's settings plus `overrides`. This
+        process, which accepts the sends, takes the values it reads too (the chunk size:
+        harness.worker.API_SIDE_SETTINGS; its own at start where there is no override), so the
+        workers started last and the API agree."""
+        from django.conf import settings
+
+        share_with_this_process({**self._api_side_at_start, **overrides}, settings)
         return {**WORKER_ENV, **self.extra_env, **{k: str(v) for k, v in overrides.items()}}
 
     def start_worker(self, name: str = "worker", *, concurrency: int = 2, env: dict[str, Any] | None = None,

@@ -5,11 +5,28 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.waiting import DEFAULT_TIMEOUT, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Worker settings that the process accepting sends reads too: it creates a broadcast's chunks
+# with its message rows (messaging/compose/message_rows.py), so a test or benchmark that starts
+# its workers with another chunk size must accept its sends with that size as well.
+API_SIDE_SETTINGS = ("MESSAGING_CHUNK_SIZE",)
+
+
+def share_with_this_process(worker_env: Mapping[str, Any], settings: Any) -> None:
+    """Set this process's API_SIDE_SETTINGS to a worker's values, so both sides agree. `settings`
+    is django.conf.settings, or pytest-django's `settings` fixture (it restores them after the
+    test). Called wherever tests and benchmarks start workers (tests/conftest.py start_worker,
+    benchmarks/stack.py Stack.worker_env)."""
+    for name in API_SIDE_SETTINGS:
+        if name in worker_env:
+            setattr(settings, name, type(getattr(settings, name))(worker_env[name]))
 
 
 class WorkerProcess:

@@ -17,7 +17,7 @@ from billing.audit import audit_accounts
 from harness.academies import SENDER
 from harness.log_audit import leaks
 from harness.sqs import LocalSQS
-from harness.worker import WorkerProcess
+from harness.worker import WorkerProcess, share_with_this_process
 from messaging.pipeline import queues
 from messaging.pipeline.queues import ALL_QUEUES
 from project import clock as project_clock
@@ -105,7 +105,10 @@ def own_queues(monkeypatch, broker):
     """`own_queues(name)`: a bulk queue and its interactive twin of this test's own, made this
     process's BULK_QUEUE and INTERACTIVE_QUEUE where a dispatch is routed (queues.dispatch_queue,
     lanes_dispatched_on), so that no session worker takes what the test publishes. A worker
-    started with MESSAGING_SQS_QUEUE_NAME=bulk consumes the same two. Both drained afterwards."""
+    started with MESSAGING_SQS_QUEUE_NAME=bulk consumes the same two. Both drained afterwards.
+    Only what reads `queues.BULK_QUEUE` and `queues.INTERACTIVE_QUEUE` when called follows them
+    (the lane of a new send, its dispatch's queue); modules that imported the names (express,
+    pacing, message_rows, tasks) still take only the real interactive queue for small sends."""
     made: list[str] = []
 
     def own(name: str) -> tuple[str, str]:
@@ -193,11 +196,14 @@ def worker(session_worker, local_sqs):
 
 
 @pytest.fixture
-def start_worker(worker_env, request):
-    """Start extra workers with their own environment; all are stopped after the test."""
+def start_worker(worker_env, request, settings):
+    """Start extra workers with their own environment; all are stopped after the test. The
+    settings this process reads too when it accepts a send (harness.worker.API_SIDE_SETTINGS:
+    the chunk size) are set here as well, for the test."""
     started = []
 
     def start(name: str = "extra", env: dict | None = None, **kwargs) -> WorkerProcess:
+        share_with_this_process(env or {}, settings)
         log = LOG_DIR / f"{request.node.name[:60]}-{name}.log"
         process = WorkerProcess(env={**worker_env, **(env or {})}, log_path=log, name=name, **kwargs)
         started.append(process)

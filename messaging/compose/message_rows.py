@@ -8,6 +8,13 @@ and keeps the ORM path. Both paths write the same values: each row's own come fr
 `_planned_rows`, every other column is its field's default (or the clock, for `created` and
 `updated`), exactly what the model would have filled in.
 
+A broadcast's messages that go out at once are written into their chunks (`chunk_id`), the
+chunks created here in the same transaction: dispatch finds them ready, and the row is not
+written again for it. A row is written twice on its way out, here and when Solapi accepts it
+(issue 17; messaging/models.py, UNSENT_STATUSES). Small sends (the interactive queue) are
+chunked by their dispatch, which groups them with their neighbours (messaging/pipeline/express.py);
+deferred and scheduled messages by the dispatch that releases them when they are due.
+
 The caller gets the new ids in the order of the planned messages (credit holds are keyed by
 message id).
 """
@@ -17,10 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from messaging.compose.planning import PlannedMessage
-from messaging.models import Message, MessageStatus, SendRequest
+from messaging.models import Chunk, Message, MessageStatus, SendRequest
+from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
 # Rows per INSERT on the ORM path (Django lowers it where the database needs, e.g. SQLite's parameter limit).
@@ -28,7 +37,7 @@ BATCH_SIZE = 1000
 # The columns a message takes from its plan (and its request); every other one is its default.
 PLANNED_COLUMNS = ("tenant_id", "send_request_id", "student_id", "recipient_kind", "phone", "message_type",
                    "fallback_type", "text", "subject", "variables", "price", "status", "skip_reason", "not_before",
-                   "retry_of_id")
+                   "retry_of_id", "chunk_id")
 
 
 def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage]) -> list[int]:
@@ -58,8 +67,24 @@ def _planned_rows(send_request: SendRequest, planned: Sequence[PlannedMessage], 
     encode = encode_json or (lambda value: value)
     return [(tenant_id, send_request_id, m.student_id, m.recipient_kind, m.phone, m.message_type, m.fallback_type,
              m.text, m.subject, encode(m.variables), m.price, skipped if m.skip_reason else pending, m.skip_reason,
-             m.not_before, m.retry_of_id)
-            for m in planned]
+             m.not_before, m.retry_of_id, chunk_id)
+            for m, chunk_id in zip(planned, _chunks_of(send_request, planned), strict=True)]
+
+
+def _chunks_of(send_request: SendRequest, planned: Sequence[PlannedMessage]) -> list[int | None]:
+    """Each planned message's chunk, created now (a broadcast's messages that go out at once,
+    MESSAGING_CHUNK_SIZE to a chunk, in the planned order, as dispatch would split them), or
+    None (dispatch chunks it: messaging/pipeline/delivery.split_into_chunks)."""
+    if send_request.queue == INTERACTIVE_QUEUE:
+        return [None] * len(planned)
+    due = [position for position, m in enumerate(planned) if not m.skip_reason and m.not_before is None]
+    size = settings.MESSAGING_CHUNK_SIZE
+    chunks = Chunk.objects.bulk_create([Chunk(send_request=send_request, index=index)
+                                        for index in range((len(due) + size - 1) // size)])
+    chunk_of: list[int | None] = [None] * len(planned)
+    for n, position in enumerate(due):
+        chunk_of[position] = chunks[n // size].id
+    return chunk_of
 
 
 def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:

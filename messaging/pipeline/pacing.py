@@ -67,7 +67,10 @@ def claim_chunks_to_publish(send_request_id: int) -> list[int]:
                .order_by("index").values_list("id", flat=True)[:room])
     for chunk_id in waiting:
         with transaction.atomic():
-            if Chunk.objects.filter(id=chunk_id, published__isnull=True).update(published=clock.now()):
+            # Its chain starts moving now: the stale sweep measures its idleness from here, not
+            # from its creation (a broadcast's chunks are created with its messages).
+            now = clock.now()
+            if Chunk.objects.filter(id=chunk_id, published__isnull=True).update(published=now, updated=now):
                 claimed.append(chunk_id)
     return claimed
 

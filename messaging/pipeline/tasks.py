@@ -4,8 +4,10 @@ The API publishes one `dispatch` per send request, on the interactive queue what
 (queues.dispatch_queue); small requests share the one already due on their queue
 (messaging/pipeline/outbox.py). A small request (its lane, SendRequest.queue, is the interactive
 queue) is carried to the end by a dispatch that sweeps every small request waiting
-(messaging/pipeline/express.py). A broadcast is split into chunks, published on the bulk queue a
-few at a time (pacing.py), each as one `deliver_chunk` task that carries it to the end
+(messaging/pipeline/express.py). A broadcast's chunks were created by the API with its rows
+(messaging/compose/message_rows.py; its dispatch chunks only messages released since: deferred,
+scheduled); they are published on the bulk queue a few at a time (pacing.py), each as one
+`deliver_chunk` task that carries it to the end
 (one_hop.py). What a one-hop task cannot finish goes on through
 the chunk's chain reserve_credit → send_to_solapi → finalize, with `rollback` as the error
 callback of every step; beat's sweep resumes a chunk through the chain too.

@@ -19,15 +19,17 @@ from project import clock
 from tests.api.conftest import assert_refusal, client_for, send_body
 
 pytestmark = pytest.mark.django_db
-# Compared column by column; ids, the request and the write time differ between two writes by nature.
+# Compared column by column; ids, the request, its chunks and the write time differ between two
+# writes by nature (the chunk is compared by its index in the request).
 OWN_COLUMNS = [f.attname for f in Message._meta.concrete_fields
-               if f.attname not in ("id", "send_request_id", "created", "updated")]
+               if f.attname not in ("id", "send_request_id", "chunk_id", "created", "updated")]
 # What COPY's text format must escape, in every text column and in the JSON.
 AWKWARD = "탭\t줄\n역슬래시\\ \\N 'quote' \"double\" 널 아님 😀"
 
 
 def _rows(send_request_id: int) -> list[dict]:
-    return list(Message.objects.filter(send_request_id=send_request_id).order_by("id").values(*OWN_COLUMNS))
+    return list(Message.objects.filter(send_request_id=send_request_id).order_by("id")
+                .values(*OWN_COLUMNS, "chunk__index"))
 
 
 def _new_request(academy) -> SendRequest:
@@ -91,9 +93,9 @@ def test_copy_is_one_statement_where_the_orm_path_is_an_insert_per_thousand_rows
     with CaptureQueriesContext(connection) as inserted:
         message_rows.write_messages(by_orm, planned)
 
-    # The COPY, then the new ids read back in order.
-    assert [q["sql"].split()[0] for q in copied.captured_queries] == ["COPY", "SELECT"]
-    assert [q["sql"].split()[0] for q in inserted.captured_queries] == ["INSERT", "INSERT"]
+    # The broadcast's chunks in one INSERT, the COPY, then the new ids read back in order.
+    assert [q["sql"].split()[0] for q in copied.captured_queries] == ["INSERT", "COPY", "SELECT"]
+    assert [q["sql"].split()[0] for q in inserted.captured_queries] == ["INSERT", "INSERT", "INSERT"]
 
 
 @pytest.mark.postgres

@@ -142,7 +142,12 @@ def test_the_relay_publishes_a_broadcasts_dispatch_on_the_interactive_queue(sqs_
     bulk, interactive = own_queues("relay")
     settings.MESSAGING_INTERACTIVE_MAX_RECIPIENTS = 1
     academy = make_academy("broadcaster")
-    response = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    # Scheduled: its messages are written outside any chunk until a dispatch releases them (a
+    # broadcast's due messages are written into their chunks, and a lost dispatch of those
+    # leaves only unpublished chunks, which the pacing sweep publishes: tests/pipeline/test_pacing.py).
+    send_at = (clock.now() + timedelta(hours=1)).isoformat()
+    response = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids, send_at=send_at),
+                                             format="json")
     assert response.json()["dispatched"] is False
     broadcast = SendRequest.objects.get(id=response.json()["id"])
     assert broadcast.queue == bulk
@@ -153,8 +158,10 @@ def test_the_relay_publishes_a_broadcasts_dispatch_on_the_interactive_queue(sqs_
     assert sqs_down.drain(bulk) == []
     assert [task_of(m) for m in sqs_down.drain(interactive)] == [("messaging.dispatch", [broadcast.id])]
 
-    # Lost with its queue: its messages are still outside any chunk past the stale threshold.
+    # Its time came and the dispatch that released it was lost with its queue: its messages are
+    # still outside any chunk past the stale threshold.
     settings.MESSAGING_STALE_CHUNK_SECONDS = 1200
+    Message.objects.filter(send_request=broadcast).update(not_before=clock.now() - timedelta(seconds=1400))
     SendRequest.objects.filter(id=broadcast.id).update(dispatched=clock.now() - timedelta(seconds=1300))
     # The bulk queue has moved on, but the dispatch was never there: it may still wait.
     QueueProgress.objects.create(queue=bulk, head_published_at=clock.now(), updated=clock.now())

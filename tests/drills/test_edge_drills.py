@@ -37,14 +37,12 @@ TWICE_QUEUE = f"{BULK_QUEUE}-twice"
 
 
 @pytest.mark.postgres
-def test_every_chain_step_delivered_twice_with_the_same_task_id(sandbox, local_sqs, start_worker,
-                                                                 transactional_db, settings):
+def test_every_chain_step_delivered_twice_with_the_same_task_id(sandbox, local_sqs, start_worker, transactional_db):
     academy = make_academy(students=100, credit="1000000")
     sandbox.set_latency(100)  # Solapi calls long enough for the two copies to overlap
     env = {"MESSAGING_CHUNK_SIZE": "25"}
     workers = [start_worker(f"twice{n}", env=env, extra_args=("-Q", TWICE_QUEUE)) for n in range(2)]
     send_request = send(academy, queue=TWICE_QUEUE, publish=False)
-    settings.MESSAGING_CHUNK_SIZE = 25
     chunk_ids = delivery.split_into_chunks(send_request.id)
 
     send_task_ids = []

@@ -7,9 +7,19 @@ import pytest
 from django.test import override_settings
 
 from harness.academies import make_academy
-from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest, WorkerHeartbeat
-from messaging.pipeline import delivery, pacing
+from harness.sqs import task_of
+from messaging.models import (
+    Chunk,
+    ChunkStatus,
+    Message,
+    MessageStatus,
+    QueueProgress,
+    SendRequest,
+    WorkerHeartbeat,
+)
+from messaging.pipeline import delivery, outbox, pacing
 from messaging.pipeline.queues import BULK_QUEUE, WorkerQueues
+from messaging.pipeline.tasks import resume_stale_chunks
 from project import clock
 from tests.pipeline.conftest import assert_books_balance, send, wait_settled
 
@@ -77,6 +87,32 @@ def test_a_dead_worker_counts_for_nothing_and_a_chunk_waiting_its_turn_is_not_st
     sweep = delivery.stale_chunks()
     assert len(sweep.stuck) + sum(sweep.waiting.values()) == len(claimed) == 2  # capacity 1 × depth 2
     assert pacing.requests_with_room() == [send_request.id]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+@override_settings(MESSAGING_INTERACTIVE_MAX_RECIPIENTS=0, MESSAGING_CHUNK_SIZE=2, MESSAGING_PACING_DEPTH=2)
+def test_a_broadcast_whose_dispatch_is_lost_is_published_by_the_pacing_sweep(own_queues, broker, settings):
+    bulk, interactive = own_queues("lost-dispatch")
+    broadcast = send(make_academy(students=5))
+    assert [task_of(m)[0] for m in broker.drain(interactive)] == ["messaging.dispatch"]  # lost with its queue
+    # The API wrote its messages into their chunks: none is left outside one, none published yet.
+    chunks = Chunk.objects.filter(send_request=broadcast)
+    assert chunks.count() == 3 and not Message.objects.filter(send_request=broadcast, chunk__isnull=True).exists()
+    assert not chunks.filter(published__isnull=False).exists()
+
+    # So the outbox relay owes it nothing, however long ago and far behind its queues it was...
+    SendRequest.objects.filter(id=broadcast.id).update(
+        dispatched=clock.now() - timedelta(seconds=settings.MESSAGING_STALE_CHUNK_SECONDS + 60))
+    for queue in (bulk, interactive):
+        QueueProgress.objects.create(queue=queue, head_published_at=clock.now(), updated=clock.now())
+    assert outbox.relay_undispatched() == 0
+    # ... and beat's pacing sweep publishes its chunks, as many as its share (no live worker: 1 × depth 2).
+    resume_stale_chunks()
+
+    published = sorted(chunks.filter(published__isnull=False).values_list("id", flat=True))
+    assert len(published) == 2
+    assert sorted(task_of(m) for m in broker.drain(bulk)) == [("messaging.deliver_chunk", [i]) for i in published]
 
 
 @pytest.mark.integration
