@@ -113,13 +113,26 @@ def run(stack: Stack, *, samples: dict[int, int] | None = None) -> dict[str, Any
         with contextlib.suppress(Exception):
             web.stop()
     stack.purge_queues()
+    _cancel_all(academy)
     goals = {str(size): {"p95_ms": results[size]["p95_ms"], "goal_p95_ms": goal,
                          "met": results[size]["p95_ms"] < goal}
              for size, goal in GOALS_P95_MS.items() if size in results}
-    broker_met = all(r["sqs_calls_max"] == 1 for r in results.values())
+    # At most one: a small send finding a dispatch already due on its queue publishes none.
+    broker_met = all(r["sqs_calls_max"] <= 1 for r in results.values())
     return {"name": "api_latency", "database": stack.database_note, "server": "gunicorn, 2 sync workers, DEBUG off",
             "cold": cold, "sizes": {str(k): v for k, v in results.items()},
             "target": {"broker_calls_per_request": 1, "met": broker_met}, "goals": goals}
+
+
+def _cancel_all(academy) -> None:
+    """Cancel every send of the run, as staff would: their chunks were created with their rows
+    and no worker will ever take them. Left unfinished, they would count the academy as sending
+    a broadcast, and pacing would halve every later benchmark's share of the workers."""
+    from messaging.models import SendRequest
+    from messaging.pipeline.cancellation import cancel_send_request
+
+    for send_request_id in SendRequest.objects.filter(tenant=academy.tenant).values_list("id", flat=True):
+        cancel_send_request(academy.tenant, send_request_id)
 
 
 def _size(stack: Stack, client: httpx.Client, academy, size: int, count: int) -> dict[str, Any]:
@@ -185,7 +198,7 @@ def goals(result: dict[str, Any]) -> list[Goal]:
             for size, r in sizes.items() if int(size) not in GOALS_P95_MS]
     calls = max(r["sqs_calls_max"] for r in sizes.values())
     out.append(Goal("SQS calls per send request, any size (most seen)", f"{calls:g}",
-                    f"{result['target']['broker_calls_per_request']}", result["target"]["met"]))
+                    f"≤ {result['target']['broker_calls_per_request']}", result["target"]["met"]))
     return out
 
 
