@@ -26,14 +26,15 @@ SUMMARY = RESULTS_DIR / "summary.md"
 
 def commit() -> str:
     """The commit measured: HEAD, and whether tracked files differ from it (then the numbers are
-    of code no commit holds)."""
+    of code no commit holds). The README and the results are not code: a table written by an
+    earlier run and not yet committed does not make the next run's code uncommitted."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True,
                               check=True).stdout.strip()
 
     try:
         head = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)README.md")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no git)"
     return f"{head} with uncommitted changes" if changed else head
