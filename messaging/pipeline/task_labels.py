@@ -13,6 +13,7 @@ Which id a task carries is read from its parameters' names (`chunk_id`, `send_re
 so a new pipeline task is labelled without being listed here.
 """
 
+import importlib
 import inspect
 import logging
 
@@ -45,6 +46,8 @@ def labels_for(task_name: str, args: list | tuple, kwargs: dict) -> dict[str, ob
 
 
 _PARAMETERS: dict[str, tuple[str, ...]] = {}
+# Where the `messaging.*` tasks are defined.
+_TASK_MODULES = ("messaging.pipeline.tasks", "messaging.operations.tasks")
 
 
 def _parameters(task_name: str) -> tuple[str, ...]:
@@ -52,7 +55,11 @@ def _parameters(task_name: str) -> tuple[str, ...]:
         task = current_app.tasks.get(task_name)
         if task is None:
             # A process that publishes by name (the web's outbox) has not imported the tasks.
-            current_app.loader.import_default_modules()
+            # Imported here, not by loader.import_default_modules(): that fires Celery's Django
+            # fixup, which runs django.setup() and the system checks again in the web process
+            # (its logging configured anew on the first publish).
+            for module in _TASK_MODULES:
+                importlib.import_module(module)
             task = current_app.tasks.get(task_name)
         if task is None:
             return ()
