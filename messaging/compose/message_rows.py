@@ -78,13 +78,22 @@ def _chunks_of(send_request: SendRequest, planned: Sequence[PlannedMessage]) -> 
     if send_request.queue == INTERACTIVE_QUEUE:
         return [None] * len(planned)
     due = [position for position, m in enumerate(planned) if not m.skip_reason and m.not_before is None]
-    size = settings.MESSAGING_CHUNK_SIZE
-    chunks = Chunk.objects.bulk_create([Chunk(send_request=send_request, index=index)
-                                        for index in range((len(due) + size - 1) // size)])
     chunk_of: list[int | None] = [None] * len(planned)
-    for n, position in enumerate(due):
-        chunk_of[position] = chunks[n // size].id
+    for chunk_id, positions in new_chunks(send_request, due):
+        for position in positions:
+            chunk_of[position] = chunk_id
     return chunk_of
+
+
+def new_chunks(send_request: SendRequest, items: Sequence, first_index: int = 0) -> list[tuple[int, Sequence]]:
+    """Chunks for `items` (a request's messages going out), MESSAGING_CHUNK_SIZE to a chunk in
+    their order, created in one statement: [(chunk id, its items)]. The API's rows and the
+    dispatch's split (messaging/pipeline/delivery.py) both chunk through here."""
+    size = settings.MESSAGING_CHUNK_SIZE
+    parts = [items[offset : offset + size] for offset in range(0, len(items), size)]
+    chunks = Chunk.objects.bulk_create([Chunk(send_request=send_request, index=first_index + n)
+                                        for n in range(len(parts))])
+    return [(chunk.id, part) for chunk, part in zip(chunks, parts, strict=True)]
 
 
 def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:

@@ -29,6 +29,7 @@ from django.db.models import Count, Q
 from billing import ledger
 from billing.ledger import HoldRequest
 from messaging.compose import rules
+from messaging.compose.message_rows import new_chunks
 from messaging.compose.planning import message_variables
 from messaging.compose.recipient_checks import Recipient, standing_of
 from messaging.eligibility import why_academy_cannot_send
@@ -61,16 +62,13 @@ logger = logging.getLogger(__name__)
 def split_into_chunks(send_request_id: int) -> list[int]:
     """Put the request's unchunked pending messages into chunks; return every chunk
     still waiting for its chain (new ones, and ones a crashed dispatch left behind)."""
-    size = settings.MESSAGING_CHUNK_SIZE
     with transaction.atomic():
         send_request = SendRequest.objects.select_for_update().get(id=send_request_id)
         due = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING, chunk__isnull=True)
         due = due.exclude(not_before__gt=clock.now())
         ids = list(due.values_list("id", flat=True))
-        next_index = send_request.chunks.count()
-        for offset in range(0, len(ids), size):
-            chunk = Chunk.objects.create(send_request=send_request, index=next_index + offset // size)
-            Message.objects.filter(id__in=ids[offset : offset + size]).update(chunk=chunk)
+        for chunk_id, part in new_chunks(send_request, ids, first_index=send_request.chunks.count()):
+            Message.objects.filter(id__in=part).update(chunk_id=chunk_id)
         return list(send_request.chunks.filter(status=ChunkStatus.QUEUED).values_list("id", flat=True))
 
 
