@@ -48,10 +48,6 @@ class HealthMonitor:
         self._stopping = threading.Event()
         self._starting = threading.Lock()
 
-    def latest(self) -> Snapshot | None:
-        """The last snapshot taken in this process (None before the first)."""
-        return self._snapshot
-
     def refresh(self) -> Snapshot:
         """Run every check now, keep the result, and store it for the processes without a
         refresher."""
