@@ -45,7 +45,7 @@ from messaging.models import (
     SendRequest,
     SolapiOperation,
 )
-from messaging.operations.counts import refresh_counts
+from messaging.operations.counts import refresh_counts_of
 from messaging.pipeline import breaker, pacing, queue_progress, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
@@ -123,61 +123,91 @@ def _resumable(chunks, limit: int | None = None) -> list[StaleChunk]:
 
 
 def reserve_chunk(chunk_id: int) -> None:
-    """Check again, for every pending message of the chunk, what may have changed since the
+    """The reserve step of one chunk's chain (reserve_chunks says what it checks)."""
+    reserve_chunks([chunk_id])
+
+
+def reserve_chunks(chunk_ids: Sequence[int]) -> None:
+    """Check again, for every pending message of the chunks, what may have changed since its
     request was accepted, then hold credit for what may go:
     - the academy (messaging switched off, sender rejected): its messages fail;
     - the recipient (opted out, consent withdrawn): skipped with the reason, credit released;
     - the night window (an ad reaching this step at night: a retry, a stale chunk): back to
       waiting for 08:00 KST, its credit still held;
     - the credit: held now unless the request's acceptance held it already (holds are keyed
-      by message id), and a message whose hold does not fit fails with insufficient_credit."""
+      by message id), and a message whose hold does not fit fails with insufficient_credit.
+
+    One transaction for all of them, with a fixed number of statements per academy and
+    purpose: small sends sharing a Solapi group (express.py) bring a chunk per request, often
+    dozens, and a statement per chunk per check was most of their worker's time
+    (docs/benchmarks.md, "Small sends: one pass for the whole group")."""
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update(of=("self",)).select_related("send_request").get(id=chunk_id)
-        if chunk.status != ChunkStatus.QUEUED:
+        # Locked in id order, as every other taker of several chunks does: no deadlock.
+        chunks = list(Chunk.objects.select_for_update(of=("self",)).select_related("send_request")
+                      .filter(id__in=chunk_ids, status=ChunkStatus.QUEUED).order_by("id"))
+        if not chunks:
             return
-        tenant = Tenant.objects.get(id=chunk.send_request.tenant_id)
-        pending = chunk.messages.filter(status=MessageStatus.PENDING)
-        chunk.status = ChunkStatus.HELD
-        chunk.save(update_fields=["status", "updated"])
-        refusal = why_academy_cannot_send(tenant)
-        if refusal:
-            _fail(pending, refusal, str(refusal.label))
-            return
-        # The messages that may go stay pending: the chunk's HELD says their credit is held
-        # (messaging/models.py, UNSENT_STATUSES: no write of their rows for it).
-        may_go = _recheck_recipients(chunk, list(pending.values("id", "price", "phone", "student_id",
-                                                                "recipient_kind")))
-        # Last in the transaction: a hold not made at acceptance locks the academy's account row
-        # from its conditional UPDATE to this commit (billing/ledger.py), so nothing slow follows it.
-        outcome = ledger.hold_credit(tenant=tenant, requests=[HoldRequest(i, price) for i, price in may_go])
-        if outcome.refused:
-            _fail(Message.objects.filter(id__in=outcome.refused, status__in=UNSENT_STATUSES),
-                  FailureClass.INSUFFICIENT_CREDIT, "충전금이 부족합니다 (not enough credit for this message)")
+        Chunk.objects.filter(id__in=[c.id for c in chunks]).update(status=ChunkStatus.HELD, updated=clock.now())
+        tenants = Tenant.objects.in_bulk({c.send_request.tenant_id for c in chunks})
+        holds: list[tuple[Tenant, list[HoldRequest]]] = []
+        for tenant_id, purpose, its_chunks in _by_academy_and_purpose(chunks):
+            tenant = tenants[tenant_id]
+            # The messages that may go stay pending: the chunk's HELD says their credit is held
+            # (messaging/models.py, UNSENT_STATUSES: no write of their rows for it).
+            pending = Message.objects.filter(chunk__in=its_chunks, status=MessageStatus.PENDING)
+            refusal = why_academy_cannot_send(tenant)
+            if refusal:
+                _fail(pending, refusal, str(refusal.label))
+                continue
+            may_go = _recheck_recipients(tenant_id, purpose, list(pending.values(
+                "id", "price", "phone", "student_id", "recipient_kind", "send_request_id")))
+            holds.append((tenant, [HoldRequest(i, price) for i, price in may_go]))
+        # Last in the transaction, academy by academy in id order: a hold not made at acceptance
+        # locks the academy's account row from its conditional UPDATE to this commit
+        # (billing/ledger.py), so nothing slow follows it, and two takers lock accounts in one order.
+        for tenant, requests in sorted(holds, key=lambda hold: hold[0].id):
+            outcome = ledger.hold_credit(tenant=tenant, requests=requests)
+            if outcome.refused:
+                _fail(Message.objects.filter(id__in=outcome.refused, status__in=UNSENT_STATUSES),
+                      FailureClass.INSUFFICIENT_CREDIT, "충전금이 부족합니다 (not enough credit for this message)")
 
 
-def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decimal]]:
+def _by_academy_and_purpose(chunks: list[Chunk]) -> Iterator[tuple[int, str, list[Chunk]]]:
+    """The chunks grouped by what their recheck reads: the academy's suppression list, and
+    consents when the purpose is an ad."""
+    groups: dict[tuple[int, str], list[Chunk]] = defaultdict(list)
+    for chunk in chunks:
+        groups[(chunk.send_request.tenant_id, chunk.send_request.purpose)].append(chunk)
+    for (tenant_id, purpose), its_chunks in groups.items():
+        yield tenant_id, purpose, its_chunks
+
+
+def _recheck_recipients(tenant_id: int, purpose: str, rows: list[dict]) -> list[tuple[int, Decimal]]:
     """Skip the messages whose recipient may no longer get them, put night ads back to wait
-    for 08:00, and return (id, price) of the rest. Two queries for the whole chunk."""
-    send_request = chunk.send_request
-    standing = standing_of(tenant_id=send_request.tenant_id, purpose=send_request.purpose,
+    for 08:00, and return (id, price) of the rest. Two queries for all the rows (one academy,
+    one purpose), and a statement per skip reason."""
+    standing = standing_of(tenant_id=tenant_id, purpose=purpose,
                            phones=[r["phone"] for r in rows], student_ids=[r["student_id"] for r in rows])
     now = clock.kst_now()
     skipped: dict[str, list[int]] = defaultdict(list)
     waiting: list[int] = []
     may_go = []
+    touched: set[int] = set()
     for row in rows:
         recipient = Recipient(student_id=row["student_id"], kind=row["recipient_kind"], phone=row["phone"])
         reason = standing.skip_reason(recipient)
         if reason:
             skipped[reason].append(row["id"])
+            touched.add(row["send_request_id"])
         elif standing.must_wait(recipient, now):
             waiting.append(row["id"])
+            touched.add(row["send_request_id"])
         else:
             may_go.append((row["id"], row["price"]))
     for reason, ids in skipped.items():
         Message.objects.filter(id__in=ids, status=MessageStatus.PENDING).update(
             status=MessageStatus.SKIPPED, skip_reason=reason, completed_at=clock.now())
-        logger.info("skipped_at_send_time chunk=%s reason=%s count=%s", chunk.id, reason, len(ids))
+        logger.info("skipped_at_send_time tenant=%s reason=%s count=%s", tenant_id, reason, len(ids))
     if skipped:
         # Held when the request was accepted; a staff retry's messages have no hold yet.
         ledger.release_holds(message_ids=[i for ids in skipped.values() for i in ids],
@@ -188,9 +218,9 @@ def _recheck_recipients(chunk: Chunk, rows: list[dict]) -> list[tuple[int, Decim
         Message.objects.filter(id__in=waiting[position : position + rules.RELEASE_WAVE_SIZE]).update(
             chunk=None, not_before=rules.release_time(morning, position))
     if waiting:
-        logger.info("deferred_at_send_time chunk=%s count=%s until=%s", chunk.id, len(waiting), morning.isoformat())
-    if skipped or waiting:
-        refresh_counts(send_request.id)
+        logger.info("deferred_at_send_time tenant=%s count=%s until=%s", tenant_id, len(waiting), morning.isoformat())
+    if touched:
+        refresh_counts_of(touched)
     return may_go
 
 # --- send -----------------------------------------------------------------------------
@@ -553,15 +583,21 @@ def _group_went_out(chunk: Chunk, lease: Lease) -> bool:
 
 
 def finalize_chunk(chunk_id: int) -> dict[str, int]:
-    """Settle credit and write the outcome rows for every message of the chunk that reached
-    an outcome. Safe to repeat: holds move once, outcome rows are unique per outcome."""
-    chunk = Chunk.objects.get(id=chunk_id)
-    if chunk.status not in (ChunkStatus.SENT, ChunkStatus.FINALIZED):
-        raise RuntimeError(f"chunk {chunk_id} is {chunk.status}; finalize runs after send")
-    messages = list(chunk.messages.filter(
-        status__in=[MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]))
+    """The finalize step of one chunk's chain (finalize_chunks says what it does)."""
+    return finalize_chunks([chunk_id])
+
+
+def finalize_chunks(chunk_ids: Sequence[int]) -> dict[str, int]:
+    """Settle credit and write the outcome rows for every message of the chunks that reached
+    an outcome, in one pass for all of them (chunks sharing a Solapi group: express.py). Safe
+    to repeat: holds move once, outcome rows are unique per outcome."""
+    early = Chunk.objects.filter(id__in=chunk_ids).exclude(status__in=(ChunkStatus.SENT, ChunkStatus.FINALIZED))
+    for chunk_id, status in early.values_list("id", "status")[:1]:
+        raise RuntimeError(f"chunk {chunk_id} is {status}; finalize runs after send")
+    messages = list(Message.objects.filter(
+        chunk_id__in=chunk_ids, status__in=[MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]))
     settlement.settle(messages)
-    Chunk.objects.filter(id=chunk_id).update(status=ChunkStatus.FINALIZED, updated=clock.now())
+    Chunk.objects.filter(id__in=chunk_ids).update(status=ChunkStatus.FINALIZED, updated=clock.now())
     return {"accepted": sum(m.status != MessageStatus.FAILED for m in messages),
             "failed": sum(m.status == MessageStatus.FAILED for m in messages)}
 

@@ -41,8 +41,7 @@ def carry(chunk_ids: list[int], *, task_id: str) -> HopOutcome:
     delay = 0
     try:
         try:
-            for chunk_id in chunk_ids:
-                delivery.reserve_chunk(chunk_id)
+            delivery.reserve_chunks(chunk_ids)
             try:
                 outcome = delivery.send_together(leases)
             except Exception as error:
@@ -51,8 +50,8 @@ def carry(chunk_ids: list[int], *, task_id: str) -> HopOutcome:
         finally:
             for lease in leases:
                 delivery.release_lease(lease)
-        for chunk_id in Chunk.objects.filter(id__in=chunk_ids, status=ChunkStatus.SENT).values_list("id", flat=True):
-            delivery.finalize_chunk(chunk_id)
+        delivery.finalize_chunks(list(Chunk.objects.filter(id__in=chunk_ids, status=ChunkStatus.SENT)
+                                      .values_list("id", flat=True)))
     except Exception as error:
         handed_over = tuple(delivery.unfinished_chunks(chunk_ids))
         logger.warning("one_hop_handed_over chunks=%s handed_over=%s delay=%s error=%s: %s", chunk_ids[:5],
