@@ -89,11 +89,20 @@ def new_chunks(send_request: SendRequest, items: Sequence, first_index: int = 0)
     """Chunks for `items` (a request's messages going out), MESSAGING_CHUNK_SIZE to a chunk in
     their order, created in one statement: [(chunk id, its items)]. The API's rows and the
     dispatch's split (messaging/pipeline/delivery.py) both chunk through here."""
+    return new_chunks_of([(send_request, items, first_index)])
+
+
+def new_chunks_of(requests: Sequence[tuple[SendRequest, Sequence, int]]) -> list[tuple[int, Sequence]]:
+    """new_chunks for several requests at once, in one statement: [(request, its items, the
+    index of its first new chunk)] -> [(chunk id, its items)], request after request. Small
+    sends taken together into one Solapi group (messaging/pipeline/express.py) bring dozens."""
     size = settings.MESSAGING_CHUNK_SIZE
-    parts = [items[offset : offset + size] for offset in range(0, len(items), size)]
-    chunks = Chunk.objects.bulk_create([Chunk(send_request=send_request, index=first_index + n)
-                                        for n in range(len(parts))])
-    return [(chunk.id, part) for chunk, part in zip(chunks, parts, strict=True)]
+    planned = [(send_request, first_index + n, items[offset : offset + size])
+               for send_request, items, first_index in requests
+               for n, offset in enumerate(range(0, len(items), size))]
+    chunks = Chunk.objects.bulk_create([Chunk(send_request=send_request, index=index)
+                                        for send_request, index, _ in planned])
+    return [(chunk.id, part) for chunk, (_, _, part) in zip(chunks, planned, strict=True)]
 
 
 def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:

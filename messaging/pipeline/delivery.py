@@ -24,12 +24,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, DateTimeField, Q, Value
+from django.db.models.functions import Coalesce
 
 from billing import ledger
 from billing.ledger import HoldRequest
 from messaging.compose import rules
-from messaging.compose.message_rows import new_chunks
+from messaging.compose.message_rows import new_chunks_of
 from messaging.compose.planning import message_variables
 from messaging.compose.recipient_checks import Recipient, standing_of
 from messaging.eligibility import why_academy_cannot_send
@@ -50,6 +51,7 @@ from messaging.pipeline import breaker, pacing, queue_progress, settlement
 from messaging.solapi.client import MessageResult, OutgoingMessage, get_client
 from messaging.solapi.errors import SolapiError
 from project import clock
+from project.sql import update_rows
 from tenants.models import Tenant
 from tenants.services import sender_reject
 
@@ -63,13 +65,31 @@ def split_into_chunks(send_request_id: int) -> list[int]:
     """Put the request's unchunked pending messages into chunks; return every chunk
     still waiting for its chain (new ones, and ones a crashed dispatch left behind)."""
     with transaction.atomic():
-        send_request = SendRequest.objects.select_for_update().get(id=send_request_id)
-        due = Message.objects.filter(send_request=send_request, status=MessageStatus.PENDING, chunk__isnull=True)
-        due = due.exclude(not_before__gt=clock.now())
-        ids = list(due.values_list("id", flat=True))
-        for chunk_id, part in new_chunks(send_request, ids, first_index=send_request.chunks.count()):
-            Message.objects.filter(id__in=part).update(chunk_id=chunk_id)
-        return list(send_request.chunks.filter(status=ChunkStatus.QUEUED).values_list("id", flat=True))
+        chunk_due_messages([send_request_id])
+        return list(Chunk.objects.filter(send_request_id=send_request_id, status=ChunkStatus.QUEUED)
+                    .values_list("id", flat=True))
+
+
+def chunk_due_messages(send_request_ids: Sequence[int]) -> None:
+    """Put the requests' unchunked pending messages that are due into new chunks, under the
+    requests' row locks (taken in id order, as every taker of several does). A fixed number of
+    statements however many requests: small sends sharing a Solapi group bring dozens
+    (messaging/pipeline/express.py)."""
+    with transaction.atomic():
+        requests = list(SendRequest.objects.select_for_update().filter(id__in=send_request_ids).order_by("id"))
+        due = Message.objects.filter(send_request_id__in=send_request_ids, status=MessageStatus.PENDING,
+                                     chunk__isnull=True).exclude(not_before__gt=clock.now())
+        by_request: dict[int, list[int]] = defaultdict(list)
+        for request_id, message_id in due.order_by("id").values_list("send_request_id", "id"):
+            by_request[request_id].append(message_id)
+        if not by_request:
+            return
+        existing = dict(Chunk.objects.filter(send_request_id__in=by_request).values_list("send_request_id")
+                        .annotate(n=Count("id")).order_by())
+        chunks = new_chunks_of([(request, by_request[request.id], existing.get(request.id, 0))
+                                for request in requests if request.id in by_request])
+        update_rows([Message(id=message_id, chunk_id=chunk_id) for chunk_id, part in chunks for message_id in part],
+                    ["chunk"])
 
 
 @dataclass(frozen=True)
@@ -280,13 +300,8 @@ def send_together(leases: Sequence[Lease]) -> SendOutcome:
     """
     fresh: list[tuple[Lease, Chunk]] = []
     outcomes = []
-    for lease in leases:
-        try:
-            chunk = _claim(lease)
-        except ChunkBusy:
-            continue
-        if chunk is None:
-            continue
+    claimed, _busy = _claim_all(leases)
+    for lease, chunk in claimed:
         if chunk.messages_added:
             outcomes.append(_send([(lease, chunk)]))
         else:
@@ -300,10 +315,19 @@ def send_together(leases: Sequence[Lease]) -> SendOutcome:
 def release_lease(lease: Lease) -> None:
     """Give the lease up, if this execution still holds it. A database that cannot be reached
     changes nothing: the lease runs out by itself (MESSAGING_TASK_TIME_LIMIT after the claim)."""
-    try:
-        Chunk.objects.filter(id=lease.chunk_id, lease_token=lease.token).update(lease_token="", lease_until=None)
-    except DatabaseError as error:
-        logger.warning("lease_release_failed chunk=%s error=%s", lease.chunk_id, type(error).__name__)
+    release_leases([lease])
+
+
+def release_leases(leases: Sequence[Lease]) -> None:
+    """release_lease for many, one UPDATE per lease token."""
+    by_token: dict[str, list[int]] = defaultdict(list)
+    for lease in leases:
+        by_token[lease.token].append(lease.chunk_id)
+    for token, chunk_ids in by_token.items():
+        try:
+            Chunk.objects.filter(id__in=chunk_ids, lease_token=token).update(lease_token="", lease_until=None)
+        except DatabaseError as error:
+            logger.warning("lease_release_failed chunks=%s error=%s", chunk_ids[:5], type(error).__name__)
 
 
 def _send(claimed: list[tuple[Lease, Chunk]]) -> SendOutcome:
@@ -344,7 +368,7 @@ def _send(claimed: list[tuple[Lease, Chunk]]) -> SendOutcome:
             attempt.http_status, attempt.error_code = 409, "AlreadySent"
             attempt.detail = "the group had already gone out: an earlier try was accepted"
     breaker.close("a Solapi send succeeded")
-    accepted = sum(_mark_sent(lease) for lease in leases)
+    accepted = _mark_sent(leases)
     return SendOutcome(accepted=accepted, failed=failed, already_sent=group.already_sent)
 
 
@@ -353,33 +377,56 @@ def _with_messages_to_send(claimed: list[tuple[Lease, Chunk]]) -> list[tuple[Lea
     (finalize settles them)."""
     ids = set(Message.objects.filter(chunk_id__in=[chunk.id for _, chunk in claimed], status__in=UNSENT_STATUSES)
               .values_list("chunk_id", flat=True).distinct())
-    for lease, chunk in claimed:
-        if chunk.id not in ids:
-            _mark_sent(lease)
+    empty = [lease for lease, chunk in claimed if chunk.id not in ids]
+    if empty:
+        _mark_sent(empty)
     return [(lease, chunk) for lease, chunk in claimed if chunk.id in ids]
 
 
 def _claim(lease: Lease) -> Chunk | None:
+    """The state guard for one chunk (the chain's send step); raises ChunkBusy when another
+    execution holds its lease."""
+    claimed, busy = _claim_all([lease])
+    if busy:
+        raise ChunkBusy(busy[0])
+    return claimed[0][1] if claimed else None
+
+
+def _claim_all(leases: Sequence[Lease]) -> tuple[list[tuple[Lease, Chunk]], list[float]]:
     """The state guard: only a chunk whose credit is held, or whose send was cut short,
     goes on, and only in the one execution holding its lease. Any other execution, a second
     copy of the same task included, waits until the lease is released or has run out (by
-    then the hard time limit has ended its holder: the lease lasts as long as a task may)."""
+    then the hard time limit has ended its holder: the lease lasts as long as a task may).
+    Returns the chunks claimed, and the seconds left on each lease another execution holds
+    (those chunks are left to it). One transaction, one UPDATE per lease token: the leases of
+    one execution share theirs (express.py's shared groups)."""
     now = clock.now()
+    until = now + timedelta(seconds=settings.MESSAGING_TASK_TIME_LIMIT)
+    claimed: list[tuple[Lease, Chunk]] = []
+    busy: list[float] = []
     with transaction.atomic():
-        chunk = Chunk.objects.select_for_update(of=("self",)).select_related(
-            "send_request__tenant", "send_request__template").get(id=lease.chunk_id)
-        if chunk.status not in (ChunkStatus.HELD, ChunkStatus.SENDING):
-            logger.info("send_skipped chunk=%s status=%s", chunk.id, chunk.status)
-            return None
-        if chunk.lease_token and chunk.lease_until and chunk.lease_until > now:
-            raise ChunkBusy((chunk.lease_until - now).total_seconds())
-        if chunk.lease_token:
-            logger.warning("lease_taken_over chunk=%s lease_until=%s", chunk.id, chunk.lease_until)
-        chunk.status = ChunkStatus.SENDING
-        chunk.lease_token = lease.token
-        chunk.lease_until = now + timedelta(seconds=settings.MESSAGING_TASK_TIME_LIMIT)
-        chunk.save(update_fields=["status", "lease_token", "lease_until", "updated"])
-        return chunk
+        chunks = {chunk.id: chunk for chunk in Chunk.objects.select_for_update(of=("self",)).select_related(
+            "send_request__tenant", "send_request__template").filter(id__in=[lease.chunk_id for lease in leases])
+            .order_by("id")}
+        for lease in leases:
+            chunk = chunks[lease.chunk_id]
+            if chunk.status not in (ChunkStatus.HELD, ChunkStatus.SENDING):
+                logger.info("send_skipped chunk=%s status=%s", chunk.id, chunk.status)
+                continue
+            if chunk.lease_token and chunk.lease_until and chunk.lease_until > now:
+                busy.append((chunk.lease_until - now).total_seconds())
+                continue
+            if chunk.lease_token:
+                logger.warning("lease_taken_over chunk=%s lease_until=%s", chunk.id, chunk.lease_until)
+            chunk.status, chunk.lease_token, chunk.lease_until = ChunkStatus.SENDING, lease.token, until
+            claimed.append((lease, chunk))
+        by_token: dict[str, list[int]] = defaultdict(list)
+        for lease, chunk in claimed:
+            by_token[lease.token].append(chunk.id)
+        for token, ids in by_token.items():
+            Chunk.objects.filter(id__in=ids).update(status=ChunkStatus.SENDING, lease_token=token, lease_until=until,
+                                                    updated=now)
+    return claimed, busy
 
 
 def _locked(lease: Lease) -> Chunk:
@@ -465,16 +512,18 @@ def _record_registrations(going: list[tuple[Lease, Chunk]], results: list[Messag
     return len(refused)
 
 
-def _mark_sent(lease: Lease) -> int:
+def _mark_sent(leases: Sequence[Lease]) -> int:
+    """Solapi took the chunks' group: their unsent messages are accepted. One transaction for
+    all of them, with a fixed number of statements. Returns how many were accepted."""
     now = clock.now()
     with transaction.atomic():
-        chunk = _locked(lease)
-        accepted = chunk.messages.filter(status__in=UNSENT_STATUSES).update(
+        ids = [chunk.id for chunk in _locked_all(leases)]
+        accepted = Message.objects.filter(chunk_id__in=ids, status__in=UNSENT_STATUSES).update(
             status=MessageStatus.ACCEPTED, accepted_at=now
         )
-        Chunk.objects.filter(id=chunk.id).update(
-            status=ChunkStatus.SENT, sent=chunk.sent or now, paused_since=None, pause_class="",
-            rate_limited_since=None, updated=now
+        Chunk.objects.filter(id__in=ids).update(
+            status=ChunkStatus.SENT, sent=Coalesce("sent", Value(now, output_field=DateTimeField())),
+            paused_since=None, pause_class="", rate_limited_since=None, updated=now
         )
     return accepted
 
@@ -562,7 +611,7 @@ def give_up_sending(lease: Lease, failure_class: FailureClass, reason: str) -> N
     credit. A chunk whose group may have been sent is settled by asking Solapi first."""
     chunk = _fenced(lease)
     if chunk.may_have_been_sent() and _group_went_out(chunk, lease):
-        _mark_sent(lease)
+        _mark_sent([lease])
         return
     with transaction.atomic():
         chunk = _locked(lease)

@@ -89,7 +89,7 @@ def _take_waiting(send_request_id: int) -> tuple[list[int], int | None]:
                 continue
             budget -= sizes.get(request_id, 0)
             taken.append(request_id)
-            delivery.split_into_chunks(request_id)
+        delivery.chunk_due_messages(taken)
     own = [send_request_id] if send_request_id in free else []
     if len(taken) > 1:
         logger.info("express_group send_request=%s requests=%s", send_request_id, len(taken))

@@ -14,6 +14,7 @@ chain waits as long as that table says (policies.after_shared_send_failure).
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from messaging.models import Chunk, ChunkStatus
@@ -37,7 +38,9 @@ def carry(chunk_ids: list[int], *, task_id: str) -> HopOutcome:
     nothing a step raised: what could not finish is in `handed_over`."""
     if not chunk_ids:
         return HopOutcome(chunks=0)
-    leases = [delivery.Lease(chunk_id, task_id=task_id) for chunk_id in chunk_ids]
+    # One lease token for this execution's chunks: they are claimed and released together.
+    token = uuid.uuid4().hex
+    leases = [delivery.Lease(chunk_id, task_id=task_id, token=token) for chunk_id in chunk_ids]
     delay = 0
     try:
         try:
@@ -48,8 +51,7 @@ def carry(chunk_ids: list[int], *, task_id: str) -> HopOutcome:
                 delay = policies.after_shared_send_failure(leases, error)
                 raise
         finally:
-            for lease in leases:
-                delivery.release_lease(lease)
+            delivery.release_leases(leases)
         delivery.finalize_chunks(list(Chunk.objects.filter(id__in=chunk_ids, status=ChunkStatus.SENT)
                                       .values_list("id", flat=True)))
     except Exception as error:

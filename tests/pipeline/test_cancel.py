@@ -85,7 +85,7 @@ def test_cancelling_a_send_that_has_finished_stops_nothing_and_keeps_its_status(
     delivery.reserve_chunk(chunk_id)
     lease = delivery.Lease(chunk_id)
     delivery._claim(lease)
-    delivery._mark_sent(lease)
+    delivery._mark_sent([lease])
     delivery.finalize_chunk(chunk_id)
     Message.objects.filter(send_request=send_request).update(status=MessageStatus.DELIVERED)
     refresh_counts(send_request.id)
@@ -140,7 +140,7 @@ def test_a_chunk_whose_send_may_have_reached_solapi_is_left_to_finish_and_report
     chunk = Chunk.objects.get(id=chunk_id)
     assert (chunk.status, chunk.lease_token) == (ChunkStatus.SENDING, lease.token)
     # The sender goes on; what Solapi accepts is charged as usual.
-    assert delivery._mark_sent(lease) == 3
+    assert delivery._mark_sent([lease]) == 3
     delivery.finalize_chunk(chunk_id)
     assert held(academy) == 0 and account_for(academy.tenant).balance == CREDIT - 3 * Decimal("13")
     # A later cancel reports them as accepted.

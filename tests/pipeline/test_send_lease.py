@@ -53,7 +53,7 @@ def test_an_execution_that_lost_its_lease_changes_nothing(chunk_id):
         lambda: delivery._fenced_all([slow], solapi_group_id="G4V-late"),
         lambda: delivery.record_transient_failure(slow, SolapiServerError("503")),
         lambda: delivery.give_up_sending(slow, "transient_exhausted", "late"),
-        lambda: delivery._mark_sent(slow),
+        lambda: delivery._mark_sent([slow]),
     ):
         with pytest.raises(delivery.LeaseLost):
             late_write()
