@@ -70,11 +70,11 @@ def split_into_chunks(send_request_id: int) -> list[int]:
                     .values_list("id", flat=True))
 
 
-def chunk_due_messages(send_request_ids: Sequence[int]) -> None:
+def chunk_due_messages(send_request_ids: Sequence[int]) -> list[int]:
     """Put the requests' unchunked pending messages that are due into new chunks, under the
-    requests' row locks (taken in id order, as every taker of several does). A fixed number of
-    statements however many requests: small sends sharing a Solapi group bring dozens
-    (messaging/pipeline/express.py)."""
+    requests' row locks (taken in id order, as every taker of several does); return the new
+    chunks' ids. A fixed number of statements however many requests: small sends sharing a
+    Solapi group bring dozens (messaging/pipeline/express.py)."""
     with transaction.atomic():
         requests = list(SendRequest.objects.select_for_update().filter(id__in=send_request_ids).order_by("id"))
         due = Message.objects.filter(send_request_id__in=send_request_ids, status=MessageStatus.PENDING,
@@ -83,13 +83,14 @@ def chunk_due_messages(send_request_ids: Sequence[int]) -> None:
         for request_id, message_id in due.order_by("id").values_list("send_request_id", "id"):
             by_request[request_id].append(message_id)
         if not by_request:
-            return
+            return []
         existing = dict(Chunk.objects.filter(send_request_id__in=by_request).values_list("send_request_id")
                         .annotate(n=Count("id")).order_by())
         chunks = new_chunks_of([(request, by_request[request.id], existing.get(request.id, 0))
                                 for request in requests if request.id in by_request])
         update_rows([Message(id=message_id, chunk_id=chunk_id) for chunk_id, part in chunks for message_id in part],
                     ["chunk"])
+        return [chunk_id for chunk_id, _ in chunks]
 
 
 @dataclass(frozen=True)

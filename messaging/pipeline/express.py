@@ -72,8 +72,8 @@ def _waiting(messages):
 
 def _take_waiting(send_request_id: int) -> tuple[list[int], int | None]:
     """Chunk this request and the small requests waiting beside it, up to one group's worth
-    of messages; return the chunks this task carries (those, and this request's own
-    unfinished chunks: a crashed earlier try of this task left them), and a request left
+    of messages; return the chunks this task carries (the ones it made now, and this request's
+    own unfinished chunks: a crashed earlier try of this task left them), and a request left
     waiting for want of room (None when none was), which needs a dispatch of its own."""
     budget = settings.MESSAGING_SHARED_GROUP_MAX_MESSAGES
     waiting = (_waiting(Message.objects.filter(send_request__queue=INTERACTIVE_QUEUE))
@@ -89,7 +89,7 @@ def _take_waiting(send_request_id: int) -> tuple[list[int], int | None]:
                 continue
             budget -= sizes.get(request_id, 0)
             taken.append(request_id)
-        delivery.chunk_due_messages(taken)
+        new = delivery.chunk_due_messages(taken)
     own = [send_request_id] if send_request_id in free else []
     if len(taken) > 1:
         logger.info("express_group send_request=%s requests=%s", send_request_id, len(taken))
@@ -98,12 +98,13 @@ def _take_waiting(send_request_id: int) -> tuple[list[int], int | None]:
     left = [i for i in sizes if i in free and i not in taken]
     if not left and len(sizes) == MAX_REQUESTS_PER_GROUP:
         left = [send_request_id]
-    return _carried(taken, own), (left[0] if left else None)
+    return _carried(new, own), (left[0] if left else None)
 
 
-def _carried(taken: list[int], own: list[int]) -> list[int]:
-    """Unfinished chunks of the taken requests: new chunks of the others, every unfinished
-    chunk of this task's own request."""
-    chunks = Chunk.objects.filter(send_request_id__in=taken).exclude(status=ChunkStatus.FINALIZED)
-    mine_or_new = chunks.filter(send_request_id__in=own) | chunks.filter(status=ChunkStatus.QUEUED)
-    return list(mine_or_new.order_by("id").values_list("id", flat=True))
+def _carried(new: list[int], own: list[int]) -> list[int]:
+    """The chunks this task made, and every unfinished chunk of its own request. Not the
+    QUEUED chunks of the other requests it locked: a request whose lock another task had just
+    released was chunked by that task, which carries them (taking them too only handed them
+    to the chain once the other had sent them)."""
+    mine = Chunk.objects.filter(send_request_id__in=own).exclude(status=ChunkStatus.FINALIZED)
+    return sorted({*new, *mine.values_list("id", flat=True)})
