@@ -58,6 +58,7 @@ from benchmarks.stack import (
     machine,
     machine_busy_cpu_seconds,
     percentile,
+    production_env,
     sandbox_calls,
     seed_academy,
     table,
@@ -223,7 +224,6 @@ def phases(args) -> list[Phase]:
 
 
 def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, load_at_start: str = "") -> dict[str, Any]:
-    from django.conf import settings
     from django.db import connection
 
     banner("everyday load: " + "; then ".join(
@@ -232,15 +232,21 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
     academies = [seed_academy(f"load{i}", STUDENTS, phone_offset=30_000_000 + i * 10_000) for i in range(ACADEMIES)]
     web_port, edge_port = free_port(), free_port()
     base, edge_base = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{edge_port}"
-    web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{web_port}"}, ready_text="Listening at:")
-    edge = stack.start_procfile("edge", env={"EDGE_BIND": f"127.0.0.1:{edge_port}"}, ready_text="Listening at:")
-    worker = stack.start_worker("worker", concurrency=2)
-    beat = stack.start_procfile("beat", ready_text="beat: Starting...",
+    # As deployed: DEBUG off (with it on, Django records every SQL statement of every request and
+    # task). TLS ends at the load balancer, which says so in X-Forwarded-Proto; nothing on
+    # loopback does, so the redirect to https is off.
+    deployed = {**production_env(), "SECURE_SSL_REDIRECT": "0"}
+    web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{web_port}", **deployed},
+                               ready_text="Listening at:")
+    edge = stack.start_procfile("edge", env={"EDGE_BIND": f"127.0.0.1:{edge_port}", **deployed},
+                                ready_text="Listening at:")
+    worker = stack.start_worker("worker", concurrency=2, env=deployed)
+    beat = stack.start_procfile("beat", ready_text="beat: Starting...", env=deployed,
                                 replace={"var/celerybeat-schedule": str(stack.log_dir / "celerybeat-schedule")})
-    stack.sandbox.set_webhook_url(f"{edge_base}/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/")
+    stack.sandbox.set_webhook_url(f"{edge_base}/api/v1/solapi/reports/{deployed['SOLAPI_WEBHOOK_SECRET']}/")
     web_workers = os.environ.get("WEB_CONCURRENCY") or "2 (the Procfile's default)"
     web_threads = os.environ.get("WEB_THREADS") or "gunicorn.conf.py's default"
-    print(f"  gunicorn web {base} (workers: {web_workers}, threads: {web_threads}); edge {edge_base}; "
+    print(f"  gunicorn web {base} (workers: {web_workers}, threads: {web_threads}, DEBUG off); edge {edge_base}; "
           f"worker --concurrency 2; beat; load average {loadavg()}", flush=True)
 
     recorder = Recorder()
