@@ -20,8 +20,12 @@ message id).
 """
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
+from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.conf import settings
@@ -35,9 +39,12 @@ from project import clock
 # Rows per INSERT on the ORM path (Django lowers it where the database needs, e.g. SQLite's parameter limit).
 BATCH_SIZE = 1000
 # The columns a message takes from its plan (and its request); every other one is its default.
-PLANNED_COLUMNS = ("tenant_id", "send_request_id", "student_id", "recipient_kind", "phone", "message_type",
-                   "fallback_type", "text", "subject", "variables", "price", "status", "skip_reason", "not_before",
+# The first VARYING differ from recipient to recipient; a send's rows share a handful of
+# combinations of the others, which COPY formats once each (_copy_text).
+PLANNED_COLUMNS = ("student_id", "phone", "text", "variables", "tenant_id", "send_request_id", "recipient_kind",
+                   "message_type", "fallback_type", "subject", "price", "status", "skip_reason", "not_before",
                    "retry_of_id", "chunk_id")
+VARYING = 4
 
 
 def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage]) -> list[int]:
@@ -47,7 +54,7 @@ def write_messages(send_request: SendRequest, planned: Sequence[PlannedMessage])
         return []
     if copies():
         # COPY's text format takes JSON as its text.
-        return _copy(send_request, _planned_rows(send_request, planned, encode_json=json.dumps))
+        return _copy(send_request, _planned_rows(send_request, planned, encode_json=_json_text))
     rows = _planned_rows(send_request, planned, encode_json=None)
     created = Message.objects.bulk_create([Message(**dict(zip(PLANNED_COLUMNS, row, strict=True))) for row in rows],
                                           batch_size=BATCH_SIZE)
@@ -65,9 +72,9 @@ def _planned_rows(send_request: SendRequest, planned: Sequence[PlannedMessage], 
     tenant_id, send_request_id = send_request.tenant_id, send_request.id
     skipped, pending = MessageStatus.SKIPPED.value, MessageStatus.PENDING.value
     encode = encode_json or (lambda value: value)
-    return [(tenant_id, send_request_id, m.student_id, m.recipient_kind, m.phone, m.message_type, m.fallback_type,
-             m.text, m.subject, encode(m.variables), m.price, skipped if m.skip_reason else pending, m.skip_reason,
-             m.not_before, m.retry_of_id, chunk_id)
+    return [(m.student_id, m.phone, m.text, encode(m.variables), tenant_id, send_request_id, m.recipient_kind,
+             m.message_type, m.fallback_type, m.subject, m.price, skipped if m.skip_reason else pending,
+             m.skip_reason, m.not_before, m.retry_of_id, chunk_id)
             for m, chunk_id in zip(planned, _chunks_of(send_request, planned), strict=True)]
 
 
@@ -116,8 +123,7 @@ def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:
         started = time.monotonic()
         # Django's cursor wrapper has no copy(); the psycopg cursor underneath does.
         with cursor.cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row + tail)
+            copy.write(_copy_text(rows, tail))
         if connection.queries_logged:
             # Recorded as Django records every statement it runs (DEBUG, CaptureQueriesContext).
             connection.queries_log.append({"sql": f"{statement} -- {len(rows)} rows",
@@ -129,6 +135,62 @@ def _copy(send_request: SendRequest, rows: list[tuple]) -> list[int]:
     if len(ids) != len(rows):
         raise RuntimeError(f"send request {send_request.id}: wrote {len(rows)} message rows, found {len(ids)}")
     return ids
+
+
+# COPY's text format: a tab between columns, \N for NULL, and in a value a backslash, tab,
+# newline or carriage return escaped with a backslash.
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+def _copy_text(rows: Sequence[tuple], tail: tuple) -> str:
+    """The rows (PLANNED_COLUMNS, then `tail`, the same for every row) in COPY's text format.
+
+    psycopg's write_row dumps every value of every row through its adapters (about 10 µs a
+    row of 25 columns, 0.1 s for a 10,000-recipient send). Here only the VARYING columns are
+    formatted per row; the rest of a row is one of a few combinations (kind, type, price,
+    status, chunk …), formatted once each."""
+    shared: dict[tuple, str] = {}
+    lines = []
+    for row in rows:
+        rest = row[VARYING:]
+        after = shared.get(rest)
+        if after is None:
+            after = shared[rest] = "".join(f"\t{_copy_value(value)}" for value in (*rest, *tail)) + "\n"
+        student_id, phone, text, variables = row[:VARYING]
+        lines.append(f"{_NULL if student_id is None else int(student_id)}\t{_escaped(phone)}\t{_escaped(text)}\t"
+                     f"{_escaped(variables)}{after}")
+    return "".join(lines)
+
+
+def _escaped(text: str) -> str:
+    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+
+
+def _copy_value(value: Any) -> str:
+    """One value of the types a message row's columns take, as COPY's text format reads it."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return _escaped(value)
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, date):  # and datetime: ISO 8601, with its offset when aware
+        return value.isoformat()
+    raise TypeError(f"no COPY text for {type(value).__name__}")
+
+
+def _json_text(value: Any) -> str:
+    """json.dumps(value), faster for what a send's message carries: its recipient's name, one
+    str → str. PostgreSQL keeps the parsed value (jsonb): only the value counts, not the spelling."""
+    if type(value) is dict and len(value) == 1:
+        ((key, item),) = value.items()
+        if type(key) is str and type(item) is str:
+            return f"{{{encode_basestring(key)}: {encode_basestring(item)}}}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _defaults(*, exclude: Sequence[str]) -> dict[str, Any]:
