@@ -15,7 +15,6 @@ from typing import NamedTuple
 from billing.models import MessageType
 from billing.pricing import (
     PriceNotConfigured,
-    TextSize,
     TextTooLong,
     UnsupportedCharacters,
     alimtalk_length,
@@ -67,7 +66,8 @@ class StudentContact(NamedTuple):
     parent_phone: str
 
 
-@dataclass
+# Slots: a send makes up to 10,000 of them.
+@dataclass(slots=True)
 class PlannedMessage:
     student_id: int
     recipient_kind: str
@@ -113,41 +113,50 @@ def plan_messages(
     planned: list[PlannedMessage] = []
     deferred = 0
     seen: set[tuple[str, str]] = set()
+    night_rule = standing.purpose == Purpose.AD
     for student, kind, raw_phone in recipients(students, draft.send_to):
-        message = PlannedMessage(student_id=student.id, recipient_kind=kind, phone="")
-        planned.append(message)
+        # Each message is built once, whole: a send plans up to 10,000 of them.
         try:
-            message.phone = normalize_phone(raw_phone)
+            phone = normalize_phone(raw_phone)
         except InvalidPhone:
-            message.skip_reason = SkipReason.INVALID_PHONE
+            planned.append(PlannedMessage(student.id, kind, "", skip_reason=SkipReason.INVALID_PHONE))
             continue
-        if not message.phone:
-            message.skip_reason = SkipReason.NO_PHONE
+        if not phone:
+            planned.append(PlannedMessage(student.id, kind, "", skip_reason=SkipReason.NO_PHONE))
             continue
-        recipient = Recipient(student_id=student.id, kind=kind, phone=message.phone)
-        message.skip_reason = standing.skip_reason(recipient)
-        if message.skip_reason:
+        recipient = Recipient(student.id, kind, phone)
+        skip_reason = standing.skip_reason(recipient)
+        if skip_reason:
+            planned.append(PlannedMessage(student.id, kind, phone, skip_reason=skip_reason))
             continue
         # Only the recipient's own variables are stored per message; the shared ones are
         # stored once, on the send request (alimtalk_replacements).
-        message.variables = {STUDENT_NAME: student.name}
-        message.text = texts.text(student.name)
+        variables = {STUDENT_NAME: student.name}
+        text = texts.text(student.name)
         # Siblings share a parent's phone: one message each only if their texts differ.
-        if (message.phone, message.text) in seen:
-            message.skip_reason = SkipReason.DUPLICATE_PHONE
+        if (phone, text) in seen:
+            planned.append(PlannedMessage(student.id, kind, phone, text=text, variables=variables,
+                                          skip_reason=SkipReason.DUPLICATE_PHONE))
             continue
         try:
-            texts.size_and_price(message, student.name)
+            size = texts.size(text, student.name)
         except UnsupportedCharacters as exc:
             # The text itself encodes (check_text_encodes): what does not is this student's
             # name. Skip them, by name, and send the rest of the class.
-            message.skip_reason = SkipReason.UNSUPPORTED_CHARACTERS_IN_NAME
-            message.skip_detail = {"student_name": student.name, "characters": exc.characters}
+            planned.append(PlannedMessage(
+                student.id, kind, phone, text=text, variables=variables,
+                skip_reason=SkipReason.UNSUPPORTED_CHARACTERS_IN_NAME,
+                skip_detail={"student_name": student.name, "characters": exc.characters}))
             continue
-        seen.add((message.phone, message.text))
-        if standing.must_wait(recipient, now):
-            message.not_before = rules.release_time(rules.next_morning(now), deferred)
+        seen.add((phone, text))
+        not_before = None
+        if night_rule and standing.must_wait(recipient, now):
+            not_before = rules.release_time(rules.next_morning(now), deferred)
             deferred += 1
+        planned.append(PlannedMessage(
+            student.id, kind, phone, text=text, subject=size.subject, variables=variables,
+            message_type=size.message_type, fallback_type=size.fallback_type, price=size.price,
+            bytes=size.bytes, not_before=not_before))
     return planned
 
 
@@ -201,6 +210,21 @@ def recipients(students: Iterable[StudentContact], send_to: str) -> Iterator[tup
             yield student, RecipientKind.PARENT, student.parent_phone
 
 
+def _too_long(exc: TextTooLong) -> Refusal:
+    code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
+    return Refusal(code, length=exc.length, limit=exc.limit, extra={"bytes": exc.length, "limit": exc.limit})
+
+
+class _Size(NamedTuple):
+    """What every text of one byte count shares: type, fallback, bytes, subject, price."""
+
+    message_type: str
+    fallback_type: str
+    bytes: int
+    subject: str
+    price: Decimal
+
+
 class _Texts:
     """One draft's texts: each recipient's text, its type, size and price.
 
@@ -232,44 +256,52 @@ class _Texts:
         self.shared_bytes = 0 if draft.mode == MessageMode.ALIMTALK else len("".join(self.pieces).encode("euc_kr"))
         self.subject = "" if self.uses_alimtalk else draft.subject
         self._name_bytes: dict[str, int | UnsupportedCharacters] = {}
-        self._sizes: dict[int, TextSize] = {}
+        self._sizes: dict[int, _Size] = {}
         self._prices: dict[tuple[str, str], Decimal] = {}
 
     def text(self, name: str) -> str:
         return name.join(self.pieces)
 
-    def size_and_price(self, message: PlannedMessage, name: str) -> None:
-        """Set the message's type, bytes and price (and subject, fallback). Raises
-        UnsupportedCharacters for a name SMS/LMS cannot carry, Refusal for the text itself."""
-        try:
-            if self.uses_alimtalk:
-                message.message_type = MessageType.ATA
-                message.bytes = alimtalk_length(message.text)
-                if self.draft.mode == MessageMode.BOTH:
-                    # Solapi sends the same text as SMS/LMS when Kakao cannot deliver it.
-                    message.fallback_type = self._size(message.text, name).message_type
-            else:
-                size = self._size(message.text, name)
-                message.message_type, message.bytes = size.message_type, size.body_bytes
-                message.subject = self.subject
-            key = (message.message_type, message.fallback_type)
-            if key not in self._prices:
-                self._prices[key] = hold_amount(self.prices, message.message_type, message.fallback_type or None)
-            message.price = self._prices[key]
-        except TextTooLong as exc:
-            code = RefusalCode.SUBJECT_TOO_LONG if exc.field == "subject" else RefusalCode.BODY_TOO_LONG
-            raise Refusal(code, length=exc.length, limit=exc.limit,
-                          extra={"bytes": exc.length, "limit": exc.limit}) from None
-        except PriceNotConfigured as exc:
-            raise Refusal(RefusalCode.PRICE_NOT_CONFIGURED, message_type=exc.message_type) from None
-
-    def _size(self, text: str, name: str) -> TextSize:
-        """The SMS/LMS size of `text`, this draft's text for `name`."""
-        body_bytes = self.shared_bytes + (self.name_slots * self._bytes_of_name(name) if self.name_slots else 0)
+    def size(self, text: str, name: str) -> "_Size":
+        """The type, bytes, price (and subject, fallback) of `text`, this draft's text for
+        `name`. Raises UnsupportedCharacters for a name SMS/LMS cannot carry, Refusal for the
+        text itself. SMS/LMS texts of one byte count share all of it, decided once per count."""
+        length = None
+        if self.uses_alimtalk:
+            # An AlimTalk counts characters, which the byte count does not tell: per text.
+            try:
+                length = alimtalk_length(text)
+            except TextTooLong as exc:
+                raise _too_long(exc) from None
+        # AlimTalk alone is not limited to EUC-KR: its texts are of one kind whatever the name.
+        body_bytes = 0 if self.draft.mode == MessageMode.ALIMTALK else (
+            self.shared_bytes + (self.name_slots * self._bytes_of_name(name) if self.name_slots else 0))
         size = self._sizes.get(body_bytes)
         if size is None:
-            size = self._sizes[body_bytes] = text_message_type(text, self.subject)
-        return size
+            size = self._sizes[body_bytes] = self._first_of_its_size(text)
+        return size if length is None else size._replace(bytes=length)
+
+    def _first_of_its_size(self, text: str) -> "_Size":
+        try:
+            if self.uses_alimtalk:
+                fallback = ""
+                if self.draft.mode == MessageMode.BOTH:
+                    # Solapi sends the same text as SMS/LMS when Kakao cannot deliver it.
+                    fallback = text_message_type(text, self.subject).message_type
+                return _Size(MessageType.ATA, fallback, 0, "", self._price(MessageType.ATA, fallback))
+            size = text_message_type(text, self.subject)
+            return _Size(size.message_type, "", size.body_bytes, self.subject, self._price(size.message_type, ""))
+        except TextTooLong as exc:
+            raise _too_long(exc) from None
+
+    def _price(self, message_type: str, fallback_type: str) -> Decimal:
+        key = (message_type, fallback_type)
+        if key not in self._prices:
+            try:
+                self._prices[key] = hold_amount(self.prices, message_type, fallback_type or None)
+            except PriceNotConfigured as exc:
+                raise Refusal(RefusalCode.PRICE_NOT_CONFIGURED, message_type=exc.message_type) from None
+        return self._prices[key]
 
     def _bytes_of_name(self, name: str) -> int:
         known = self._name_bytes.get(name)

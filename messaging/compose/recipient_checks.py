@@ -12,6 +12,7 @@ queries, one for the suppression list and one for consents, however many message
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from messaging.compose import rules, suppression
 from messaging.models import Purpose, SkipReason, SuppressionReason
@@ -26,8 +27,9 @@ _SUPPRESSION_SKIPS = {
 }
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
+    """Who a message goes to. A tuple: planning makes one per recipient, up to 10,000 a send."""
+
     student_id: int | None
     kind: str
     phone: str
