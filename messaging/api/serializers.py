@@ -1,5 +1,6 @@
 """Request and response shapes of the messaging API (also the OpenAPI schema)."""
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 from rest_framework.utils import html
 
@@ -45,6 +46,9 @@ class BoundedListField(serializers.ListField):
         return super().to_internal_value(data)
 
     def run_child_validation(self, data):
+        if _plain_integers_within_bounds(self.child, data):
+            # What the per-item validation returns, without 10,000 calls of it (about 30 ms of a send).
+            return list(data)
         result, errors = [], {}
         for index, item in enumerate(data):
             try:
@@ -56,6 +60,19 @@ class BoundedListField(serializers.ListField):
         if errors:
             raise serializers.ValidationError(errors)
         return result
+
+
+def _plain_integers_within_bounds(child: serializers.Field, data) -> bool:
+    """Whether every item is an int (not a bool, not a string) that an IntegerField `child`,
+    validated by its bounds alone, takes as it is."""
+    if type(child) is not serializers.IntegerField or not data:
+        return False
+    if not all(isinstance(v, MinValueValidator | MaxValueValidator) for v in child.validators):
+        return False
+    if not all(type(item) is int for item in data):
+        return False
+    return ((child.min_value is None or min(data) >= child.min_value)
+            and (child.max_value is None or max(data) <= child.max_value))
 
 
 class ReplacementsField(serializers.DictField):
