@@ -33,7 +33,23 @@ def in_values(values: Collection[Any], db_type: str) -> Collection[Any] | RawSQL
     `db_type` is the column's PostgreSQL type (`bigint`, `text` …)."""
     if connection.vendor != "postgresql" or len(values) < LONG_LIST:
         return values
-    return RawSQL(f"SELECT unnest(%s::{db_type}[])", (list(values),))
+    return RawSQL(f"SELECT unnest(%s::{db_type}[])", (array_value(list(values)),))
+
+
+def array_value(values: list[Any]) -> list[Any] | str:
+    """An array parameter's value: of numbers or strings, PostgreSQL's array literal text
+    (`{1,2}`, `{"a","b"}`), else the list. psycopg quotes a list item by item in Python (about
+    20 ms for 10,000 ids; the statement casts it: `%s::bigint[]`), one string in C."""
+    kinds = set(map(type, values))
+    if kinds <= {int, Decimal}:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds <= {int, Decimal, type(None)}:
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    if kinds <= {str, type(None)}:
+        # Every string quoted (so "NULL" and "" stay strings), its backslashes and quotes escaped.
+        return "{" + ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                              for v in values) + "}"
+    return values
 
 
 def update_rows(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -47,7 +63,7 @@ def update_rows(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
         return
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    arrays = [[column.get_db_prep_value(getattr(obj, column.attname), connection) for obj in objects]
+    arrays = [array_value([column.get_db_prep_value(getattr(obj, column.attname), connection) for obj in objects])
               for column in columns]
     table, quote = meta.db_table, connection.ops.quote_name
     names = [quote(column.column) for column in columns]
@@ -96,7 +112,8 @@ def insert_ignoring_conflicts(model: type[models.Model], rows: Sequence[Mapping[
         sql += " RETURNING " + ", ".join(quote(model._meta.get_field(n).column) for n in returning)
     # In the order of the placeholders: the shared values (in the select list), then the arrays.
     params = [field.get_db_prep_save(value, connection) for field, value in zip(fixed, same.values(), strict=True)]
-    params += [_column(field, [row[name] for row in rows]) for name, field in zip(names, fields, strict=True)]
+    params += [array_value(_column(field, [row[name] for row in rows]))
+               for name, field in zip(names, fields, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(r) for r in cursor.fetchall()] if returning else []
