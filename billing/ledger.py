@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, QuerySet, Sum
@@ -38,7 +39,7 @@ from django.db.models.functions import Coalesce, Round
 
 from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from project import clock
-from project.sql import insert_ignoring_conflicts, on_postgresql
+from project.sql import insert_ignoring_conflicts, insert_rows, on_postgresql
 from tenants.models import Tenant
 
 
@@ -50,8 +51,9 @@ class InsufficientCredit(Exception):
         super().__init__(f"requested {requested}, available {available}")
 
 
-@dataclass(frozen=True)
-class HoldRequest:
+class HoldRequest(NamedTuple):
+    """One message's credit to hold. A tuple: a send asks for up to 10,000 at once."""
+
     message_id: int
     amount: Decimal
 
@@ -89,7 +91,8 @@ def adjust(*, tenant: Tenant, amount: Decimal, memo: str, user=None) -> LedgerEn
     return entry
 
 
-def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothing: bool = False) -> HoldOutcome:
+def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothing: bool = False,
+                new_messages: bool = False) -> HoldOutcome:
     """Reserve credit for many messages in one transaction.
 
     Messages that already have a hold count as held and are not charged again.
@@ -98,7 +101,9 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     (a send request is accepted whole or refused whole).
 
     Inside a caller's transaction (the API's send), the account's row stays locked from
-    this call's last statement until that transaction commits: call it last.
+    this call's last statement until that transaction commits: call it last. `new_messages`:
+    the messages were written in that transaction, so none can have a hold yet, and the holds
+    are inserted without looking for one (a hold there would fail the whole transaction).
     """
     outcome = HoldOutcome()
     if not requests:
@@ -111,12 +116,16 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     with transaction.atomic():
         # The per-message rows first, without the account's lock. Sorted by message id: two
         # executions of one chunk wait for each other on the unique key, in the same order.
-        rows = [{"message_id": r.message_id, "amount": r.amount} for r in sorted(requests, key=lambda r: r.message_id)]
+        rows = [{"message_id": message_id, "amount": amount} for message_id, amount in sorted(requests)]
         same = {"account_id": account.id, "status": HoldStatus.HELD, "captured_amount": ZERO, "refunded": False,
                 "created": now}
         # Only the holds written now are charged: an existing one (a redelivered task, the
         # API's hold at acceptance) counts as held as it is.
-        fresh = dict(insert_ignoring_conflicts(Hold, rows, same=same, returning=("message_id", "amount")))
+        if new_messages:
+            insert_rows(Hold, rows, same=same)
+            fresh = {row["message_id"]: row["amount"] for row in rows}
+        else:
+            fresh = dict(insert_ignoring_conflicts(Hold, rows, same=same, returning=("message_id", "amount")))
         refused: list[int] = []
         if fresh:
             total = sum(fresh.values(), ZERO)

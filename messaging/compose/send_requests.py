@@ -232,10 +232,11 @@ def _hold_credit(tenant: Tenant, plan: SendPlan) -> None:
     """A 202 means paid for: hold every sendable message's credit (deferred night ads too) in
     the request's own transaction, or refuse the whole request. Under the account's row lock,
     so concurrent sends racing the last credit cannot all be accepted. The reserve step finds
-    these holds and does not hold again (holds are keyed by message id)."""
+    these holds and does not hold again (holds are keyed by message id). The messages are this
+    transaction's own: no hold can exist for them yet."""
     requests = [HoldRequest(m.message_id, m.price) for m in plan.sendable]
     try:
-        ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True)
+        ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True, new_messages=True)
     except ledger.InsufficientCredit as exc:
         raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=exc.requested, available=exc.available,
                       extra={"estimated_cost": str(exc.requested), "available": str(exc.available)}) from None
