@@ -159,13 +159,11 @@ def _copy_text(rows: Sequence[tuple], tail: tuple) -> str:
         if after is None:
             after = shared[rest] = "".join(f"\t{_copy_value(value)}" for value in (*rest, *tail)) + "\n"
         student_id, phone, text, variables = row[:VARYING]
-        lines.append(f"{_NULL if student_id is None else int(student_id)}\t{_escaped(phone)}\t{_escaped(text)}\t"
-                     f"{_escaped(variables)}{after}")
+        # One search for the three (a JSON text has a backslash whenever it escapes something).
+        if _COPY_SPECIAL.search(f"{phone}{text}{variables}"):
+            phone, text, variables = (value.translate(_COPY_ESCAPES) for value in (phone, text, variables))
+        lines.append(f"{_NULL if student_id is None else int(student_id)}\t{phone}\t{text}\t{variables}{after}")
     return "".join(lines)
-
-
-def _escaped(text: str) -> str:
-    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
 
 
 def _copy_value(value: Any) -> str:
@@ -175,7 +173,7 @@ def _copy_value(value: Any) -> str:
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, str):
-        return _escaped(value)
+        return value.translate(_COPY_ESCAPES)
     if isinstance(value, int | Decimal):
         return str(value)
     if isinstance(value, date):  # and datetime: ISO 8601, with its offset when aware
