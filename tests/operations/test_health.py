@@ -2,6 +2,7 @@
 a snapshot that a background thread refreshes (project/health/monitor.py): the tests below take
 that snapshot themselves (`monitor.refresh()`), then ask."""
 
+import gc
 import runpy
 from datetime import timedelta
 
@@ -171,8 +172,10 @@ def test_only_the_edge_runs_a_refresher(monkeypatch, settings):
     """SQS is polled by the edge alone: the Procfile's web turns the refresher off, and
     gunicorn's hook starts none where it is off."""
     hooks = runpy.run_path(str(PROJECT_DIR / "gunicorn.conf.py"))
-    started = []
+    started, frozen = [], []
     monkeypatch.setattr(monitor, "start", lambda: started.append(True))
+    # The hook also freezes what startup made (out of later garbage collections): not this test process's.
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
 
     settings.HEALTH_MONITOR = False
     hooks["post_worker_init"](worker=None)
@@ -180,6 +183,7 @@ def test_only_the_edge_runs_a_refresher(monkeypatch, settings):
     hooks["post_worker_init"](worker=None)
 
     assert started == [True]
+    assert frozen == [True, True]
     assert "--env HEALTH_MONITOR=0" in procfile_command("web")
     assert "HEALTH_MONITOR" not in procfile_command("edge")
 
