@@ -137,6 +137,10 @@ beat_schedule = {
     "resume-stale-chunks": {"task": "messaging.resume_stale_chunks", "schedule": 60.0},
     # Ads deferred by the night window (21:00-08:00 KST) go out from 08:00, in waves.
     "release-deferred": {"task": "messaging.release_deferred", "schedule": 60.0},
+    # Webhook report batches still waiting after MESSAGING_REPORT_REAPPLY_AFTER_SECONDS (their
+    # apply's publish failed or its task was lost) get an apply published again
+    # (messaging/reports/inbox.py).
+    "reapply-waiting-reports": {"task": "messaging.reapply_waiting_reports", "schedule": 30.0},
     # Accepted messages without a report: poll Solapi, and expire them past the timeout.
     "reconcile-reports": {"task": "messaging.reconcile_reports", "schedule": 300.0},
     # Rows past their retention age that no step needs any more, a batch at a time, for at most

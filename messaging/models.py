@@ -403,6 +403,41 @@ class DeliveryReport(models.Model):
         return f"report {self.event_data_id} ({self.status_code})"
 
 
+class ReceivedReportBatch(models.Model):
+    """One webhook POST's reports as received, stored before the webhook answers and applied
+    after it, by a task on the interactive queue (messaging/reports/inbox.py). `applied` is set
+    in the transaction that applies them, so a batch is applied exactly once: a crash mid-apply
+    leaves it waiting, and the next try applies it whole. Re-deliveries are dropped when applied
+    (DeliveryReport's unique event id), not here: Solapi's second copy comes in another POST."""
+
+    # The POST's JSON list, as ASCII JSON text: PostgreSQL keeps no NUL or lone surrogate in
+    # text or jsonb, and those reach the adapter, which counts them as invalid reports.
+    body = models.TextField("원본 내용")
+    # Items in the POST: the backlog in reports (gauge), without reading bodies.
+    reports = models.PositiveIntegerField("리포트 수")
+    received = ClockDateTimeField("수신 시각", auto_now_add=True)
+    # None: waiting to be applied.
+    applied = models.DateTimeField("적용 시각", null=True, blank=True)
+    # What became of the POST's reports (messaging/reports/apply.py, ReportSummary), once applied.
+    summary = models.JSONField("적용 결과", null=True, blank=True)
+    # Tries that failed (the batch stays waiting; beat's sweep tries again), and the last error.
+    failed_attempts = models.PositiveIntegerField("실패한 시도", default=0)
+    last_error = models.CharField("마지막 오류", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "수신한 리포트 묶음 (received report batch)"
+        verbose_name_plural = "수신한 리포트 묶음 (received report batch)"
+        indexes = [
+            # The waiting batches, oldest first: the apply task's claim, the sweep and the gauge
+            # read only these, however many applied ones the table keeps.
+            models.Index(fields=["id"], condition=Q(applied__isnull=True), name="report_batch_waiting"),
+        ]
+
+    def __str__(self) -> str:
+        state = f"applied {clock.shown(self.applied)}" if self.applied else "waiting"
+        return f"report batch {self.id} ({self.reports} reports, {state})"
+
+
 class BooksStatus(models.TextChoices):
     MATCHED = "matched", "일치 (matched)"
     DIFFERS = "differs", "불일치 (Solapi billed a different amount)"

@@ -314,6 +314,11 @@ MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECON
 # up (fail and refund) after the longest carrier timeout (LMS/MMS: 80 hours).
 MESSAGING_REPORT_POLL_AFTER_SECONDS = env.int("MESSAGING_REPORT_POLL_AFTER_SECONDS", default=3600)
 MESSAGING_REPORT_TIMEOUT_SECONDS = env.int("MESSAGING_REPORT_TIMEOUT_SECONDS", default=80 * 3600)
+# The webhook stores a POST's reports and answers; a task applies them (messaging/reports/inbox.py).
+# A batch still waiting this long (its publish failed, its task was lost, its apply failed) is
+# published again by beat's sweep. Well above a busy queue's wait, so the sweep does not publish
+# beside a task that is merely queued (a second one would find nothing to do, and cost nothing else).
+MESSAGING_REPORT_REAPPLY_AFTER_SECONDS = env.int("MESSAGING_REPORT_REAPPLY_AFTER_SECONDS", default=60)
 
 # Retention (messaging/operations/retention.py, docs/retention.md): rows older than these many
 # days are deleted by beat once no step needs them any more; 0 keeps a table's rows for ever.
@@ -321,6 +326,9 @@ RETENTION_MESSAGE_OUTCOME_DAYS = env.int("RETENTION_MESSAGE_OUTCOME_DAYS", defau
 RETENTION_DELIVERY_ATTEMPT_DAYS = env.int("RETENTION_DELIVERY_ATTEMPT_DAYS", default=90)
 RETENTION_DELIVERY_REPORT_DAYS = env.int("RETENTION_DELIVERY_REPORT_DAYS", default=90)
 RETENTION_TASK_RESULT_DAYS = env.int("RETENTION_TASK_RESULT_DAYS", default=7)
+# Applied webhook batches: their reports are in DeliveryReport; the raw POST only helps to look
+# into what Solapi sent lately. Waiting batches are never pruned.
+RETENTION_REPORT_BATCH_DAYS = env.int("RETENTION_REPORT_BATCH_DAYS", default=7)
 # Rows (ids) per DELETE statement, each in its own transaction, and how long one run may take.
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
 RETENTION_TIME_BUDGET_SECONDS = env.float("RETENTION_TIME_BUDGET_SECONDS", default=30.0)

@@ -47,7 +47,7 @@ from messaging.compose.refusals import Refusal, RefusalCode
 from messaging.compose.send_requests import send_request_create
 from messaging.models import SendRequest, SuppressionReason
 from messaging.pipeline.cancellation import cancel_send_request
-from messaging.reports.apply import apply_reports
+from messaging.reports import inbox
 from messaging.selectors import (
     consents_due_for_reconfirmation,
     credit_summary,
@@ -59,7 +59,7 @@ from messaging.selectors import (
     send_request_summary,
     send_requests_for,
 )
-from messaging.solapi.reports import InvalidReportPayload, TooManyReports, parse_webhook
+from messaging.solapi.reports import InvalidReportPayload, TooManyReports, check_envelope
 from tenants.models import SchoolClass, Student, TemplateStatus
 from tenants.phones import InvalidPhone, normalize_phone
 from tenants.selectors import classes_for, student_rows, students_for, templates_for
@@ -189,15 +189,19 @@ class SolapiReportWebhook(APIView):
         if not given or not hmac.compare_digest(given.encode(), settings.SOLAPI_WEBHOOK_SECRET.encode()):
             raise Refusal(RefusalCode.NOT_FOUND)
         try:
-            batch = parse_webhook(request.data)
+            body = check_envelope(request.data)
         except InvalidReportPayload as exc:
             raise Refusal(RefusalCode.INVALID_REQUEST, errors=str(exc)) from None
         except TooManyReports as exc:
             raise Refusal(RefusalCode.TOO_MANY_ITEMS, field="reports", count=exc.count, limit=exc.limit,
                           extra={"field": "reports", "count": exc.count, "limit": exc.limit}) from None
-        # 200 whatever became of each report: Solapi re-sends a batch that is not answered
-        # 200, and a report that could not be used would not be any better the second time.
-        return Response(asdict(apply_reports(batch.reports, rejected=batch.rejected)))
+        # Stored, then 200: what becomes of each report is decided after the answer, by a task
+        # (messaging/reports/inbox.py), so Solapi never waits for row locks and credit moves.
+        # 200 whatever that will be: Solapi re-sends a batch that is not answered 200, and a
+        # report that cannot be used would not be any better the second time.
+        # The batch's id, for finding it (admin, logs); None for an empty POST, which stores nothing.
+        batch = inbox.store(body) if body else None
+        return Response({"received": len(body), "batch": batch.id if batch else None})
 
 
 def _status_url(send_request_id: int) -> str:

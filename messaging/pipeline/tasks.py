@@ -28,7 +28,7 @@ from messaging.pipeline.policies import (
     retry_after_infrastructure_fault,
 )
 from messaging.pipeline.queues import ALL_QUEUES, INTERACTIVE_QUEUE
-from messaging.reports import reconciliation
+from messaging.reports import inbox, reconciliation
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,18 @@ def rollback(request, exc, traceback) -> None:
     publish_next_chunks_after(chunk_id)
 
 
+@shared_task(name=inbox.APPLY_TASK, base=PipelineTask)
+def apply_received_reports() -> dict[str, int]:
+    """Apply the webhook's waiting report batches (messaging/reports/inbox.py). Published after
+    each POST is stored; one run applies every batch waiting, so most runs after a busy moment
+    find none. Bounded well inside the soft time limit: what is left waits for the next run."""
+    return inbox.apply_waiting(time_budget=APPLY_TIME_BUDGET_SECONDS)
+
+
+# A third of the soft time limit (120 s by default): a long backlog is applied over several runs.
+APPLY_TIME_BUDGET_SECONDS = 40.0
+
+
 # --- beat ---------------------------------------------------------------------------------
 
 
@@ -203,6 +215,12 @@ def resume_stale_chunks() -> int:
 def release_deferred() -> int:
     """Dispatch the send requests whose night-deferred ads are now due."""
     return outbox.release_due_deferred()
+
+
+@shared_task(name="messaging.reapply_waiting_reports")
+def reapply_waiting_reports() -> int:
+    """Webhook batches left waiting (a lost publish, a crashed worker) get their apply again."""
+    return inbox.publish_for_waiting()
 
 
 @shared_task(name="messaging.reconcile_reports")

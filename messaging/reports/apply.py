@@ -1,8 +1,9 @@
 """Delivery reports: what finally happened to accepted messages.
 
-Reports come from Solapi's single-report webhook, or from polling a group's messages
-when a report is overdue (messaging/reports/reconciliation.py); the adapter reads both
-into Reports (messaging/solapi/reports.py), and both go through apply_reports.
+Reports come from Solapi's single-report webhook (stored as it arrives, applied after the
+answer: messaging/reports/inbox.py), or from polling a group's messages when a report is
+overdue (messaging/reports/reconciliation.py); the adapter reads both into Reports
+(messaging/solapi/reports.py), and both go through record_reports (apply_reports: and settle).
 
 A POST's reports are applied together, in one transaction and a fixed number of
 statements however many reports it carries (_apply_batch), each report as if on its own:
@@ -66,6 +67,18 @@ class ReportSummary:
 def apply_reports(reports: list[Report], rejected: Sequence[Rejection] = ()) -> ReportSummary:
     """Apply what can be applied; `rejected` are the reports the adapter could not read,
     counted and logged with the ones that do not fit our tables."""
+    summary, finished = record_reports(reports, rejected)
+    # Credit and logs after the statuses commit: settle() is idempotent, and the
+    # reconciliation sweep repeats it if this process dies in between.
+    settlement.settle(finished)
+    return summary
+
+
+def record_reports(reports: list[Report], rejected: Sequence[Rejection] = ()) -> tuple[ReportSummary, list[Message]]:
+    """apply_reports up to the credit: store the reports and move their messages. Returns what
+    became of them and the messages that reached their final status, which the caller settles
+    (settlement.settle) once this is committed. In a caller's transaction (the webhook's batches,
+    messaging/reports/inbox.py) its own become savepoints: the fallback below still works."""
     summary = ReportSummary(invalid=len(rejected))
     for rejection in rejected:
         _log_invalid(rejection.event_id, rejection.reason, position=rejection.position)
@@ -84,11 +97,8 @@ def apply_reports(reports: list[Report], rejected: Sequence[Rejection] = ()) -> 
         # before anything is counted or logged); each report goes on its own, and that one
         # stops at the stored row as any re-delivery does.
         finished = _apply_one_by_one(fit, summary)
-    # Credit and logs after the statuses commit: settle() is idempotent, and the
-    # reconciliation sweep repeats it if this process dies in between.
-    settlement.settle(finished)
     summary.applied = len(finished)
-    return summary
+    return summary, finished
 
 
 def _apply_batch(reports: list[Report], summary: ReportSummary) -> list[Message]:

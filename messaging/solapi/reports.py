@@ -4,8 +4,9 @@ Two sources say what finally happened to an accepted message: the single-report
 webhook (parse_webhook) and the group's message list, polled when a report is overdue
 (polled_report). Both become a Report; messaging/reports/apply.py applies them.
 
-A webhook POST carries several reports. Each is read on its own: one that cannot be
-read becomes a Rejection (counted and logged by apply_reports) and the others go on;
+A webhook POST carries several reports. Each is read on its own (after the POST is stored and
+answered: messaging/reports/inbox.py): one that cannot be read becomes a Rejection (counted
+and logged by apply_reports) and the others go on;
 whether a readable report fits our tables is apply_reports' to check.
 Only a body that is not a list, or a list longer than MAX_REPORTS_PER_WEBHOOK, is
 refused whole, before any item is read.
@@ -69,15 +70,22 @@ class TooManyReports(ValueError):
         self.count, self.limit = count, limit
 
 
-def parse_webhook(body: object) -> WebhookBatch:
-    """Solapi's single-report envelope: [{eventDataId, data: {...}, retryCount}].
-
-    Raises InvalidReportPayload when the body is not a list, TooManyReports when it is
-    too long; every other problem is one report's own (a Rejection)."""
+def check_envelope(body: object) -> list:
+    """The body, if a webhook may carry it: a list of at most MAX_REPORTS_PER_WEBHOOK items.
+    Raises InvalidReportPayload or TooManyReports otherwise; the only refusals of a whole POST
+    (the webhook checks this much before it stores a POST, and reads the items later)."""
     if not isinstance(body, list):
         raise InvalidReportPayload("not a Solapi single report: the body must be a list of reports")
     if len(body) > MAX_REPORTS_PER_WEBHOOK:
         raise TooManyReports(len(body))
+    return body
+
+
+def parse_webhook(body: object) -> WebhookBatch:
+    """Solapi's single-report envelope: [{eventDataId, data: {...}, retryCount}].
+
+    Raises as check_envelope does; every other problem is one report's own (a Rejection)."""
+    body = check_envelope(body)
     batch = WebhookBatch()
     for position, item in enumerate(body):
         report = _read_one(position, item)
