@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Sum
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -24,11 +24,13 @@ from messaging.models import (
     CircuitBreaker,
     Message,
     MessageStatus,
+    ReceivedReportBatch,
     SendRequest,
     shown_message_status,
 )
 from messaging.operations.alerts import oldest_unfinished_chunk_age
 from messaging.operations.liveness import live_workers
+from messaging.reports import inbox
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def _gauges() -> Iterator[Metric]:
     yield from _breaker()
     yield from _workers(now)
     yield from _alerts()
+    yield from _report_batches()
 
 
 def _messages(now) -> Iterator[Metric]:
@@ -136,6 +139,16 @@ def _alerts() -> Iterator[Metric]:
     for name, is_active in AlertState.objects.values_list("name", "active"):
         active.add_metric([name], 1 if is_active else 0)
     yield active
+
+
+def _report_batches() -> Iterator[Metric]:
+    """The webhook's POSTs stored and not yet applied (messaging/reports/inbox.py): the partial
+    index of waiting batches, so as cheap as the backlog is short."""
+    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(n=Count("id"), reports=Sum("reports"))
+    yield _gauge("messaging_report_batches_waiting", "Webhook POSTs stored and not yet applied.", waiting["n"])
+    yield _gauge("messaging_reports_waiting", "Reports in those POSTs.", waiting["reports"] or 0)
+    yield _gauge("messaging_oldest_waiting_report_batch_age_seconds",
+                 "How long the oldest of them has waited (0: none).", inbox.oldest_waiting_age())
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -16,6 +16,8 @@ docs/retention.md). Ages in days from the environment; 0 keeps a table for ever.
 | DeliveryReport               | RETENTION_DELIVERY_REPORT_DAYS (90),  | its message is not final: the row drops a    |
 | (messaging_deliveryreport)   | by `received`                         | re-delivered webhook; once the message is    |
 |                              |                                       | final, a copy cannot move it anyway          |
+| ReceivedReportBatch          | RETENTION_REPORT_BATCH_DAYS (7),      | it is not applied yet: its reports are only  |
+| (messaging_receivedreport…)  | by `received`                         | there (messaging/reports/inbox.py)           |
 | TaskResult (django_celery_   | RETENTION_TASK_RESULT_DAYS (7),       | (never: no step reads a stored result)       |
 | results_taskresult)          | by `date_done`                        |                                              |
 
@@ -58,6 +60,7 @@ from messaging.models import (
     DeliveryReport,
     Message,
     MessageOutcome,
+    ReceivedReportBatch,
 )
 from project import clock
 from project.sql import in_values
@@ -93,6 +96,11 @@ def _reports_done_with(rows: Rows) -> set[int]:
     return {row_id for row_id, message_id in rows if message_id is None or message_id in final}
 
 
+def _batches_done_with(rows: Rows) -> set[int]:
+    # Here the second value is when the batch was applied (None: waiting), not a parent's id.
+    return {row_id for row_id, applied in rows if applied is not None}
+
+
 def _final_in_finalized_chunks(message_ids: set[int]) -> set[int]:
     messages = list(Message.objects.filter(id__in=_one_of(message_ids), status__in=FINAL_STATUSES)
                     .values_list("id", "chunk_id"))
@@ -106,8 +114,8 @@ class Rule:
     model: type[models.Model]
     age_setting: str
     age_field: str
-    # What a row belongs to (a foreign key's column), and which old rows, as (id, that column),
-    # no step needs any more. None: every old row may go.
+    # What a row belongs to (a foreign key's column; or any column done_with decides by), and
+    # which old rows, as (id, that column), no step needs any more. None: every old row may go.
     parent_field: str | None = None
     done_with: Callable[[Rows], set[int]] | None = None
 
@@ -124,6 +132,7 @@ RULES = (
     Rule(MessageOutcome, "RETENTION_MESSAGE_OUTCOME_DAYS", "created", "message_id", _outcomes_done_with),
     Rule(DeliveryAttempt, "RETENTION_DELIVERY_ATTEMPT_DAYS", "created", "chunk_id", _attempts_done_with),
     Rule(DeliveryReport, "RETENTION_DELIVERY_REPORT_DAYS", "received", "message_id", _reports_done_with),
+    Rule(ReceivedReportBatch, "RETENTION_REPORT_BATCH_DAYS", "received", "applied", _batches_done_with),
     Rule(TaskResult, "RETENTION_TASK_RESULT_DAYS", "date_done"),
 )
 

@@ -23,6 +23,7 @@ from messaging.models import (
     MessageOutcome,
     MessageStatus,
     OutcomeEvent,
+    ReceivedReportBatch,
     SolapiOperation,
 )
 from messaging.operations import retention
@@ -60,6 +61,10 @@ def _report(message: Message | None) -> DeliveryReport:
                                          payload={})
 
 
+def _report_batch(clock, *, applied: bool) -> ReceivedReportBatch:
+    return ReceivedReportBatch.objects.create(body="[]", reports=0, applied=clock.now() if applied else None)
+
+
 def _task_result(clock, age: timedelta = timedelta(0)) -> TaskResult:
     row = TaskResult.objects.create(task_id=uuid.uuid4().hex, status="SUCCESS")
     # django-celery-results stamps date_done with the real time (auto_now): set it from the project clock.
@@ -88,6 +93,7 @@ def world(db, clock):
         "attempt_finalized": _attempt(done), "attempt_open_chunk": _attempt(open_chunk),
         "report_final": _report(done_messages["delivered"]), "report_accepted": _report(done_messages["accepted"]),
         "report_unmatched": _report(None), "task_result": _task_result(clock),
+        "batch_applied": _report_batch(clock, applied=True), "batch_waiting": _report_batch(clock, applied=False),
     }
     clock.freeze(moment + OLD)
     recent_chunk, recent_messages = _chunk(academy, status=ChunkStatus.FINALIZED, outcomes={
@@ -95,7 +101,7 @@ def world(db, clock):
         "delivered3": MessageStatus.DELIVERED})
     settlement.settle(list(recent_messages.values()))
     recent = {"attempt": _attempt(recent_chunk), "report": _report(recent_messages["delivered"]),
-              "task_result": _task_result(clock, timedelta(days=6))}
+              "task_result": _task_result(clock, timedelta(days=6)), "batch": _report_batch(clock, applied=True)}
     return {"done": done_messages, "open": open_messages, "recent": recent_messages, "old": old,
             "recent_rows": recent}
 
@@ -125,7 +131,9 @@ def test_old_rows_no_step_needs_are_pruned_and_the_rest_kept(world):
     assert _ids(DeliveryAttempt) == {old["attempt_open_chunk"].id, world["recent_rows"]["attempt"].id}
     assert _ids(DeliveryReport) == kept_reports
     assert _ids(TaskResult) == {world["recent_rows"]["task_result"].id}
-    assert summary.deleted == 2 + 1 + 2 + 1 and summary.finished
+    # A webhook batch still waiting holds the only copy of its reports.
+    assert _ids(ReceivedReportBatch) == {old["batch_waiting"].id, world["recent_rows"]["batch"].id}
+    assert summary.deleted == 2 + 1 + 2 + 1 + 1 and summary.finished
     # Nothing the pipeline reads changed: the open chunk still counts as possibly sent, and the
     # stuck message's hold is still there to be settled.
     assert Chunk.objects.get(id=open_["sending"].chunk_id).may_have_been_sent()

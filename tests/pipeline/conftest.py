@@ -12,7 +12,7 @@ from billing.models import Hold, HoldStatus
 from harness.academies import TEMPLATE_ID, Academy, make_academy
 from harness.waiting import DEFAULT_TIMEOUT, wait_until
 from messaging.compose.send_requests import SendInput, send_request_create
-from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
+from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, ReceivedReportBatch, SendRequest
 from messaging.pipeline import outbox
 
 
@@ -90,3 +90,12 @@ def assert_books_balance(academy: Academy, *, spent: Decimal, credit: Decimal = 
     assert account.balance == credit - spent
     assert account.held == 0
     assert audit_accounts() == []
+
+
+def applied_summary(answer, timeout: float = DEFAULT_TIMEOUT) -> dict[str, int]:
+    """The webhook answered once it stored the POST (`answer`: its response); wait for the
+    worker to apply the batch, and return what became of its reports (apply.ReportSummary)."""
+    batch_id = answer.json()["batch"]
+    return wait_until(lambda: ReceivedReportBatch.objects.filter(id=batch_id, applied__isnull=False)
+                      .values_list("summary", flat=True).first(), timeout=timeout,
+                      what=f"report batch {batch_id} to be applied")

@@ -5,7 +5,6 @@ accepted, with their credit captured; then reports are POSTed to the webhook as 
 with the secret, or a broken sender, would: a report that is not tied to what we sent
 changes nothing, and a bad report in a batch costs only itself."""
 
-import logging
 import uuid
 from decimal import Decimal
 
@@ -16,14 +15,22 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from harness.academies import make_academy
-from messaging.models import Chunk, DeliveryReport, Message, MessageOutcome, MessageStatus, OutcomeEvent
+from harness.waiting import wait_until
+from messaging.models import (
+    Chunk,
+    DeliveryReport,
+    Message,
+    MessageOutcome,
+    MessageStatus,
+    OutcomeEvent,
+    ReceivedReportBatch,
+)
 from messaging.solapi.reports import MAX_REPORTS_PER_WEBHOOK
-from tests.pipeline.conftest import assert_books_balance, send, statuses, wait_settled
+from tests.pipeline.conftest import applied_summary, assert_books_balance, send, statuses, wait_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 WEBHOOK = f"/api/v1/solapi/reports/{settings.SOLAPI_WEBHOOK_SECRET}/"
-LOGGER = "messaging.reports.apply"
 
 
 def accepted(academy) -> list[Message]:
@@ -62,7 +69,13 @@ def post(client, body: object):
     return client.post(WEBHOOK, data=body, content_type="application/json")
 
 
-def test_a_forged_report_for_another_academys_message_changes_nothing(worker, sandbox, academy, client, caplog):
+def logged_lines(worker, event: str, *, since: int) -> list[str]:
+    """The worker's log lines of `event` since offset `since` (the apply runs in the worker,
+    and applied_summary has waited for it: its lines are written before the batch commits)."""
+    return [line for line in worker.log()[since:].splitlines() if f"{event} " in line]
+
+
+def test_a_forged_report_for_another_academys_message_changes_nothing(worker, sandbox, academy, client):
     victim = accepted(academy)
     attacker = accepted(make_academy())
     target = victim[0]
@@ -73,19 +86,21 @@ def test_a_forged_report_for_another_academys_message_changes_nothing(worker, sa
         report(target.id, group_id=group_of(attacker[0])),
     ]
 
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        response = post(client, forged)
+    logged_before = len(worker.log())
+    response = post(client, forged)
 
     assert response.status_code == 200
-    assert response.json() == {"applied": 0, "duplicates": 0, "unmatched": 2, "invalid": 0}
+    assert response.json()["received"] == 2
+    assert applied_summary(response) == {"applied": 0, "duplicates": 0, "unmatched": 2, "invalid": 0}
     target.refresh_from_db()
     assert (target.status, target.failure_class, target.solapi_message_id) == (MessageStatus.ACCEPTED, "", "")
     assert not MessageOutcome.objects.filter(message=target, event=OutcomeEvent.FAILED).exists()
     assert_books_balance(academy, spent=Decimal("39"))  # no refund
     stored = DeliveryReport.objects.filter(event_data_id__in=[r["eventDataId"] for r in forged])
     assert [r.message_id for r in stored] == [None, None]  # kept, as unmatched
-    mismatched = [r for r in caplog.records if r.getMessage().startswith("report_mismatched")]
-    assert len(mismatched) == 2 and all(r.levelno == logging.WARNING for r in mismatched)
+    # Applied by the worker: its log says why.
+    mismatched = logged_lines(worker, "report_mismatched", since=logged_before)
+    assert len(mismatched) == 2 and all("WARNING" in line for line in mismatched)
 
 
 def test_a_report_naming_the_messages_group_is_applied_and_its_id_then_binds(worker, sandbox, academy, client):
@@ -93,7 +108,7 @@ def test_a_report_naming_the_messages_group_is_applied_and_its_id_then_binds(wor
     target = messages[0]
     genuine = report(target.id, group_id=group_of(target), status="3010")
 
-    assert post(client, [genuine]).json() == {"applied": 1, "duplicates": 0, "unmatched": 0, "invalid": 0}
+    assert applied_summary(post(client, [genuine])) == {"applied": 1, "duplicates": 0, "unmatched": 0, "invalid": 0}
 
     target.refresh_from_db()
     assert target.status == MessageStatus.FAILED
@@ -101,11 +116,11 @@ def test_a_report_naming_the_messages_group_is_applied_and_its_id_then_binds(wor
     assert_books_balance(academy, spent=Decimal("26"))  # refunded
     # From now on the recorded Solapi id decides: the right group with another id is not it.
     other = report(target.id, group_id=group_of(target), status="4000")
-    assert post(client, [other]).json()["unmatched"] == 1
+    assert applied_summary(post(client, [other]))["unmatched"] == 1
     assert DeliveryReport.objects.get(event_data_id=other["eventDataId"]).message_id is None
 
 
-def test_one_bad_report_costs_only_itself(worker, sandbox, academy, client, caplog):
+def test_one_bad_report_costs_only_itself(worker, sandbox, academy, client):
     messages = accepted(academy)
     group = group_of(messages[0])
     good = report(messages[0].id, group_id=group, status="4000")
@@ -119,17 +134,17 @@ def test_one_bad_report_costs_only_itself(worker, sandbox, academy, client, capl
         good,  # Solapi's re-delivery
     ]
 
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        response = post(client, batch)
+    logged_before = len(worker.log())
+    response = post(client, batch)
 
     assert response.status_code == 200
-    assert response.json() == {"applied": 1, "duplicates": 1, "unmatched": 1, "invalid": 4}
+    assert response.json()["received"] == 7
+    assert applied_summary(response) == {"applied": 1, "duplicates": 1, "unmatched": 1, "invalid": 4}
     assert statuses(list(Message.objects.filter(id__in=[m.id for m in messages]).order_by("id"))) == [
         MessageStatus.DELIVERED, MessageStatus.ACCEPTED, MessageStatus.ACCEPTED]
     assert DeliveryReport.objects.get(event_data_id=good["eventDataId"]).message_id == messages[0].id
     assert DeliveryReport.objects.count() == 2  # the good one and the unmatched one
-    invalid = [r.getMessage() for r in caplog.records if r.getMessage().startswith("report_invalid")]
-    assert len(invalid) == 4
+    assert len(logged_lines(worker, "report_invalid", since=logged_before)) == 4
     assert_books_balance(academy, spent=Decimal("39"))
 
 
@@ -141,6 +156,7 @@ def test_a_batch_over_the_limit_is_refused_before_its_reports_are_read(client, t
     assert (body["code"], body["field"], body["count"], body["limit"]) == (
         "too_many_items", "reports", MAX_REPORTS_PER_WEBHOOK + 1, MAX_REPORTS_PER_WEBHOOK)
     assert not DeliveryReport.objects.exists()
+    assert not ReceivedReportBatch.objects.exists()
 
 
 # --- fuzzing the webhook body ---------------------------------------------------------
@@ -190,7 +206,15 @@ def test_no_webhook_body_gets_a_500(worker, sandbox, academy, client):
         if response.status_code == 400:
             assert answer["code"] in ("invalid_request", "too_many_items")
         else:
-            assert set(answer) == {"applied", "duplicates", "unmatched", "invalid"}
-            assert sum(answer.values()) <= len(body)
+            assert answer["received"] == len(body)
 
     no_500()
+    # Each stored POST is applied by the worker, none of them fails (no apply raises), and
+    # each report is counted once at most.
+    stored = ReceivedReportBatch.objects.all()
+    wait_until(lambda: not stored.filter(applied__isnull=True, failed_attempts=0).exists(),
+               what="every stored POST to be applied or to fail")
+    assert list(stored.filter(failed_attempts__gt=0).values_list("last_error", flat=True)) == []
+    for batch in stored:
+        assert set(batch.summary) == {"applied", "duplicates", "unmatched", "invalid"}
+        assert sum(batch.summary.values()) <= batch.reports

@@ -7,7 +7,14 @@ import pytest
 from django.conf import settings
 
 from messaging.failures import FailureClass
-from messaging.models import DeliveryReport, MessageOutcome, MessageStatus, OutcomeEvent, SuppressedRecipient
+from messaging.models import (
+    DeliveryReport,
+    MessageOutcome,
+    MessageStatus,
+    OutcomeEvent,
+    ReceivedReportBatch,
+    SuppressedRecipient,
+)
 from tests.pipeline.conftest import assert_books_balance, finished, send, statuses, wait_settled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -71,3 +78,4 @@ def test_the_webhook_refuses_a_wrong_secret_and_a_malformed_body(client, transac
 
     assert (wrong.status_code, wrong.json()["code"]) == (404, "not_found")
     assert (malformed.status_code, malformed.json()["code"]) == (400, "invalid_request")
+    assert not ReceivedReportBatch.objects.exists()  # nothing stored
