@@ -24,6 +24,7 @@ from messaging.models import (
     Message,
     MessageOutcome,
     MessageStatus,
+    ReceivedReportBatch,
     RequestRate,
     SendRequest,
     SuppressedRecipient,
@@ -220,6 +221,16 @@ class DeliveryReportAdmin(ReadOnlyAdmin):
     list_filter = ["status_code"]
     search_fields = ["event_data_id", "solapi_message_id"]
     exclude = ["payload"]  # it carries the full phone number
+
+
+@admin.register(ReceivedReportBatch)
+class ReceivedReportBatchAdmin(ReadOnlyAdmin):
+    """Webhook POSTs as stored before the answer (messaging/reports/inbox.py): whether each is
+    applied, what became of its reports, and why a waiting one failed."""
+
+    list_display = ["id", "reports", "received", "applied", "summary", "failed_attempts"]
+    list_filter = [("applied", admin.EmptyFieldListFilter)]
+    exclude = ["body"]  # it carries the full phone numbers
 
 
 class ExplainForm(forms.Form):

@@ -32,7 +32,7 @@ from datetime import timedelta
 from celery import signature
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import Count, F, Max, Min
 
 from messaging.models import ReceivedReportBatch
 from messaging.pipeline import queues, settlement
@@ -51,31 +51,33 @@ def store(body: list) -> ReceivedReportBatch:
     with transaction.atomic():
         # ASCII: a NUL or lone surrogate is escaped, so PostgreSQL stores it like any text.
         batch = ReceivedReportBatch.objects.create(body=json.dumps(body, separators=(",", ":")), reports=len(body))
-        transaction.on_commit(publish_apply)
+        transaction.on_commit(lambda: publish_apply(batch.id))
     return batch
 
 
-def publish_apply() -> bool:
-    """Publish one apply task (it applies every waiting batch, not one in particular). No retry
-    in the request: a lost publish is the sweep's to repeat. Returns whether it was published."""
+def publish_apply(up_to: int) -> bool:
+    """Publish an apply of the waiting batches up to batch `up_to` (every one of them, so the
+    tasks of a burst of POSTs find theirs applied by the first). No retry in the request: a
+    lost publish is the sweep's to repeat. Returns whether it was published."""
     try:
         # Read when called: a test's own queue (tests' own_queues) takes the place of the real one.
-        signature(APPLY_TASK).apply_async(queue=queues.INTERACTIVE_QUEUE, retry=False)
+        signature(APPLY_TASK, args=(up_to,)).apply_async(queue=queues.INTERACTIVE_QUEUE, retry=False)
     except Exception as exc:  # kombu and botocore raise many types for "broker unreachable"
         logger.warning("report_apply_publish_failed error=%s", type(exc).__name__)
         return False
     return True
 
 
-def apply_waiting(*, time_budget: float | None = None) -> dict[str, int]:
-    """Apply waiting batches, oldest first, each in its own transaction, until none is left
-    or `time_budget` seconds are spent (the sweep publishes again for what is left).
-    Returns how many batches were applied and how many failed."""
+def apply_waiting(up_to: int | None = None, *, time_budget: float | None = None) -> dict[str, int]:
+    """Apply waiting batches up to batch `up_to` (None: all), oldest first, each in its own
+    transaction, until none is left or `time_budget` seconds are spent (the sweep publishes
+    again for what is left). Bounded by `up_to`, a task does not chase POSTs that came after it
+    (their own tasks follow). Returns how many batches were applied and how many failed."""
     began = time.monotonic()
     applied = failed = 0
     tried: set[int] = set()
     while time_budget is None or time.monotonic() - began < time_budget:
-        outcome = _apply_next(exclude=tried)
+        outcome = _apply_next(up_to, exclude=tried)
         if outcome is None:
             break
         batch_id, ok = outcome
@@ -84,14 +86,16 @@ def apply_waiting(*, time_budget: float | None = None) -> dict[str, int]:
     return {"applied": applied, "failed": failed}
 
 
-def _apply_next(*, exclude: set[int]) -> tuple[int, bool] | None:
+def _apply_next(up_to: int | None, *, exclude: set[int]) -> tuple[int, bool] | None:
     """Claim the oldest waiting batch no other worker holds, apply it and mark it applied in one
     transaction, then settle. Returns (its id, whether it was applied), None when none waits."""
+    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).exclude(id__in=exclude)
+    if up_to is not None:
+        waiting = waiting.filter(id__lte=up_to)
     batch = None
     try:
         with transaction.atomic():
-            batch = (ReceivedReportBatch.objects.select_for_update(skip_locked=True)
-                     .filter(applied__isnull=True).exclude(id__in=exclude).order_by("id").first())
+            batch = waiting.select_for_update(skip_locked=True).order_by("id").first()
             if batch is None:
                 return None
             summary, finished = _record(batch)
@@ -128,8 +132,9 @@ def publish_for_waiting() -> int:
     (its publish failed, its task was lost, its apply failed), publish the apply again. Returns
     how many batches wait that long."""
     cutoff = clock.now() - timedelta(seconds=settings.MESSAGING_REPORT_REAPPLY_AFTER_SECONDS)
-    stale = ReceivedReportBatch.objects.filter(applied__isnull=True, received__lte=cutoff).count()
-    if stale:
-        logger.warning("report_batches_waiting count=%s", stale)
-        publish_apply()
-    return stale
+    stale = ReceivedReportBatch.objects.filter(applied__isnull=True, received__lte=cutoff).aggregate(
+        n=Count("id"), last=Max("id"))
+    if stale["n"]:
+        logger.warning("report_batches_waiting count=%s", stale["n"])
+        publish_apply(stale["last"])
+    return stale["n"]

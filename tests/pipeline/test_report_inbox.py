@@ -42,13 +42,13 @@ def refunded(scene: Scene, n: int) -> Decimal:
     return sum(MessageOutcome.objects.filter(message_id=scene.messages[n].id).values_list("amount", flat=True))
 
 
-def own_apply_queue(own_queues, broker) -> Callable[[], list[str]]:
+def own_apply_queue(own_queues, broker) -> Callable[[], list[tuple[str, list]]]:
     """The interactive queue made one of this test's own (a session worker left running by an
-    earlier test takes nothing from it); returns `published()`: the names of the tasks published
-    there since the last call. Called after the scene's send is made: a send's lane is read
+    earlier test takes nothing from it); returns `published()`: the (name, args) of the tasks
+    published there since the last call. Called after the scene's send is made: a send's lane is read
     from the same name."""
     interactive = own_queues("inbox")[1]
-    return lambda: [task_of(m)[0] for m in broker.drain(interactive)]
+    return lambda: [task_of(m) for m in broker.drain(interactive)]
 
 
 def backlog() -> dict[str, float]:
@@ -75,10 +75,10 @@ def test_the_answer_comes_once_stored_and_the_task_applies_the_reports(client, o
     assert not DeliveryReport.objects.exists()
     assert refunded(scene, 0) == Decimal("13")
     # One apply published, on the interactive queue; the backlog shows on /metrics.
-    assert published() == [inbox.APPLY_TASK]
+    assert published() == [(inbox.APPLY_TASK, [batch.id])]
     assert backlog() == {"messaging_report_batches_waiting": 1, "messaging_reports_waiting": 3}
 
-    assert tasks.apply_received_reports() == {"applied": 1, "failed": 0}
+    assert tasks.apply_received_reports(batch.id) == {"applied": 1, "failed": 0}
 
     batch.refresh_from_db()
     assert batch.applied is not None
@@ -91,7 +91,7 @@ def test_the_answer_comes_once_stored_and_the_task_applies_the_reports(client, o
     counts = scene.send_request.counts
     assert (counts.get("failed"), counts.get("delivered"), counts.get("accepted")) == (1, 2, 1)
     # Applied once: the next run finds nothing.
-    assert tasks.apply_received_reports() == {"applied": 0, "failed": 0}
+    assert tasks.apply_received_reports(batch.id) == {"applied": 0, "failed": 0}
     assert backlog() == {"messaging_report_batches_waiting": 0, "messaging_reports_waiting": 0}
 
 
@@ -175,8 +175,8 @@ def test_a_crashed_apply_leaves_the_batch_waiting_and_the_sweep_has_it_applied_o
     assert published() == []
     clock.freeze(crashed.received + timedelta(seconds=61))
     assert tasks.reapply_waiting_reports() == 1
-    assert published() == [inbox.APPLY_TASK]
-    assert tasks.apply_received_reports() == {"applied": 1, "failed": 0}
+    assert published() == [(inbox.APPLY_TASK, [first])]  # up to the one that waited that long
+    assert tasks.apply_received_reports(first) == {"applied": 1, "failed": 0}
 
     crashed.refresh_from_db()
     assert crashed.summary == {"applied": 1, "duplicates": 0, "unmatched": 0, "invalid": 0}
