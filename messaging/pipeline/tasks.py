@@ -170,7 +170,9 @@ def rollback(request, exc, traceback) -> None:
     publish_next_chunks_after(chunk_id)
 
 
-@shared_task(name=inbox.APPLY_TASK, base=PipelineTask)
+# No result row: one task per webhook POST (a few a second under load), and the batch keeps what
+# the result would say (applied, and what became of its reports).
+@shared_task(name=inbox.APPLY_TASK, base=PipelineTask, ignore_result=True)
 def apply_received_reports(up_to_batch_id: int) -> dict[str, int]:
     """Apply the webhook's waiting report batches up to the one it was published for
     (messaging/reports/inbox.py): after a burst of POSTs the first run applies them all and the
