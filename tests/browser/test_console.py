@@ -148,10 +148,12 @@ CREDIT = Decimal("100000")
 
 
 def test_cancel_a_broadcast_mid_way_and_see_the_unsent_credit_released(browser, reporting_sandbox, broker,
-                                                                         start_worker):
+                                                                         start_worker, worker):
     """5,000 messages in 10 chunks, each send slowed down in the sandbox: cancelled from the
     watch page once the first chunk went out. The page shows what was cancelled and released;
-    the history page's credit shows only what Solapi accepted as spent."""
+    the history page's credit shows only what Solapi accepted as spent. The broadcast goes
+    through a worker of its own queue; the session's worker applies the webhook's reports (their
+    task is on the interactive queue)."""
     academy = make_academy("console-broadcast", name="브로드캐스트 학원", students=BROADCAST, credit=CREDIT,
                            password=PASSWORD)
     start_worker("console-cancel", env={"MESSAGING_CHUNK_SIZE": str(CHUNK_SIZE)}, extra_args=("-Q", QUEUE))
