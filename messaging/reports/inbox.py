@@ -46,11 +46,12 @@ APPLY_TASK = "messaging.apply_received_reports"
 
 
 def store(body: list) -> ReceivedReportBatch:
-    """Store a POST's reports (its JSON list, checked by parse_webhook) and publish their apply
-    once they are committed. The caller answers 200 after this returns."""
+    """Store a POST's reports (its JSON list, as check_envelope let it through) and publish their
+    apply once they are committed. The caller answers 200 after this returns."""
     with transaction.atomic():
         # ASCII: a NUL or lone surrogate is escaped, so PostgreSQL stores it like any text.
-        batch = ReceivedReportBatch.objects.create(body=json.dumps(body, separators=(",", ":")), reports=len(body))
+        text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+        batch = ReceivedReportBatch.objects.create(body=text, reports=len(body))
         transaction.on_commit(lambda: publish_apply(batch.id))
     return batch
 
