@@ -6,8 +6,8 @@ webhook (parse_webhook) and the group's message list, polled when a report is ov
 
 A webhook POST carries several reports. Each is read on its own (after the POST is stored and
 answered: messaging/reports/inbox.py): one that cannot be read becomes a Rejection (counted
-and logged by apply_reports) and the others go on;
-whether a readable report fits our tables is apply_reports' to check.
+and logged by record_reports) and the others go on;
+whether a readable report fits our tables is record_reports' to check.
 Only a body that is not a list, or a list longer than MAX_REPORTS_PER_WEBHOOK, is
 refused whole, before any item is read.
 """

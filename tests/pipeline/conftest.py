@@ -77,8 +77,8 @@ def captured(messages: list[Message]) -> Decimal:
 def assert_books_balance(academy: Academy, *, spent: Decimal, credit: Decimal = Decimal("10000")) -> None:
     """The academy paid exactly `spent`, nothing is left held, and the ledger agrees.
 
-    Credit moves after the statuses commit (settlement.settle, in the worker or the
-    webhook's request): wait for the books to come to rest before reading them."""
+    Credit moves after the statuses commit (settlement.settle, in the worker, which applies the
+    webhook's reports too): wait for the books to come to rest before reading them."""
     account = account_for(academy.tenant)
 
     def at_rest() -> bool:
