@@ -10,6 +10,7 @@ The number of processes is the Procfile's (`--workers`); the threads in each com
 """
 
 import os
+import threading
 
 from project.logging import gunicorn_logging_config
 from project.metrics_files import reset_multiproc_dir
@@ -40,14 +41,20 @@ control_socket_disable = True
 def post_worker_init(worker) -> None:
     """An `edge` process answers /healthz from its own snapshot, refreshed in the background
     (project/health/monitor.py); started here, after the fork, so the thread runs in the worker.
-    The `web` runs with HEALTH_MONITOR=0 (the Procfile) and reads the snapshot the edge stores."""
+    The `web` runs with HEALTH_MONITOR=0 (the Procfile) and reads the snapshot the edge stores.
+    Both set up their broker connections in the background too."""
     from django.conf import settings
 
+    from project.celery import app, warm_up_publishing
     from project.health.monitor import monitor
 
     if settings.HEALTH_MONITOR:
         monitor.start()
     _freeze_what_startup_made()
+    # The broker connections this process's threads publish on (the webhook's apply, a send's
+    # dispatch), set up before the first request needs one (project/celery.py).
+    threading.Thread(target=warm_up_publishing, args=(min(threads, app.conf.broker_pool_limit or threads),),
+                     name="publish-warm-up", daemon=True).start()
 
 
 def _freeze_what_startup_made() -> None:
