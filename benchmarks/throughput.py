@@ -36,6 +36,7 @@ from benchmarks.goals import Goal
 from benchmarks.stack import (
     Stack,
     banner,
+    cpu_seconds_by_group,
     loadavg,
     machine,
     median,
@@ -66,14 +67,25 @@ def pipeline_run(stack: Stack, academy, *, messages: int, label: str, concurrenc
     """Send `messages` through `workers` worker processes of `concurrency` each; time it to settlement."""
     started = [stack.start_worker(label, concurrency=concurrency, env=env) for _ in range(workers)]
     time.sleep(1.0)  # into their first long poll
+
+    def cpu() -> dict[str, float]:
+        # The worker's pool processes are in its process group; PostgreSQL serves this process too
+        # (the API's send, the settlement polls), but the worker's statements are most of it.
+        return cpu_seconds_by_group({f"worker {n}": w.pid for n, w in enumerate(started)},
+                                    pids={"local SQS": stack.sqs.pid}, commands=("postgres",))
+
     accepted_before, calls_before = stack.sandbox.accepted_total, sandbox_calls(stack)
     with stack.sqs_window() as sqs:
+        cpu_before = cpu()
         began = time.perf_counter()
         sent = send(academy, messages)
         waited = wait_settled([sent.id], timeout=timeout)
         total = time.perf_counter() - began
+        cpu_after = cpu()
     for worker in started:
         worker.stop()
+    used = {label: cpu_after[label] - cpu_before[label] for label in cpu_before}
+    worker_cpu = sum(v for k, v in used.items() if k.startswith("worker"))
     counts = status_counts([sent.id])
     sqs_requests = sum(sqs.values())
     return {
@@ -83,6 +95,8 @@ def pipeline_run(stack: Stack, academy, *, messages: int, label: str, concurrenc
         "statuses": counts, "sandbox_accepted": stack.sandbox.accepted_total - accepted_before,
         "solapi_calls": sandbox_calls(stack) - calls_before,
         "sqs_requests": sqs_requests, "sqs_per_message": sqs_requests / messages, "sqs_by_operation": dict(sqs),
+        "cpu_seconds": used, "worker_cpu_ms_per_message": 1000 * worker_cpu / messages,
+        "postgres_cpu_ms_per_message": 1000 * used["postgres"] / messages,
     }
 
 
@@ -156,7 +170,10 @@ def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASE
         runs.append(result)
         print(f"  chunk {size}{'' if debug == '1' else ', DEBUG=0'}: {result['msg_per_s']:.0f} msg/s end to end "
               f"({result['worker_msg_per_s']:.0f} after the API answered), {result['sqs_per_message']:.4f} SQS req/msg"
-              f", {sum(v for k, v in result['statuses'].items() if k != 'accepted')} not accepted; load {load}",
+              f", {sum(v for k, v in result['statuses'].items() if k != 'accepted')} not accepted; CPU per message: "
+              f"worker {result['worker_cpu_ms_per_message']:.3f} ms, "
+              f"PostgreSQL {result['postgres_cpu_ms_per_message']:.3f} ms"
+              f"; load {load}",
               flush=True)
     headline_runs = [r for r in runs if r["chunk_size"] == DEFAULT_CHUNK_SIZE and r["debug"] == "1"]
     headline = {
@@ -167,6 +184,8 @@ def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASE
         "worker_msg_per_s": median([r["worker_msg_per_s"] for r in headline_runs]),
         "sqs_per_message": median([r["sqs_per_message"] for r in headline_runs]),
         "api_seconds": median([r["api_seconds"] for r in headline_runs]),
+        "worker_cpu_ms_per_message": median([r["worker_cpu_ms_per_message"] for r in headline_runs]),
+        "postgres_cpu_ms_per_message": median([r["postgres_cpu_ms_per_message"] for r in headline_runs]),
     }
     by_size = {}
     for size in sorted({r["chunk_size"] for r in runs}):
@@ -203,12 +222,13 @@ def run(stack: Stack, *, messages: int = MESSAGES, baseline_messages: int = BASE
 def report(result: dict[str, Any]) -> str:
     base = result["baseline"]
     rows = [["baseline (old loop)", f"{base['messages']:,}", "–", base["seconds"], "–", base["msg_per_s"],
-             "1×", base["solapi_calls"], base["sqs_requests"], base["sqs_per_message"]]]
+             "1×", base["solapi_calls"], base["sqs_requests"], base["sqs_per_message"], "–", "–"]]
     for run in result["pipeline_runs"]:
         label = f"pipeline, chunk {run['chunk_size']}" + ("" if run["debug"] == "1" else ", DEBUG=0")
         rows.append([label, f"{run['messages']:,}", run["api_seconds"], run["total_seconds"],
                      run["worker_msg_per_s"], run["msg_per_s"], f"{run['msg_per_s'] / base['msg_per_s']:.0f}×",
-                     run["solapi_calls"], run["sqs_requests"], run["sqs_per_message"]])
+                     run["solapi_calls"], run["sqs_requests"], run["sqs_per_message"],
+                     run["worker_cpu_ms_per_message"], run["postgres_cpu_ms_per_message"]])
     head, targets = result["headline"], result["targets"]
     verdict = (
         f"headline (chunk {head['chunk_size']}, median of {head['runs']}): {head['msg_per_s']:.0f} msg/s end to end "
@@ -222,13 +242,14 @@ def report(result: dict[str, Any]) -> str:
         f"{result['best_chunk_size']}")
     notes = (f"baseline: {base['sqs_per_message']:.2f} SQS requests/message in its loop "
              f"({base['sqs_per_message_with_enqueue']:.2f} with the old API's SendMessage per recipient), "
-             f"{base['solapi_calls'] / base['messages']:.0f} Solapi call/message; sandbox latency "
+             f"{base['solapi_calls'] / base['messages']:.0f} Solapi call/message; CPU per message: the worker's "
+             f"process group and every PostgreSQL process (the API's inserts included), from /proc; sandbox latency "
              f"{result['sandbox_latency_ms']:.0f} ms per HTTP call; pipeline: 1 worker, --concurrency 2, DEBUG=1 "
              f"unless marked")
     return "\n".join([
         table("Throughput: pipeline vs the old loop (same local SQS, same sandbox, same run)",
               ["run", "messages", "API s", "total s", "msg/s after API", "msg/s end to end", "× baseline",
-               "Solapi calls", "SQS requests", "SQS req/msg"], rows),
+               "Solapi calls", "SQS requests", "SQS req/msg", "worker CPU ms/msg", "PG CPU ms/msg"], rows),
         "", verdict, notes])
 
 
