@@ -79,7 +79,7 @@ def run(stack: Stack, *, recipients: int, chunk: int, top: int) -> dict[str, Any
     from django.test import override_settings
 
     from messaging.models import Chunk
-    from messaging.pipeline import delivery
+    from messaging.pipeline import delivery, one_hop
 
     academy = seed_academy("profile", recipients, phone_offset=80_000_000)
     send(academy, 10)  # warm: the first publish looks the queues up
@@ -94,6 +94,13 @@ def run(stack: Stack, *, recipients: int, chunk: int, top: int) -> dict[str, Any
                               lambda: delivery.send_chunk(delivery.Lease(chunk_id, task_id="profile")), top=top))
     steps.append(profile_step(f"finalize_chunk ({chunk:,} messages)", lambda: delivery.finalize_chunk(chunk_id),
                               top=top))
+    assert Chunk.objects.get(id=chunk_id).status == "finalized"
+    # What the worker runs for each chunk of a broadcast (tasks.deliver_chunk): the three steps in one task.
+    sent = send(academy, chunk)
+    with override_settings(MESSAGING_CHUNK_SIZE=chunk):
+        (chunk_id,) = delivery.split_into_chunks(sent.id)
+    steps.append(profile_step(f"one_hop.carry ({chunk:,} messages: the three steps in one task)",
+                              lambda: one_hop.carry([chunk_id], task_id="profile"), top=top))
     assert Chunk.objects.get(id=chunk_id).status == "finalized"
     stack.purge_queues()
     return {"name": "profile", "database": stack.database_note, "recipients": recipients, "chunk": chunk,

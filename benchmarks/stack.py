@@ -160,6 +160,11 @@ class Stack:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def database_name(self) -> str:
+        """This run's PostgreSQL database ("" on the SQLite fallback)."""
+        return self._db_name
+
     def describe(self) -> str:
         return (f"database: {self.database_note}; local SQS 127.0.0.1:{self.sqs.port} (moto {_version('moto')}); "
                 f"Solapi sandbox {self.sandbox.url} with {self.sandbox_latency_ms:.0f} ms per HTTP call; "
@@ -446,6 +451,26 @@ def cpu_seconds_by_group(groups: dict[str, int], *, pids: dict[str, int] | None 
         if command in commands:
             totals[command] += seconds
     return totals
+
+
+def database_backends_cpu_seconds(database: str) -> float:
+    """CPU seconds (user + system) of the PostgreSQL backends now connected to `database` (their
+    command line names it): this run's share of the server, without other databases' clients on
+    a shared machine or the server's own background processes. A backend that exited is not
+    counted; 0 where /proc is absent or the run has no PostgreSQL database."""
+    total = 0.0
+    for entry in Path("/proc").iterdir() if database and Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if command.startswith("postgres: ") and f" {database} " in command:
+            fields = raw[raw.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
 
 
 def machine_busy_cpu_seconds() -> float:

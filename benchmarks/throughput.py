@@ -37,6 +37,7 @@ from benchmarks.stack import (
     Stack,
     banner,
     cpu_seconds_by_group,
+    database_backends_cpu_seconds,
     loadavg,
     machine,
     median,
@@ -69,10 +70,12 @@ def pipeline_run(stack: Stack, academy, *, messages: int, label: str, concurrenc
     time.sleep(1.0)  # into their first long poll
 
     def cpu() -> dict[str, float]:
-        # The worker's pool processes are in its process group; PostgreSQL serves this process too
-        # (the API's send, the settlement polls), but the worker's statements are most of it.
-        return cpu_seconds_by_group({f"worker {n}": w.pid for n, w in enumerate(started)},
-                                    pids={"local SQS": stack.sqs.pid}, commands=("postgres",))
+        # The worker's pool processes are in its process group. This run's PostgreSQL backends
+        # serve this process too (the API's send, the settlement polls), but the worker's
+        # statements are most of their work.
+        return {**cpu_seconds_by_group({f"worker {n}": w.pid for n, w in enumerate(started)},
+                                       pids={"local SQS": stack.sqs.pid}),
+                "postgres": database_backends_cpu_seconds(stack.database_name)}
 
     accepted_before, calls_before = stack.sandbox.accepted_total, sandbox_calls(stack)
     with stack.sqs_window() as sqs:
@@ -243,9 +246,9 @@ def report(result: dict[str, Any]) -> str:
     notes = (f"baseline: {base['sqs_per_message']:.2f} SQS requests/message in its loop "
              f"({base['sqs_per_message_with_enqueue']:.2f} with the old API's SendMessage per recipient), "
              f"{base['solapi_calls'] / base['messages']:.0f} Solapi call/message; CPU per message: the worker's "
-             f"process group and every PostgreSQL process (the API's inserts included), from /proc; sandbox latency "
-             f"{result['sandbox_latency_ms']:.0f} ms per HTTP call; pipeline: 1 worker, --concurrency 2, DEBUG=1 "
-             f"unless marked")
+             f"process group and this run's PostgreSQL backends (the API's inserts included), from /proc; "
+             f"sandbox latency {result['sandbox_latency_ms']:.0f} ms per HTTP call; pipeline: 1 worker, "
+             f"--concurrency 2, DEBUG=1 unless marked")
     return "\n".join([
         table("Throughput: pipeline vs the old loop (same local SQS, same sandbox, same run)",
               ["run", "messages", "API s", "total s", "msg/s after API", "msg/s end to end", "× baseline",
