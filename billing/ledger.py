@@ -39,7 +39,7 @@ from django.db.models.functions import Coalesce, Round
 
 from billing.models import ZERO, CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from project import clock
-from project.sql import insert_ignoring_conflicts, insert_rows, on_postgresql
+from project.sql import in_values, insert_ignoring_conflicts, insert_rows, on_postgresql
 from tenants.models import Tenant
 
 
@@ -178,7 +178,8 @@ class HoldState:
 
 def holds_for(message_ids: Iterable[int]) -> dict[int, HoldState]:
     """Message id → its hold, for the messages that have one."""
-    rows = Hold.objects.filter(message_id__in=list(message_ids)).values_list(
+    # One array parameter, not a thousand (project/sql.py): finalize reads a chunk's holds back.
+    rows = Hold.objects.filter(message_id__in=in_values(list(message_ids), "bigint")).values_list(
         "message_id", "amount", "status", "captured_amount", "refunded")
     return {row[0]: HoldState(*row) for row in rows}
 

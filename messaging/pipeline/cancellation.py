@@ -78,7 +78,7 @@ def cancel_send_request(tenant: Tenant, send_request_id: int, *, user=None) -> C
         unchunked = Message.objects.filter(send_request=send_request, chunk__isnull=True, status__in=_UNSENT)
         ids = list(unchunked.values_list("id", flat=True))
         _fail_cancelled(Message.objects.filter(id__in=ids))
-        settlement.settle(list(Message.objects.filter(id__in=ids)))
+        settlement.settle(list(Message.objects.filter(id__in=ids).only(*settlement.SETTLED_FIELDS)))
         cancelled += ids
         # A request that had finished before the cancel keeps its status: nothing was stopped.
         if send_request.cancelled is None and (cancelled or send_request.completed is None):

@@ -62,7 +62,7 @@ def expire_unreported() -> int:
         failure_reason="결과 미수신: 기한 내 전달 결과가 오지 않았습니다 (no delivery report in time)",
         completed_at=clock.now(),
     )
-    settlement.settle(list(Message.objects.filter(id__in=ids)))
+    settlement.settle(list(Message.objects.filter(id__in=ids).only(*settlement.SETTLED_FIELDS)))
     logger.warning("messages_expired count=%s", len(ids))
     return len(ids)
 

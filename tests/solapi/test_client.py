@@ -283,3 +283,25 @@ def test_the_sandbox_reports_the_most_calls_it_saw_in_any_second():
     assert ledger.max_requests_per_second() == 4  # 100.0 – 100.99
     assert ledger.max_requests_per_second(since=100.5) == 4  # 100.6 – 101.55
     assert ledger.max_requests_per_second(since=102.0) == 1
+
+
+@pytest.mark.parametrize("message", [
+    OutgoingMessage(message_id=1, to="01012345678", sender="0212345678", text="내일 휴원입니다.", message_type="SMS"),
+    OutgoingMessage(message_id=2, to="010-1234-5678", sender="02-123-4567", text="긴 안내", message_type="LMS",
+                    subject="안내"),
+    OutgoingMessage(message_id=3, to="01012345678", sender="0212345678", text="", message_type="MMS", subject=""),
+    OutgoingMessage(message_id=4, to="01012345678", sender="0212345678", text="#{이름} 출석", message_type="ATA",
+                    pf_id="KA01PF", template_id="KA01TP", variables={"이름": "민수", "#{반}": "A"}, disable_sms=False),
+    OutgoingMessage(message_id=5, to="01012345678", sender="0212345678", text="출석", message_type="ATA",
+                    pf_id="KA01PF", template_id="KA01TP"),
+], ids=["sms", "lms-dashes", "mms-empty", "alimtalk-variables-fallback", "alimtalk-plain"])
+def test_the_payload_is_what_the_sdks_model_would_send(message):
+    assert message.to_payload() == message.to_request().model_dump(exclude_none=True, by_alias=True)
+
+
+def test_a_type_solapi_does_not_know_is_refused_before_any_call_as_the_sdks_model_refuses_it():
+    message = OutgoingMessage(message_id=1, to="01012345678", sender="0212345678", text="x", message_type="XXX")
+    with pytest.raises(ValueError):
+        message.to_request()
+    with pytest.raises(ValueError):
+        message.to_payload()
