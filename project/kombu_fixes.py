@@ -51,7 +51,7 @@ AFFECTED_KOMBU_VERSIONS = {"5.7.0"}
 
 # How long a queue waits before it is polled again after a failed receive. Short enough that
 # consumption resumes within a second or two of the queue coming back; long enough that a
-# worker does not hammer a broken endpoint (polling_interval is 0.1 s).
+# worker does not hammer a broken endpoint (polling_interval is 0.02 s).
 RECEIVE_RETRY_SECONDS = 1.0
 # At most one sqs_receive_failed line per queue in this many seconds: an outage is one line
 # every half-minute, not ten a second.
