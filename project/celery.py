@@ -4,7 +4,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -80,6 +80,15 @@ def _select_queues(sender, **_kwargs) -> None:
     queues = consumed_queues(role)
     if role != WorkerQueues.ALL:
         sender.app.amqp.queues.select(queues)
+
+
+@worker_process_init.connect
+def _warm_up(**_kwargs) -> None:
+    """Each pool process builds its Solapi client and opens its publisher when it starts,
+    not inside its first chunk (project/worker_warmup.py)."""
+    from project.worker_warmup import warm_up
+
+    warm_up(app)
 
 
 @app.on_after_finalize.connect
