@@ -88,7 +88,7 @@ def _warm_up(**_kwargs) -> None:
     not inside its first chunk (project/worker_warmup.py)."""
     from project.worker_warmup import warm_up
 
-    warm_up(app)
+    warm_up()
 
 
 @app.on_after_finalize.connect

@@ -1,17 +1,16 @@
-"""A pool process builds its Solapi client and opens its publisher when it starts
+"""A pool process builds its Solapi client and sets up its publisher when it starts
 (project/worker_warmup.py), and an unreachable SQS does not hold its start-up."""
 
 import time
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import kombu.exceptions
 import pytest
 
+import project.celery
 from harness.waiting import DEFAULT_TIMEOUT
 from messaging.pipeline.queues import BULK_QUEUE
 from messaging.solapi import client as client_module
-from project import worker_warmup
 from project.celery import app, ping
 from project.worker_warmup import warm_up
 
@@ -24,7 +23,7 @@ LOOKUPS = {"ListQueues", "GetQueueUrl", "GetQueueAttributes", "CreateQueue"}
 def test_after_the_warm_up_the_first_publish_is_one_send_and_the_client_is_built(broker, monkeypatch):
     monkeypatch.setattr(client_module, "_clients", {})
 
-    warm_up(app).join(DEFAULT_TIMEOUT)
+    warm_up().join(DEFAULT_TIMEOUT)
     broker.reset_counts()
     ping.apply_async(queue=BULK_QUEUE)
 
@@ -39,21 +38,19 @@ def test_a_publisher_that_cannot_connect_does_not_hold_the_start_up(monkeypatch)
     seconds): its pool hands out a producer that fails after a while."""
     logged: list[str] = []
     # Read off the module's logger itself: the session's logging set-up may route records elsewhere.
-    monkeypatch.setattr(worker_warmup.logger, "info", lambda message, *args: logged.append(message % args))
+    monkeypatch.setattr(project.celery.logger, "info", lambda message, *args: logged.append(message % args))
 
-    @contextmanager
     def unreachable(**_kwargs):
         time.sleep(3)
         raise kombu.exceptions.OperationalError("Could not connect to the endpoint URL")
-        yield
 
-    stub = SimpleNamespace(amqp=SimpleNamespace(producer_pool=SimpleNamespace(acquire=unreachable), queues={}))
+    monkeypatch.setattr(app.amqp, "_producer_pool", SimpleNamespace(acquire=unreachable))
     started = time.monotonic()
-    thread = warm_up(stub)
+    thread = warm_up()
     returned_after = time.monotonic() - started
     thread.join(DEFAULT_TIMEOUT)
 
     # Well inside the 4 s a pool process has to report itself alive.
     assert returned_after < 2
     assert not thread.is_alive()
-    assert logged and logged[0].startswith("warm_up_publisher_failed error=OperationalError"), logged
+    assert logged == ["publish_warm_up_failed error=OperationalError"], logged
