@@ -2,8 +2,9 @@
 gunicorn, the SQL statements and the broker (SQS) calls each request makes.
 
 The requests go over loopback HTTP to the Procfile's `web` process (gunicorn with its default
-2 sync workers) run as deployed: DEBUG off, behind a TLS proxy (`X-Forwarded-Proto: https`), on
-this run's PostgreSQL and local SQS. One request at a time, from one client. No worker runs:
+2 processes of gunicorn.conf.py's threads) run as deployed: DEBUG off, behind a TLS proxy
+(`X-Forwarded-Proto: https`), on this run's PostgreSQL and local SQS, once each process has set
+up its broker connections. One request at a time, from one client. No worker runs:
 the published tasks are purged afterwards.
 
 SQS requests are counted at the local SQS server around each request. The first publish of a
@@ -46,11 +47,14 @@ from benchmarks.stack import (
     write_json,
 )
 from harness.ports import free_port
+from harness.waiting import wait_until
 
 SIZES = (1, 100, 1000, 10_000)
 SAMPLES = {1: 40, 100: 30, 1000: 20, 10_000: 20}
 QUICK_SAMPLES = {1: 5, 100: 5, 1000: 3, 10_000: 3}
 WARMUP = 3
+# The Procfile's `web`: its default --workers (WEB_CONCURRENCY), each with gunicorn.conf.py's threads.
+WEB_PROCESSES = 2
 # Issue 17's goals: p95 in milliseconds by recipients.
 GOALS_P95_MS = {10_000: 600.0, 1000: 150.0}
 
@@ -98,7 +102,11 @@ def run(stack: Stack, *, samples: dict[int, int] | None = None) -> dict[str, Any
     port = free_port()
     web = stack.start_procfile("web", env={"WEB_BIND": f"127.0.0.1:{port}", **production_env()},
                                ready_text="Listening at:")
-    print(f"  gunicorn http://127.0.0.1:{port} (2 sync workers, DEBUG off); load average {loadavg()}", flush=True)
+    # Each process sets up its broker connections in the background as it starts (gunicorn.conf.py):
+    # measured while that runs, a request would be charged the set-up's SQS calls and CPU.
+    wait_until(lambda: web.log().count("publish_warm_up_") >= WEB_PROCESSES, what="the web's publish warm-up")
+    print(f"  gunicorn http://127.0.0.1:{port} ({WEB_PROCESSES} processes, DEBUG off); load average {loadavg()}",
+          flush=True)
     headers = {"Authorization": f"Token {academy.token}", "Content-Type": "application/json",
                "X-Forwarded-Proto": "https"}
     try:
@@ -119,7 +127,7 @@ def run(stack: Stack, *, samples: dict[int, int] | None = None) -> dict[str, Any
              for size, goal in GOALS_P95_MS.items() if size in results}
     # At most one: a small send finding a dispatch already due on its queue publishes none.
     broker_met = all(r["sqs_calls_max"] <= 1 for r in results.values())
-    return {"name": "api_latency", "database": stack.database_note, "server": "gunicorn, 2 sync workers, DEBUG off",
+    return {"name": "api_latency", "database": stack.database_note, "server": "gunicorn, 2 processes, DEBUG off",
             "cold": cold, "sizes": {str(k): v for k, v in results.items()},
             "target": {"broker_calls_per_request": 1, "met": broker_met}, "goals": goals}
 

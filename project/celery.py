@@ -55,6 +55,8 @@ def warm_up_publishing(connections: int) -> None:
                 producer.release()
     except Exception as exc:  # kombu and botocore raise many types for "broker unreachable"
         logger.info("publish_warm_up_failed error=%s", type(exc).__name__)
+        return
+    logger.info("publish_warm_up_done connections=%s", connections)
 
 
 @worker_init.connect
