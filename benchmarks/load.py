@@ -535,8 +535,8 @@ def report(result: dict[str, Any]) -> str:
         table("Everyday load: per endpoint (client-side, over HTTP)",
               ["phase", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], rows),
         table("Pipeline", ["measure", "value"], pipeline),
-        table("CPU (cores = CPU seconds ÷ wall seconds, 2 cores in all; postgres = the server's live "
-              "processes: backends that exited are not counted)",
+        table("CPU (cores = CPU seconds ÷ wall seconds, 2 cores in all; postgres = the whole server, its "
+              "backends that exited included)",
               ["process", "cores during load", "cores while draining", "CPU s"], cpu),
         table("Integrity", ["check", "seen", "ok"], [[a, b, "yes" if c else "NO"] for a, b, c in checks]),
         table("Issue 18 targets", ["target", "measured", "limit", "verdict"], targets),

@@ -426,9 +426,11 @@ def cpu_seconds_by_group(groups: dict[str, int], *, pids: dict[str, int] | None 
                          commands: Sequence[str] = ()) -> dict[str, float]:
     """CPU seconds (user + system) used so far by every process in each process group
     (`{label: pgid}`), by single processes (`{label: pid}`), and by all processes whose command
-    name is in `commands` (e.g. "postgres":
-    the whole server, whoever its clients are). Read from /proc; empty where /proc is absent.
-    Processes that already exited are not counted (their time moves to a parent only when reaped)."""
+    name is in `commands` (e.g. "postgres": the whole server, whoever its clients are), with the
+    time of their children that exited (a server's finished backends, reaped by its postmaster:
+    without it, a backend that exits between two readings takes its time away, and the difference
+    can go below zero). Read from /proc; empty where /proc is absent. For groups and single
+    processes, processes that already exited are not counted."""
     pids = pids or {}
     totals = {label: 0.0 for label in [*groups, *pids, *commands]}
     by_pgid = {pgid: label for label, pgid in groups.items()}
@@ -449,7 +451,8 @@ def cpu_seconds_by_group(groups: dict[str, int], *, pids: dict[str, int] | None 
         if int(entry.name) in by_pid:
             totals[by_pid[int(entry.name)]] += seconds
         if command in commands:
-            totals[command] += seconds
+            # cutime, cstime (fields 16, 17): its children's time, once reaped.
+            totals[command] += seconds + (int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
     return totals
 
 
