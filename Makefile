@@ -51,7 +51,7 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all
 
 # The everyday load of issue 18 over real HTTP (gunicorn, worker, beat, local SQS, sandbox):
-# ~3 minutes of load, then the drain. `--quick` (15 s + 10 s) while developing.
+# ~4 minutes of load (paced, no think time, burst), then the drain. `--quick` (35 s) while developing.
 bench-load: install
 	$(BIN)/python -m benchmarks.load
 
