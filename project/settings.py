@@ -306,7 +306,8 @@ MESSAGING_BACKLOG_WARN_SECONDS = env.int("MESSAGING_BACKLOG_WARN_SECONDS", defau
 MESSAGING_BACKLOG_RATE_WINDOW_SECONDS = env.int("MESSAGING_BACKLOG_RATE_WINDOW_SECONDS", default=60)
 # A send's answer reuses its queue's estimate for this long, per process: under the everyday
 # load every send computed one (four queries that grow with the backlog); a second-old estimate
-# guides staff as well. 0 computes one for every send.
+# guides staff as well. Past it, a background thread estimates again while sends answer the
+# one they have (messaging/operations/backlog.py). 0 computes one in every send.
 MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS = env.float("MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS", default=1.0)
 # How often each worker writes its heartbeat row (/healthz reads them).
 MESSAGING_WORKER_HEARTBEAT_SECONDS = env.float("MESSAGING_WORKER_HEARTBEAT_SECONDS", default=15.0)

@@ -17,24 +17,29 @@ messages).
   grows; a burst on an idle queue shows about none until its first messages are accepted).
 
 The estimate is a guide for staff and monitoring, not a promise: a send's answer reuses one
-up to MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS old (recent_backlog_for). Its cost grows with the
-backlog, not with the tables: two aggregates over `messaging_message` on its (status,
-accepted_at) index and the queues of the requests they found, by key. Measured on PostgreSQL
-(benchmarks/backlog_cost.py): docs/exactly-once.md, "Back-pressure".
+up to MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS old, estimated again in the background
+(recent_backlog_for). Its cost grows with the backlog, not with the tables: two aggregates
+over `messaging_message` on its (status, accepted_at) index and the queues of the requests
+they found, by key. Measured on PostgreSQL (benchmarks/backlog_cost.py): docs/exactly-once.md, "Back-pressure".
 """
 
+import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Count, Min, Q
 
 from messaging.models import Message, MessageStatus, SendRequest
 from messaging.pipeline.queues import ALL_QUEUES
 from project import clock
 from project.clock import KST
+
+logger = logging.getLogger(__name__)
 
 # Statuses of messages Solapi has accepted (a failure after acceptance counts: it drained too).
 _DRAINED = [MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.FAILED]
@@ -110,20 +115,64 @@ def backlog_for(queue: str) -> QueueBacklog:
 
 # Per process: queue → (time.monotonic() when estimated, the estimate).
 _recent: dict[str, tuple[float, QueueBacklog]] = {}
+# An estimate older than this many times the answer's cache age is not answered while a fresh
+# one is made: a process that has sent nothing for a while estimates again, in the request.
+STALE_FACTOR = 10
 
 
 def recent_backlog_for(queue: str) -> QueueBacklog:
     """backlog_for, reused for MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS in this process: what
-    each send answers. Its threads may estimate at once when it runs out; harmless."""
+    each send answers. When it runs out, the send answers the one it has and a background
+    thread of the process estimates again: the estimate's queries grow with the
+    backlog (tens of ms under a deep one), and a send must not wait for them exactly when the
+    queue is long. Only the process's first estimate, or one far older than the cache age
+    (STALE_FACTOR), is made in the request. 0 estimates in every request."""
     max_age = settings.MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS
+    if max_age <= 0:
+        return backlog_for(queue)
     cached = _recent.get(queue)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < max_age:
-        return cached[1]
-    backlog = backlog_for(queue)
-    if max_age > 0:
-        _recent[queue] = (now, backlog)
-    return backlog
+    age = time.monotonic() - cached[0] if cached is not None else None
+    if age is None or age >= max_age * STALE_FACTOR:
+        return _estimate_and_keep((queue,))[queue]
+    if age >= max_age:
+        _refresh_in_background(queue)
+    return cached[1]
+
+
+def _estimate_and_keep(queues: tuple[str, ...]) -> dict[str, QueueBacklog]:
+    started = time.monotonic()
+    backlogs = queue_backlogs(queues)
+    for queue, backlog in backlogs.items():
+        _recent[queue] = (started, backlog)
+    return backlogs
+
+
+# Held while a background estimate runs: one at a time per process.
+_refreshing = threading.Lock()
+
+
+def _refresh_in_background(queue: str) -> None:
+    """Estimate `queue` again in a thread of its own, unless one is estimating already (the
+    next send asks again). The thread opens its own database connection and closes it: one
+    short connection at most every cache age per process, none held between sends."""
+    if not _refreshing.acquire(blocking=False):
+        return
+    try:
+        threading.Thread(target=_refresh, args=(queue,), name="backlog-refresh", daemon=True).start()
+    except BaseException:
+        _refreshing.release()
+        raise
+
+
+def _refresh(queue: str) -> None:
+    try:
+        _estimate_and_keep((queue,))
+    except Exception:
+        # Sends answer the estimate they have meanwhile.
+        logger.exception("backlog_refresh_failed queue=%s", queue)
+    finally:
+        connections.close_all()  # this thread's only
+        _refreshing.release()
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from harness.waiting import wait_until
 from messaging.models import Message, MessageStatus, SendRequest, WorkerHeartbeat
 from messaging.operations import backlog
 from messaging.operations.backlog import Basis, backlog_for, kst_iso
@@ -164,3 +165,35 @@ def test_sends_in_the_same_second_share_one_estimate(academy, post_send, broker,
     assert backlog_for(INTERACTIVE_QUEUE).requests_ahead == 2  # a fresh estimate sees both
     assert not [q for q in queries.captured_queries if q["sql"].startswith("SELECT") and "accepted_at" in q["sql"]]
     backlog._recent.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_estimate_past_its_age_is_answered_while_a_thread_estimates_again(academy, post_send, broker, settings):
+    """Past MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS the send does not wait for the estimate's
+    queries (they grow with the backlog): it answers the one it has, and a background thread
+    of the process makes the next one. Far past it (STALE_FACTOR), the request estimates."""
+    settings.MESSAGING_BACKLOG_ANSWER_CACHE_SECONDS = 60
+    backlog._recent.clear()
+    post_send(academy.student_ids)  # the process's first estimate: in the request, nothing ahead
+    aged_at = _age_estimate(INTERACTIVE_QUEUE, by=61)
+
+    with CaptureQueriesContext(connection) as queries:
+        second = post_send(academy.student_ids).json()
+    # Made while the second send ran: it counts the first request ahead, maybe the second too.
+    wait_until(lambda: backlog._recent[INTERACTIVE_QUEUE][0] > aged_at and not backlog._refreshing.locked(),
+               timeout=30, what="the background estimate")
+    refreshed = backlog._recent[INTERACTIVE_QUEUE][1]
+    _age_estimate(INTERACTIVE_QUEUE, by=60 * backlog.STALE_FACTOR)
+    third = post_send(academy.student_ids).json()
+
+    assert second["queued_behind"] == {"requests": 0, "messages": 0}
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("SELECT") and "accepted_at" in q["sql"]]
+    assert refreshed.requests_ahead in (1, 2)
+    assert third["queued_behind"] == {"requests": 2, "messages": 6}
+    backlog._recent.clear()
+
+
+def _age_estimate(queue: str, *, by: float) -> float:
+    estimated_at, estimate = backlog._recent[queue]
+    backlog._recent[queue] = (estimated_at - by, estimate)
+    return estimated_at - by
