@@ -8,6 +8,7 @@ class MessagingConfig(AppConfig):
     def ready(self) -> None:
         # billing may not import messaging; messaging hands billing_audit its books check instead.
         from billing.audit import register_check
+        from messaging import student_guard
         from messaging.pipeline import queue_progress, task_labels
         from messaging.reports.books import unreconciled_groups
 
@@ -17,3 +18,5 @@ class MessagingConfig(AppConfig):
         # Every process publishes tasks and workers start them: the stale-chunk sweep reads
         # how far each queue has got (messaging/pipeline/queue_progress.py).
         queue_progress.connect()
+        # A message's student exists without a database constraint (messaging/student_guard.py).
+        student_guard.connect()

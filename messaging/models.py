@@ -252,10 +252,13 @@ class Message(models.Model):
         Chunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", verbose_name="발송 묶음",
         db_constraint=False, db_index=False,
     )
-    # Constrained and indexed: staff may delete a student in the admin, and the index serves the
-    # SET NULL of their messages (Django's, before the delete).
+    # No constraint: staff may delete a student in the admin, so a send and a deletion lock the
+    # student's row instead, the send checking in one statement what the constraint checked row
+    # by row (messaging/student_guard.py). Indexed: the index serves the SET NULL of a deleted
+    # student's messages (Django's, before the delete).
     student = models.ForeignKey(
-        Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="학생"
+        Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="학생",
+        db_constraint=False,
     )
     recipient_kind = models.CharField("수신자 구분", max_length=8, choices=RecipientKind.choices)
     phone = models.CharField("전화번호", max_length=11, blank=True)

@@ -3,32 +3,38 @@
 A send writes up to 10,000 message rows in its request. PostgreSQL checks every foreign key
 of every row at commit, one row at a time, so the keys whose target the code path guarantees
 have no database constraint (messaging/models.py, Message): `tenant`, `send_request`,
-`chunk` and `retry_of`. They hold because those rows are written only next to their targets,
-in the same transaction, and their targets are never deleted. These tests keep both halves
-true. `student` keeps its constraint: staff may delete a student. The same holds for a credit
-`Hold`'s `account` (billing/models.py).
+`chunk` and `retry_of` hold because those rows are written only next to their targets, in the
+same transaction, and their targets are never deleted. The same holds for a credit `Hold`'s
+`account` (billing/models.py). Staff may delete a student: `student` holds because a send and
+a deletion lock the student's row (messaging/student_guard.py), raced here on PostgreSQL.
+These tests keep both halves true.
 """
 
+import threading
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.db.models import ProtectedError
 from django.test import RequestFactory, override_settings
 
 from billing.models import CreditAccount, Hold, LedgerEntry
 from harness.academies import make_academy
+from harness.waiting import DEFAULT_TIMEOUT, wait_until
+from messaging.compose import send_requests
 from messaging.compose.resend import retry_failed_messages
 from messaging.failures import FailureClass
 from messaging.models import Chunk, Message, MessageStatus, SendRequest
 from messaging.operations import retention
 from messaging.pipeline import delivery
+from tenants.models import Student
 from tests.api.conftest import client_for, send_body
 
 pytestmark = pytest.mark.django_db
 
-UNCHECKED = {"tenant_id", "send_request_id", "chunk_id", "retry_of_id"}
+UNCHECKED = {"tenant_id", "send_request_id", "chunk_id", "retry_of_id", "student_id"}
 
 
 def _dangling() -> dict[str, int]:
@@ -42,6 +48,8 @@ def _dangling() -> dict[str, int]:
                                 .exclude(chunk_id__in=Chunk.objects.values("id")).count(),
         "retry_of": Message.objects.filter(retry_of_id__isnull=False)
                                    .exclude(retry_of_id__in=Message.objects.values("id")).count(),
+        "student": Message.objects.filter(student_id__isnull=False)
+                                  .exclude(student_id__in=Student.objects.values("id")).count(),
     }
 
 
@@ -50,10 +58,10 @@ def _constraints(model) -> dict:
         return connection.introspection.get_constraints(cursor, model._meta.db_table)
 
 
-def test_only_the_student_key_is_checked_by_the_database():
-    checked = {column for c in _constraints(Message).values() if c["foreign_key"] for column in c["columns"]}
-    assert checked == {"student_id"}
-    assert not {Message._meta.get_field(name[:-3]).column for name in UNCHECKED} & checked
+def test_no_key_of_a_message_is_checked_by_the_database():
+    assert {Message._meta.get_field(name[:-3]).column for name in UNCHECKED} == {
+        f.column for f in Message._meta.concrete_fields if f.is_relation}
+    assert not [c for c in _constraints(Message).values() if c["foreign_key"]]
     assert not [c for c in _constraints(Hold).values() if c["foreign_key"]]
 
 
@@ -90,7 +98,7 @@ def test_a_send_its_chunks_and_a_retry_point_at_rows_that_exist(broker):
     assert not Hold.objects.exclude(account_id__in=CreditAccount.objects.values("id")).exists()
     assert set(holds.values_list("account_id", flat=True)) == set(
         LedgerEntry.objects.filter(kind="hold", message_count=25).values_list("account_id", flat=True))
-    assert _dangling() == {"send_request": 0, "tenant": 0, "chunk": 0, "retry_of": 0}
+    assert _dangling() == {"send_request": 0, "tenant": 0, "chunk": 0, "retry_of": 0, "student": 0}
 
 
 def test_a_message_cannot_be_retried_twice_without_the_constraint(broker):
@@ -126,9 +134,111 @@ def test_an_academy_with_messages_still_cannot_be_deleted(broker):
 
 
 def test_deleting_a_student_keeps_their_messages_without_them(broker):
-    """The key the database still checks: a deleted student's messages stay, with no student."""
+    """A deleted student's messages stay, with no student."""
     academy = make_academy(students=2)
     sent = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
     academy.students[0].delete()
     rows = Message.objects.filter(send_request_id=sent.json()["id"])
     assert sorted(rows.values_list("student_id", flat=True), key=lambda v: v or 0) == [None, academy.student_ids[1]]
+
+
+def test_a_send_whose_student_was_deleted_after_it_read_them_is_refused_whole(broker, monkeypatch):
+    """The student is deleted between the send's reading (planning) and its writing: the send's
+    lock finds them missing, and nothing is written or held."""
+    academy = make_academy(students=3, credit=Decimal("1000"))
+    gone = academy.students[1]
+    gone_id = gone.id  # delete() clears it
+    plan_send = send_requests.plan_send
+
+    def plan_then_delete(**kwargs):
+        plan = plan_send(**kwargs)
+        gone.delete()
+        return plan
+
+    monkeypatch.setattr(send_requests, "plan_send", plan_then_delete)
+    answer = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+
+    assert answer.status_code == 404, answer.json()
+    assert answer.json()["code"] == "student_not_found"
+    assert answer.json()["student_ids"] == [gone_id]
+    assert (SendRequest.objects.count(), Message.objects.count(), Hold.objects.count()) == (0, 0, 0)
+    assert CreditAccount.objects.get(tenant=academy.tenant).held == 0
+
+
+def _thread(work: Callable[[], object]) -> threading.Thread:
+    """A thread that runs `work` on its own database connection, closed at its end (the test
+    database is dropped after the test)."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=run)
+
+
+def _someone_waits_for_a_row_lock() -> bool:
+    with connection.cursor() as cursor:
+        # Inside a transaction the statistics views keep their first reading: read afresh.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_waits_for_the_send_that_holds_its_student_then_clears_its_messages(broker, monkeypatch):
+    academy = make_academy(students=2, credit=Decimal("1000"))
+    deleted = academy.students[0]
+    deleted_id = deleted.id  # delete() clears it
+    deletion = _thread(deleted.delete)
+    lock = send_requests.lock_students_for_messages
+
+    def lock_then_race_a_deletion(student_ids):
+        lock(student_ids)
+        deletion.start()
+        wait_until(_someone_waits_for_a_row_lock, what="the deletion to wait for the send's lock")
+
+    monkeypatch.setattr(send_requests, "lock_students_for_messages", lock_then_race_a_deletion)
+    answer = client_for(academy.user).post("/api/v1/messages/send", send_body(academy.student_ids), format="json")
+    deletion.join(timeout=DEFAULT_TIMEOUT)
+
+    assert answer.status_code == 202, answer.json()
+    assert not Student.objects.filter(id=deleted_id).exists()
+    rows = Message.objects.filter(send_request_id=answer.json()["id"])
+    assert sorted(rows.values_list("student_id", flat=True), key=lambda v: v or 0) == [None, academy.student_ids[1]]
+    assert _dangling()["student"] == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_send_waits_for_the_deletion_that_holds_its_student_then_is_refused(broker):
+    academy = make_academy(students=2, credit=Decimal("1000"))
+    student_ids = academy.student_ids  # read from the students, which delete() clears
+    deleted, commit = threading.Event(), threading.Event()
+
+    def delete_and_hold():
+        with transaction.atomic():
+            academy.students[0].delete()
+            deleted.set()
+            commit.wait(timeout=DEFAULT_TIMEOUT)
+
+    deletion = _thread(delete_and_hold)
+    deletion.start()
+    deleted.wait(timeout=DEFAULT_TIMEOUT)
+    answers = []
+    send = _thread(lambda: answers.append(client_for(academy.user).post(
+        "/api/v1/messages/send", send_body(student_ids), format="json")))
+    send.start()
+    wait_until(_someone_waits_for_a_row_lock, what="the send to wait for the deletion's lock")
+    commit.set()
+    deletion.join(timeout=DEFAULT_TIMEOUT)
+    send.join(timeout=DEFAULT_TIMEOUT)
+
+    [answer] = answers
+    assert answer.status_code == 404, answer.json()
+    assert answer.json()["code"] == "student_not_found"
+    assert (Message.objects.count(), Hold.objects.count()) == (0, 0)
+    assert CreditAccount.objects.get(tenant=academy.tenant).held == 0
