@@ -58,21 +58,14 @@ def post_worker_init(worker) -> None:
 
 
 def _freeze_what_startup_made() -> None:
-    """Leave the objects of the loaded project out of every later garbage collection.
-
-    Python's full collection walks every tracked object of the process, and a 10,000-recipient
-    send allocates enough to set one off: with Django, DRF, Celery and the project loaded (some
-    200,000 objects) that was about 100 ms of the request's 300 ms of CPU (docs/benchmarks.md,
-    "The write path of a send"). The views are imported first (they would be on the first
-    request), then what startup made is moved to the permanent generation (gc.freeze): it is
-    never freed anyway. Collections still run; they walk what requests made."""
-    import gc
-
+    """The views are imported first (they would be on the first request), then what startup
+    made is left out of later collections (project/startup_objects.py)."""
     from django.urls import get_resolver
 
+    from project.startup_objects import freeze_startup_objects
+
     get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and service)
-    gc.collect()
-    gc.freeze()
+    freeze_startup_objects()
 
 
 def on_starting(server) -> None:

@@ -15,6 +15,9 @@ starts (a deploy, a new worker added to scale out) took a third longer, and the 
   which an SQS outage at start-up must not turn into a loop. A failure is logged and left to
   the first publish, which does the same; a task that publishes before the thread is done
   takes another producer of the pool.
+- Then what the process made so far is left out of later garbage collections
+  (project/startup_objects.py): a chunk's thousands of objects set off full collections that
+  walked the whole loaded project each time.
 """
 
 import logging
@@ -27,6 +30,7 @@ def warm_up() -> threading.Thread:
     """Build the Solapi client now, and set up one publisher in the background (returned)."""
     from messaging.solapi.client import get_client
     from project.celery import app, warm_up_publishing
+    from project.startup_objects import freeze_startup_objects
 
     try:
         get_client()
@@ -34,6 +38,8 @@ def warm_up() -> threading.Thread:
         logger.warning("warm_up_solapi_client_failed", exc_info=True)
     # Made here, not in the thread: a task publishing meanwhile must find the same pool.
     app.producer_pool  # noqa: B018
+    # What the process has made so far lives as long as it does (project/startup_objects.py).
+    freeze_startup_objects()
     thread = threading.Thread(target=warm_up_publishing, args=(1,), name="warm-up-publisher", daemon=True)
     thread.start()
     return thread
