@@ -73,7 +73,7 @@ def main() -> int:
             results["ledger_writes"] = result
         if "throughput" in only:
             options = ({"messages": 2000, "baseline_messages": 30, "chunk_sizes": (500, 1000), "repeats": 1,
-                        "debug_off_run": False} if args.quick else {})
+                        "debug_on_run": False} if args.quick else {})
             result = throughput.run(stack, **options)
             _finish("throughput", result, info, throughput.report)
             results["throughput"] = result
