@@ -32,6 +32,13 @@ worker_class = "gthread"
 # PostgreSQL's max_connections; and a thread publishing a task takes one of Celery's broker
 # connections, of which each process pools 10 (broker_pool_limit): more threads would wait there.
 threads = int(os.environ.get("WEB_THREADS", "8"))
+# Seconds an idle keep-alive connection stays open. gunicorn's default, 2 s, is shorter than a
+# client's pause between requests (a staff member's browser, a load balancer's pooled
+# connection): the server then closes a connection the client is just reusing, and that request
+# fails without an answer (the everyday load saw it: docs/benchmarks.md, "Everyday load"). Keep
+# it above the load balancer's idle timeout (60 s on AWS's ALB), so the balancer, not gunicorn,
+# ends idle connections. gthread waits on idle connections without holding a thread.
+keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "75"))
 # gunicorn 25+ opens a control socket for `gunicornc` at one path per user ($HOME/.gunicorn/
 # gunicorn.ctl): the web and edge processes of one host would take it from each other. Nothing
 # here uses gunicornc; processes are managed by the Procfile's runner.
