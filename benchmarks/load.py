@@ -166,7 +166,7 @@ class LoadClient(threading.Thread):
         """Wait for this client's next turn; False once the phase is over."""
         now = time.monotonic()
         if at > now:
-            time.sleep(min(at, self.stop_at) - now)  # a member of staff between two sends
+            time.sleep(max(0.0, min(at, self.stop_at) - now))  # a member of staff between two sends
         return time.monotonic() < self.stop_at
 
     def iteration(self) -> None:
