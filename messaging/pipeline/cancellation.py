@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from billing import ledger
 from billing.models import HoldStatus
@@ -131,9 +131,12 @@ def _outcome(send_request: SendRequest, *, cancelled_now: int) -> CancelOutcome:
     cancelled_ids = list(messages.filter(failure_class=FailureClass.CANCELLED).values_list("id", flat=True))
     released = sum((h.amount for h in ledger.holds_for(cancelled_ids).values() if h.status == HoldStatus.RELEASED),
                    Decimal("0"))
-    accepted = messages.filter(Q(accepted_at__isnull=False) | Q(status__in=[MessageStatus.ACCEPTED,
-                                                                             MessageStatus.DELIVERED])).count()
-    in_flight = messages.filter(status__in=_UNSENT).count()
+    # One statement, one snapshot: counted apart, a message the send step moved from in flight
+    # to accepted between the two counts was in neither (or, the other way, in both).
+    totals = messages.aggregate(
+        accepted=Count("id", filter=Q(accepted_at__isnull=False) | Q(status__in=[MessageStatus.ACCEPTED,
+                                                                                MessageStatus.DELIVERED])),
+        in_flight=Count("id", filter=Q(status__in=_UNSENT)))
     return CancelOutcome(send_request_id=send_request.id, cancelled_at=send_request.cancelled,
-                         cancelled=len(cancelled_ids), released=released, accepted=accepted, in_flight=in_flight,
-                         cancelled_now=cancelled_now)
+                         cancelled=len(cancelled_ids), released=released, accepted=totals["accepted"],
+                         in_flight=totals["in_flight"], cancelled_now=cancelled_now)

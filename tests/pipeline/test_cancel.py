@@ -6,7 +6,9 @@ sending a broadcast through the local SQS and the sandbox (PostgreSQL: row locks
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from billing.audit import audit_accounts
 from billing.ledger import account_for
@@ -18,6 +20,7 @@ from messaging.operations.counts import refresh_counts
 from messaging.pipeline import delivery
 from messaging.pipeline.cancellation import cancel_send_request
 from messaging.pipeline.queues import BULK_QUEUE
+from project import clock
 from tests.api.conftest import assert_refusal, client_for
 from tests.pipeline.conftest import assert_books_balance, send, wait_settled, wait_until
 
@@ -233,3 +236,22 @@ def test_cancel_racing_a_broadcast_in_a_real_worker_sends_nothing_after_its_answ
     spent = Message.objects.filter(id__in=[m.id for m in went_out]).aggregate(total=Sum("price"))["total"]
     assert_books_balance(academy, spent=spent, credit=credit)
     assert audit_accounts() == []
+
+
+@pytest.mark.django_db
+def test_the_answer_counts_accepted_and_in_flight_at_one_moment():
+    """The send step may move messages from in flight to accepted while the answer counts them:
+    both totals come from one statement, so each message is counted once, in one of them."""
+    academy = make_academy()
+    chunk_id, _lease = _claimed_chunk(academy)
+    DeliveryAttempt.objects.create(chunk_id=chunk_id, operation=SolapiOperation.SEND_GROUP, ambiguous=True,
+                                   detail="in progress")
+    first = Message.objects.filter(chunk_id=chunk_id).order_by("id").first()
+    Message.objects.filter(id=first.id).update(status=MessageStatus.ACCEPTED, accepted_at=clock.now())
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = cancel_send_request(academy.tenant, Chunk.objects.get(id=chunk_id).send_request_id)
+
+    assert (outcome.accepted, outcome.in_flight, outcome.cancelled) == (1, 2, 0)
+    counts = [q["sql"] for q in queries.captured_queries if 'COUNT("messaging_message"' in q["sql"]]
+    assert len(counts) == 1, counts
