@@ -251,7 +251,8 @@ def create_send_request(*, tenant_id: int, user, messages: Sequence[PlannedMessa
     sendable = [m for m in messages if not m.skipped]
     send_request = SendRequest.objects.create(
         tenant_id=tenant_id, created_by=user if user and user.is_authenticated else None,
-        queue=queue_for(len(sendable)), estimated_cost=sum((m.price for m in sendable), Decimal("0")), **fields,
+        queue=queue_for(len(sendable)), estimated_cost=sum((m.price for m in sendable), Decimal("0")),
+        accepted_count=len(sendable), **fields,
     )
     for planned, message_id in zip(messages, write_messages(send_request, messages), strict=True):
         planned.message_id = message_id

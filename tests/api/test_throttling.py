@@ -1,9 +1,11 @@
 """Rates per token and per academy, and a daily message ceiling per academy: 429 in the
 API's refusal format, and nothing stored for a refused send."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.cache import cache
 from django.test import override_settings
 
@@ -70,3 +72,18 @@ def test_the_daily_message_limit_starts_again_at_midnight_in_korea(academy, api,
     clock.freeze(midnight)
 
     assert api.post(SEND_URL, send_body(academy.student_ids[:2]), format="json").status_code == 202
+
+
+def test_the_limit_sums_the_days_requests_and_the_migration_counted_those_made_before_it(academy, api, broker):
+    """The limit reads each request's `accepted_count`; migration messaging 0022 gave the
+    requests of its last two days their count of messages not skipped, what was counted before."""
+    sent = api.post(SEND_URL, send_body(academy.student_ids), format="json").json()  # 3 messages
+    request = SendRequest.objects.get(id=sent["id"])
+    assert request.accepted_count == sent["accepted"] == 3
+    Message.objects.filter(id=Message.objects.filter(send_request=request).first().id).update(status="skipped")
+    SendRequest.objects.filter(id=request.id).update(accepted_count=0)  # as before the migration
+
+    migration = importlib.import_module("messaging.migrations.0022_send_request_accepted_count")
+    migration.count_recent_requests(django_apps, None)
+
+    assert SendRequest.objects.get(id=request.id).accepted_count == 2
