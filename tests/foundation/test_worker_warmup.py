@@ -8,6 +8,7 @@ import kombu.exceptions
 import pytest
 
 import project.celery
+import project.startup_objects
 from harness.waiting import DEFAULT_TIMEOUT
 from messaging.pipeline.queues import BULK_QUEUE
 from messaging.solapi import client as client_module
@@ -20,7 +21,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LOOKUPS = {"ListQueues", "GetQueueUrl", "GetQueueAttributes", "CreateQueue"}
 
 
-def test_after_the_warm_up_the_first_publish_is_one_send_and_the_client_is_built(broker, monkeypatch):
+@pytest.fixture(autouse=True)
+def frozen(monkeypatch) -> list[bool]:
+    """The warm-up's gc.freeze, recorded instead of done: in this process it would keep every
+    object of the test session out of garbage collection."""
+    calls: list[bool] = []
+    monkeypatch.setattr(project.startup_objects, "freeze_startup_objects", lambda: calls.append(True))
+    return calls
+
+
+def test_after_the_warm_up_the_first_publish_is_one_send_and_the_client_is_built(broker, monkeypatch, frozen):
     monkeypatch.setattr(client_module, "_clients", {})
 
     warm_up().join(DEFAULT_TIMEOUT)
@@ -28,6 +38,7 @@ def test_after_the_warm_up_the_first_publish_is_one_send_and_the_client_is_built
     ping.apply_async(queue=BULK_QUEUE)
 
     assert client_module._clients, "the Solapi client was not built"
+    assert frozen == [True], "what start-up made was not frozen"
     counts = broker.request_counts()
     assert counts["SendMessage"] == 1
     assert not LOOKUPS & {operation for operation, n in counts.items() if n}, counts
