@@ -9,6 +9,9 @@
   const picked = new Map(); // student id → name
   let previewSeq = 0;
   let lastPreview = null;
+  // The body lastPreview answered: a form "change" that alters nothing (leaving the text box to
+  // click 보내기) must not start a preview, which would turn the button off under the click.
+  let lastPreviewedBody = null;
   let idempotencyKey = form.dataset.idempotencyKey;
 
   const checked = (name) => form.querySelector(`input[name=${name}]:checked`).value;
@@ -153,8 +156,10 @@
   }
 
   async function preview() {
-    const seq = ++previewSeq;
     const body = request();
+    const bodyText = JSON.stringify(body);
+    if (lastPreview && bodyText === lastPreviewedBody) return; // nothing changed since it
+    const seq = ++previewSeq;
     lastPreview = null;
     $("send").disabled = true;
     if (!body.student_ids.length && !(body.class_ids || []).length) {
@@ -174,6 +179,7 @@
       return;
     }
     lastPreview = answer.data;
+    lastPreviewedBody = bodyText;
     render(answer.data);
   }
 
