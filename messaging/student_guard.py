@@ -36,16 +36,16 @@ def lock_students_for_messages(student_ids: Collection[int | None]) -> None:
     wanted = sorted({i for i in student_ids if i is not None})
     if not wanted:
         return
-    table = connection.ops.quote_name(Student._meta.db_table)
     if on_postgresql():
-        statement = f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE"
-        parameters = [array_value(wanted)]
+        # The ORM has no FOR KEY SHARE (the lock a foreign key's check takes: it does not block
+        # edits of the student's other columns).
+        table = connection.ops.quote_name(Student._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",
+                           [array_value(wanted)])
+            found = {row[0] for row in cursor.fetchall()}
     else:
-        statement = f"SELECT id FROM {table} WHERE id IN ({', '.join(['%s'] * len(wanted))})"
-        parameters = wanted
-    with connection.cursor() as cursor:
-        cursor.execute(statement, parameters)
-        found = {row[0] for row in cursor.fetchall()}
+        found = set(Student.objects.filter(id__in=wanted).values_list("id", flat=True))
     missing = [i for i in wanted if i not in found]
     if missing:
         raise Refusal(RefusalCode.STUDENT_NOT_FOUND, student_ids=", ".join(map(str, missing)),

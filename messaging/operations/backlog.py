@@ -133,18 +133,17 @@ def recent_backlog_for(queue: str) -> QueueBacklog:
     cached = _recent.get(queue)
     age = time.monotonic() - cached[0] if cached is not None else None
     if age is None or age >= max_age * STALE_FACTOR:
-        return _estimate_and_keep((queue,))[queue]
+        return _estimate_and_keep(queue)
     if age >= max_age:
         _refresh_in_background(queue)
     return cached[1]
 
 
-def _estimate_and_keep(queues: tuple[str, ...]) -> dict[str, QueueBacklog]:
+def _estimate_and_keep(queue: str) -> QueueBacklog:
     started = time.monotonic()
-    backlogs = queue_backlogs(queues)
-    for queue, backlog in backlogs.items():
-        _recent[queue] = (started, backlog)
-    return backlogs
+    backlog = backlog_for(queue)
+    _recent[queue] = (started, backlog)
+    return backlog
 
 
 # Held while a background estimate runs: one at a time per process.
@@ -166,7 +165,7 @@ def _refresh_in_background(queue: str) -> None:
 
 def _refresh(queue: str) -> None:
     try:
-        _estimate_and_keep((queue,))
+        _estimate_and_keep(queue)
     except Exception:
         # Sends answer the estimate they have meanwhile.
         logger.exception("backlog_refresh_failed queue=%s", queue)
