@@ -13,7 +13,7 @@ from messaging.compose.rules import Consent
 from messaging.failures import FailureClass
 from messaging.models import Message, MessageStatus, SendRequest, SendRequestStatus, SkipReason, shown_message_status
 from messaging.operations import pauses
-from messaging.operations.counts import count_messages
+from messaging.operations.counts import count_messages, counts_of_statuses
 from messaging.operations.progress import progress
 from project import clock
 from project.clock import KST
@@ -159,20 +159,30 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
     messages = send_request.messages.order_by("id").values(
         "id", "student_id", "recipient_kind", "phone", "message_type", "price", "skip_reason",
         "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at", "chunk_id",
-        shown_status=shown_message_status(),
+        shown_status=shown_message_status(), chunk_paused_since=F("chunk__paused_since"),
     )
-    counts = count_messages(send_request.id)
+    rows = list(messages[:page_size]) if page == 1 else []
+    if page == 1 and len(rows) < page_size:
+        # The whole request is on this page (nearly every small send): its counts, and whether
+        # anything is paused, come from the rows just read, two statements fewer per status read.
+        counts = counts_of_statuses(row["shown_status"] for row in rows)
+        anything_paused = any(row["chunk_paused_since"] for row in rows)
+    else:
+        counts = count_messages(send_request.id)
+        offset = (page - 1) * page_size
+        # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
+        if page > 1:
+            rows = list(messages[offset : offset + page_size]) if offset < counts["total"] else []
+        anything_paused = True  # not known from one page: the chunks say
     total = counts["total"]
-    offset = (page - 1) * page_size
-    # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
-    rows = list(messages[offset : offset + page_size]) if offset < total else []
     # Messages a platform pause holds back show as paused, with the reason, not as sending.
-    paused_by_chunk = pauses.paused_chunks(send_request.id)
+    paused_by_chunk = pauses.paused_chunks(send_request.id) if anything_paused else {}
     counts[pauses.PAUSED] = 0
     for status, n in pauses.count_paused(send_request.id, list(paused_by_chunk)).items():
         counts[status] -= n
         counts[pauses.PAUSED] += n
     for row in rows:
+        del row["chunk_paused_since"]
         pause = paused_by_chunk.get(row.pop("chunk_id"))
         row["status"] = pauses.shown_status(row.pop("shown_status"), pause)
         row["paused"] = pause if row["status"] == pauses.PAUSED else None

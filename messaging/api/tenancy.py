@@ -7,27 +7,27 @@ does not exist.
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from messaging.api.authentication import ACADEMIES_READ, TENANT_HEADER, memberships_for, requested_slug
 from messaging.api.throttles import AcademyRateThrottle
 from messaging.compose.refusals import Refusal, RefusalCode
-from tenants.models import Membership, Tenant
+from tenants.models import Tenant
 
-TENANT_HEADER = "X-Tenant"
+__all__ = ["TENANT_HEADER", "TenantAPIView", "tenant_for_request"]
 
 
 def tenant_for_request(request: Request) -> Tenant:
-    memberships = Membership.objects.filter(user=request.user).select_related("tenant")
-    slug = request.headers.get(TENANT_HEADER, "").strip()
-    if slug:
-        membership = memberships.filter(tenant__slug=slug).first()
-        if membership is None:
-            raise Refusal(RefusalCode.TENANT_NOT_FOUND)
-        return membership.tenant
-    mine = list(memberships[:2])
+    slug = requested_slug(request)
+    # A token's check has read them already (messaging/api/authentication.py); a session has not.
+    academies = getattr(request.auth, "academies", None)
+    if academies is not None and academies.slug == slug:
+        mine = academies.tenants
+    else:
+        mine = [m.tenant for m in memberships_for(slug).filter(user=request.user)[:ACADEMIES_READ]]
     if not mine:
         raise Refusal(RefusalCode.TENANT_NOT_FOUND)
-    if len(mine) > 1:
+    if len(mine) > 1 and not slug:
         raise Refusal(RefusalCode.TENANT_REQUIRED)
-    return mine[0].tenant
+    return mine[0]
 
 
 class TenantAPIView(APIView):

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging import metrics
+from messaging.api.answers import with_api_times
 from messaging.api.exports import csv_response
 from messaging.api.paging import envelope, page_of
 from messaging.api.serializers import (
@@ -115,7 +116,7 @@ class SendRequestDetailApi(TenantAPIView):
         page = _int_param(request, "page", 1)
         page_size = _int_param(request, "page_size", 100)
         detail = send_request_detail(send_request, page=page, page_size=page_size)
-        return Response(SendRequestDetailSerializer(detail).data)
+        return Response(with_api_times(detail))
 
 
 class SendRequestListApi(TenantAPIView):
@@ -165,7 +166,7 @@ class CreditsApi(TenantAPIView):
     @extend_schema(responses={200: CreditsSerializer}, parameters=[TENANT_PARAMETER],
                    summary="Credit balance, holds and ledger")
     def get(self, request):
-        return Response(CreditsSerializer(credit_summary(self.tenant)).data)
+        return Response(with_api_times(credit_summary(self.tenant)))
 
 
 WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"

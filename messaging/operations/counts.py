@@ -1,5 +1,6 @@
 """A send request's message counts by status, recomputed from the messages themselves."""
 
+from collections import Counter
 from collections.abc import Iterable
 
 from django.db.models import Count
@@ -16,14 +17,23 @@ def count_messages_of(send_request_ids: Iterable[int]) -> dict[int, dict[str, in
     """The counts of each request, from one GROUP BY over all of them. A pending message is
     counted as held or sending while its chunk is at that step (messaging/models.py)."""
     ids = set(send_request_ids)
-    by_request: dict[int, dict[str, int]] = {i: {status: 0 for status in MessageStatus.values} for i in ids}
+    by_request: dict[int, Counter] = {i: Counter() for i in ids}
     rows = (Message.objects.filter(send_request_id__in=ids).order_by()
             .values("send_request_id", shown=shown_message_status()).annotate(n=Count("id")))
     for row in rows:
         by_request[row["send_request_id"]][row["shown"]] = row["n"]
-    for counts in by_request.values():
-        counts["total"] = sum(counts[s] for s in MessageStatus.values)
-    return by_request
+    return {i: _with_total(counts) for i, counts in by_request.items()}
+
+
+def counts_of_statuses(shown_statuses: Iterable[str]) -> dict[str, int]:
+    """The counts of messages whose shown statuses are these (all of a request's, read already)."""
+    return _with_total(Counter(shown_statuses))
+
+
+def _with_total(by_status: Counter) -> dict[str, int]:
+    counts = {status: by_status[status] for status in MessageStatus.values}
+    counts["total"] = sum(counts.values())
+    return counts
 
 
 def refresh_counts(send_request_id: int) -> dict[str, int]:
