@@ -92,7 +92,7 @@ def adjust(*, tenant: Tenant, amount: Decimal, memo: str, user=None) -> LedgerEn
 
 
 def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothing: bool = False,
-                new_messages: bool = False) -> HoldOutcome:
+                new_messages: bool = False, account: CreditAccount | None = None) -> HoldOutcome:
     """Reserve credit for many messages in one transaction.
 
     Messages that already have a hold count as held and are not charged again.
@@ -104,6 +104,8 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     this call's last statement until that transaction commits: call it last. `new_messages`:
     the messages were written in that transaction, so none can have a hold yet, and the holds
     are inserted without looking for one (a hold there would fail the whole transaction).
+    `account`: the tenant's, when the caller has read it already (only its id is used: the
+    movement is one conditional UPDATE of the row as it is then).
     """
     outcome = HoldOutcome()
     if not requests:
@@ -111,7 +113,7 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     message_ids = [r.message_id for r in requests]
     if len(set(message_ids)) != len(message_ids):
         raise ValueError("a message is named twice in one hold_credit call")
-    account = account_for(tenant)
+    account = account or account_for(tenant)
     now = clock.now()
     with transaction.atomic():
         # The per-message rows first, without the account's lock. Sorted by message id: two

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 
 from billing import ledger
 from billing.ledger import HoldRequest, account_for
+from billing.models import CreditAccount
 from billing.pricing import price_list
 from messaging.compose import limits, rules
 from messaging.compose.message_rows import write_messages
@@ -77,7 +78,11 @@ class SendPlan:
     data: SendInput
     draft: Draft
     messages: list[PlannedMessage]
-    available: Decimal
+    account: CreditAccount  # as read when planning: what `available` shows; the hold locks it anew
+
+    @property
+    def available(self) -> Decimal:
+        return self.account.available
 
     # Cached: a plan is not changed once made, and a send asks these several times of up to 10,000 messages.
     @cached_property
@@ -121,8 +126,7 @@ def plan_send(*, tenant: Tenant, data: SendInput) -> SendPlan:
         for message in planned:
             if not message.skipped:
                 message.not_before = message.not_before or data.send_at
-    return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned,
-                    available=account_for(tenant).available)
+    return SendPlan(tenant=tenant, data=data, draft=draft, messages=planned, account=account_for(tenant))
 
 
 def send_request_create(*, tenant: Tenant, user, data: SendInput, idempotency_key: str | None) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def _replay(tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any] | None
         return None
     if existing.fingerprint != fingerprint:
         raise Refusal(RefusalCode.IDEMPOTENCY_KEY_REUSED)
-    return existing.response
+    return _answer_of(existing)
 
 
 def _backpressure(plan: SendPlan) -> dict[str, Any]:
@@ -195,38 +199,42 @@ this process: recent_backlog_for). Ads deferred to the morning, all
 def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: str,
              backpressure: dict[str, Any]) -> SendRequest:
     data = plan.data
+    # The answer is stored with the row, in its INSERT, not after publishing: a replay of the key
+    # that arrives meanwhile (a client retrying, a concurrent duplicate) must get this answer, not
+    # {}. "dispatched" is corrected if the publish fails. Everything in it is known before the
+    # row exists but the row's id, which a replay adds (_replay); in the INSERT, not an UPDATE
+    # after it, because this row is not ours for long (a dispatch sweeping the small requests
+    # locks it: express.py) and each row version costs (issue 18's load).
+    answer = {
+        "accepted": len(plan.sendable),
+        "estimated_cost": str(plan.estimated_cost),
+        "dispatched": True,
+        "skipped": plan.skipped(),
+        "deferred": len(plan.deferred),
+        "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
+        "send_at": data.send_at.isoformat() if data.send_at else None,
+        **backpressure,
+    }
+    # Covered by a dispatch from its commit on (outbox.request_dispatch), unless the publish
+    # fails, which clears it for the relay.
+    dispatched = clock.now() if queue_for(len(plan.sendable)) in outbox.COALESCED_QUEUES else None
     with transaction.atomic():
         send_request = create_send_request(
             tenant_id=plan.tenant.id, user=user, messages=plan.messages,
             mode=data.message_mode, send_to=data.send_to, purpose=data.purpose, body=data.body,
             subject=data.subject, template=plan.draft.template, alimtalk_replacements=data.alimtalk_replacements,
             idempotency_key=idempotency_key or None, fingerprint=fingerprint, send_at=data.send_at,
+            response=answer, dispatched=dispatched,
         )
-        # Stored with the rows, not after publishing: a replay of the key that arrives
-        # meanwhile (a client retrying, a concurrent duplicate) must get this answer, not {}.
-        # "dispatched" is corrected if the publish fails. Written now because this row is not
-        # ours for long: a dispatch sweeping the small requests locks it (express.py), and an
-        # UPDATE after the commit waited for that sweep (issue 18's load).
-        send_request.response = {
-            "id": send_request.id,
-            "accepted": len(plan.sendable),
-            "estimated_cost": str(plan.estimated_cost),
-            "dispatched": True,
-            "skipped": plan.skipped(),
-            "deferred": len(plan.deferred),
-            "deferred_until": min(m.not_before for m in plan.deferred).isoformat() if plan.deferred else None,
-            "send_at": data.send_at.isoformat() if data.send_at else None,
-            **backpressure,
-        }
-        update_fields = ["response"]
-        if send_request.queue in outbox.COALESCED_QUEUES:
-            # Covered by a dispatch from its commit on (outbox.request_dispatch), unless the
-            # publish fails, which clears it for the relay.
-            send_request.dispatched = clock.now()
-            update_fields.append("dispatched")
-        send_request.save(update_fields=update_fields)
         _hold_credit(plan.tenant, plan)
+    send_request.response = _answer_of(send_request)
     return send_request
+
+
+def _answer_of(send_request: SendRequest) -> dict[str, Any]:
+    """The send's answer as stored, with the request's id first (rows stored before the INSERT
+    carried the answer have it stored too: the same)."""
+    return {"id": send_request.id, **send_request.response}
 
 
 def _hold_credit(tenant: Tenant, plan: SendPlan) -> None:
@@ -237,7 +245,8 @@ def _hold_credit(tenant: Tenant, plan: SendPlan) -> None:
     transaction's own: no hold can exist for them yet."""
     requests = [HoldRequest(m.message_id, m.price) for m in plan.sendable]
     try:
-        ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True, new_messages=True)
+        ledger.hold_credit(tenant=tenant, requests=requests, all_or_nothing=True, new_messages=True,
+                           account=plan.account)
     except ledger.InsufficientCredit as exc:
         raise Refusal(RefusalCode.INSUFFICIENT_CREDIT, estimated_cost=exc.requested, available=exc.available,
                       extra={"estimated_cost": str(exc.requested), "available": str(exc.available)}) from None
