@@ -104,7 +104,8 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     this call's last statement until that transaction commits: call it last. `new_messages`:
     the messages were written in that transaction, so none can have a hold yet, and the holds
     are inserted without looking for one (a hold there would fail the whole transaction).
-    `account`: the tenant's, when the caller has read it already (only its id is used: the
+    With `all_or_nothing`, InsufficientCredit leaves a caller's transaction unusable: let it
+    end that transaction. `account`: the tenant's, when the caller has read it already (only its id is used: the
     movement is one conditional UPDATE of the row as it is then).
     """
     outcome = HoldOutcome()
@@ -115,7 +116,9 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
         raise ValueError("a message is named twice in one hold_credit call")
     account = account or account_for(tenant)
     now = clock.now()
-    with transaction.atomic():
+    # All or nothing, a refusal fails the caller's transaction whole (the API's send raises on
+    # it): a savepoint to undo only this call would cost two round trips for nothing.
+    with transaction.atomic(savepoint=not all_or_nothing):
         # The per-message rows first, without the account's lock. Sorted by message id: two
         # executions of one chunk wait for each other on the unique key, in the same order.
         rows = [{"message_id": message_id, "amount": amount} for message_id, amount in sorted(requests)]

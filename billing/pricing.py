@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Value
+
 from billing.models import MessageType, Price, TenantPrice
 from tenants.models import Tenant
 
@@ -107,10 +109,14 @@ def alimtalk_length(body: str) -> int:
 
 
 def price_list(tenant: Tenant) -> dict[str, Decimal]:
-    """Every configured price for this academy, overrides applied. One query each."""
-    prices = {p.message_type: p.amount for p in Price.objects.all()}
-    prices.update({p.message_type: p.amount for p in TenantPrice.objects.filter(tenant=tenant)})
-    return prices
+    """Every configured price for this academy, overrides applied. One statement for both (every
+    preview and send reads them)."""
+    platform = Price.objects.annotate(own=Value(False)).values_list("message_type", "amount", "own")
+    overrides = (TenantPrice.objects.filter(tenant=tenant).annotate(own=Value(True))
+                 .values_list("message_type", "amount", "own"))
+    # The academy's own prices last, so they replace the platform's.
+    return {message_type: amount for message_type, amount, _own in
+            sorted(platform.union(overrides, all=True), key=lambda row: row[2])}
 
 
 def price_of(prices: Mapping[str, Decimal], message_type: str) -> Decimal:
