@@ -2,6 +2,7 @@
 and B's things look exactly like things that do not exist (404, never 403)."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.middleware.csrf import _get_new_csrf_string
 from rest_framework.test import APIClient
 
@@ -107,6 +108,22 @@ def test_an_unknown_token_is_401(academy):
     client.credentials(HTTP_AUTHORIZATION="Token 0000000000000000000000000000000000000000")
 
     assert_refusal(client.get(CREDITS_URL), 401, "not_authenticated")
+
+
+def test_a_deactivated_users_token_is_401(academy):
+    # The token check reads the academies in the same statement (messaging/api/authentication.py):
+    # a user with academies but switched off is still refused.
+    academy.user.is_active = False
+    academy.user.save(update_fields=["is_active"])
+
+    assert_refusal(client_for(academy.user).get(CREDITS_URL), 401, "not_authenticated")
+
+
+def test_a_valid_token_of_no_academy_is_404(academy):
+    loner = get_user_model().objects.create_user(username="no-academy")
+
+    assert_refusal(client_for(loner).get(CREDITS_URL), 404, "tenant_not_found")
+    assert_refusal(client_for(loner, tenant=academy.tenant.slug).get(CREDITS_URL), 404, "tenant_not_found")
 
 
 def test_session_authentication_works_and_requires_the_csrf_token(academy, broker):
