@@ -421,7 +421,7 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
 
     from django.conf import settings
 
-    from messaging.models import Chunk
+    from messaging.models import Chunk, ChunkStatus
     from messaging.pipeline.queues import ALL_QUEUES
 
     stack.sandbox.reset()
@@ -439,8 +439,11 @@ def queue_drill(stack: Stack, *, messages: int, outage: float) -> DrillOutcome:
     worker = stack.start_worker("queue", env=DRILL_ENV)
     began = time.monotonic()
     run = send(replace(academy, students=academy.students[:messages]))
-    _wait(lambda: Chunk.objects.filter(send_request_id=run.id, status="held").exists()
-          and stack.sandbox.accepted_total > 0, 120)
+    # Under way, with chunks still to send. Not "a chunk is held": a chunk carried in one hop
+    # (tasks.deliver_chunk) is held for milliseconds, and a 50 ms poll can miss every one of them
+    # (it did, once, in `make drill`).
+    _wait(lambda: stack.sandbox.accepted_total > 0 and Chunk.objects.filter(
+        send_request_id=run.id, status__in=(ChunkStatus.QUEUED, ChunkStatus.HELD)).exists(), 120)
     # Published just before: the busy worker has most likely not received these dispatches yet.
     just_before = [send_to(200), send_to(small)]
     accepted_at_stop = stack.sandbox.accepted_total
