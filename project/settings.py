@@ -121,7 +121,10 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Empty counts as unset (`DATABASE_URL= make test`): django-environ would fail on "" with
+# KeyError: 'ENGINE', which says nothing of the variable.
+DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="")
+                                          or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The dev stack runs web, worker and beat on one SQLite file. WAL lets readers and
     # one writer work at once; IMMEDIATE takes the write lock at BEGIN, so the ledger's

@@ -32,6 +32,17 @@ PRODUCTION_SECRETS = {"DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "SOLAPI_API_K
                       "SOLAPI_WEBHOOK_SECRET": "w" * 32}
 
 
+def test_an_empty_database_url_means_the_embedded_sqlite():
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"],
+        env={**os.environ, "DATABASE_URL": "", "DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "1"},
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "django.db.backends.sqlite3"
+
+
 def test_production_with_every_secret_starts():
     result = _import_settings(PRODUCTION_SECRETS)
 
