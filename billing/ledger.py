@@ -105,8 +105,8 @@ def hold_credit(*, tenant: Tenant, requests: Sequence[HoldRequest], all_or_nothi
     the messages were written in that transaction, so none can have a hold yet, and the holds
     are inserted without looking for one (a hold there would fail the whole transaction).
     With `all_or_nothing`, InsufficientCredit leaves a caller's transaction unusable: let it
-    end that transaction. `account`: the tenant's, when the caller has read it already (only its id is used: the
-    movement is one conditional UPDATE of the row as it is then).
+    end that transaction. `account`: the tenant's, when the caller has read it already (only
+    its id is used: the movement is one conditional UPDATE of the row as it is then).
     """
     outcome = HoldOutcome()
     if not requests:

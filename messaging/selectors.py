@@ -161,18 +161,19 @@ def send_request_detail(send_request: SendRequest, *, page: int = 1, page_size: 
         "failure_class", "failure_reason", "solapi_status_code", "accepted_at", "completed_at", "chunk_id",
         shown_status=shown_message_status(), chunk_paused_since=F("chunk__paused_since"),
     )
-    rows = list(messages[:page_size]) if page == 1 else []
-    if page == 1 and len(rows) < page_size:
+    first_page = list(messages[:page_size]) if page == 1 else None
+    if first_page is not None and len(first_page) < page_size:
         # The whole request is on this page (nearly every small send): its counts, and whether
         # anything is paused, come from the rows just read, two statements fewer per status read.
+        rows = first_page
         counts = counts_of_statuses(row["shown_status"] for row in rows)
         anything_paused = any(row["chunk_paused_since"] for row in rows)
     else:
         counts = count_messages(send_request.id)
         offset = (page - 1) * page_size
         # Past the last page there is nothing to read; an offset beyond a bigint would crash the query.
-        if page > 1:
-            rows = list(messages[offset : offset + page_size]) if offset < counts["total"] else []
+        rows = first_page if first_page is not None else (
+            list(messages[offset : offset + page_size]) if offset < counts["total"] else [])
         anything_paused = True  # not known from one page: the chunks say
     total = counts["total"]
     # Messages a platform pause holds back show as paused, with the reason, not as sending.

@@ -7,12 +7,10 @@ does not exist.
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from messaging.api.authentication import ACADEMIES_READ, TENANT_HEADER, memberships_for, requested_slug
+from messaging.api.authentication import ACADEMIES_READ, memberships_for, requested_slug
 from messaging.api.throttles import AcademyRateThrottle
 from messaging.compose.refusals import Refusal, RefusalCode
 from tenants.models import Tenant
-
-__all__ = ["TENANT_HEADER", "TenantAPIView", "tenant_for_request"]
 
 
 def tenant_for_request(request: Request) -> Tenant:
@@ -25,7 +23,7 @@ def tenant_for_request(request: Request) -> Tenant:
         mine = [m.tenant for m in memberships_for(slug).filter(user=request.user)[:ACADEMIES_READ]]
     if not mine:
         raise Refusal(RefusalCode.TENANT_NOT_FOUND)
-    if len(mine) > 1 and not slug:
+    if len(mine) > 1:
         raise Refusal(RefusalCode.TENANT_REQUIRED)
     return mine[0]
 

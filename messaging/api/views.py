@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from messaging import metrics
 from messaging.api.answers import with_api_times
+from messaging.api.authentication import TENANT_HEADER
 from messaging.api.exports import csv_response
 from messaging.api.paging import envelope, page_of
 from messaging.api.serializers import (
@@ -39,7 +40,7 @@ from messaging.api.serializers import (
     StudentSerializer,
     TemplateSerializer,
 )
-from messaging.api.tenancy import TENANT_HEADER, TenantAPIView
+from messaging.api.tenancy import TenantAPIView
 from messaging.api.validation import validated
 from messaging.compose import suppression
 from messaging.compose.planning import variables_of

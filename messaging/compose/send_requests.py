@@ -232,8 +232,8 @@ def _persist(plan: SendPlan, *, user, idempotency_key: str | None, fingerprint: 
 
 
 def _answer_of(send_request: SendRequest) -> dict[str, Any]:
-    """The send's answer as stored, with the request's id first (rows stored before the INSERT
-    carried the answer have it stored too: the same)."""
+    """The send's answer: the stored one, with the request's id first. (Rows written before the
+    answer went into the INSERT stored the id too; merging gives the same answer.)"""
     return {"id": send_request.id, **send_request.response}
 
 

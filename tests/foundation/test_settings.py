@@ -13,10 +13,10 @@ from django.core.exceptions import ImproperlyConfigured
 import celeryconfig
 
 
-def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+def _import_settings(env: dict[str, str], code: str = "import project.settings") -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "SOLAPI", "DEBUG", "CLOCK"))}
     return subprocess.run(
-        [sys.executable, "-c", "import project.settings"],
+        [sys.executable, "-c", code],
         env={**clean, **env}, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
     )
 
@@ -33,11 +33,8 @@ PRODUCTION_SECRETS = {"DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "SOLAPI_API_K
 
 
 def test_an_empty_database_url_means_the_embedded_sqlite():
-    result = subprocess.run(
-        [sys.executable, "-c", "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"],
-        env={**os.environ, "DATABASE_URL": "", "DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "1"},
-        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
-    )
+    result = _import_settings({"DATABASE_URL": "", "DEBUG": "1"},
+                              code="import project.settings as s; print(s.DATABASES['default']['ENGINE'])")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "django.db.backends.sqlite3"
