@@ -24,6 +24,7 @@ from messaging.models import Chunk, ChunkStatus, WorkerHeartbeat
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS
 from messaging.pipeline.queues import BULK_QUEUE, INTERACTIVE_QUEUE, roles_consuming
 from project import clock
+from tenants.models import Tenant
 
 # Broadcasts are paced; small sends (the interactive queue) are not.
 _PACED = ~Q(send_request__queue=INTERACTIVE_QUEUE)
@@ -50,28 +51,31 @@ def fair_share() -> int:
 
 def claim_chunks_to_publish(send_request_id: int) -> list[int]:
     """Mark as published the next chunks of the request that fit in its academy's share, and
-    return them for the caller to publish. Two callers never claim the same chunk (the
-    conditional UPDATE); at worst a race publishes one more than the share."""
+    return them for the caller to publish.
+
+    An academy's claims take turns on its tenant row (FOR NO KEY UPDATE, which a message's
+    foreign key does not wait for; on SQLite the IMMEDIATE transaction): two of its chunks
+    finalized at once would otherwise each see the other's slot free and publish a share
+    each. Another academy's broadcast starting at the same moment may still be counted a
+    moment late (the share of each shrinks at the next claim)."""
     tenant_id = Chunk.objects.filter(send_request_id=send_request_id).values_list(
         "send_request__tenant_id", flat=True).first()
     if tenant_id is None:
         return []
-    in_flight = Chunk.objects.filter(_PACED_UNFINISHED, published__isnull=False,
-                                     send_request__tenant_id=tenant_id).count()
-    room = fair_share() - in_flight
-    if room <= 0:
-        return []
-    claimed = []
-    waiting = (Chunk.objects.filter(send_request_id=send_request_id, published__isnull=True,
-                                    status=ChunkStatus.QUEUED)
-               .order_by("index").values_list("id", flat=True)[:room])
-    for chunk_id in waiting:
-        with transaction.atomic():
-            # Its chain starts moving now: the stale sweep measures its idleness from here, not
-            # from its creation (a broadcast's chunks are created with its messages).
-            now = clock.now()
-            if Chunk.objects.filter(id=chunk_id, published__isnull=True).update(published=now, updated=now):
-                claimed.append(chunk_id)
+    with transaction.atomic():
+        list(Tenant.objects.select_for_update(no_key=True).filter(id=tenant_id).values_list("id", flat=True))
+        in_flight = Chunk.objects.filter(_PACED_UNFINISHED, published__isnull=False,
+                                         send_request__tenant_id=tenant_id).count()
+        room = fair_share() - in_flight
+        if room <= 0:
+            return []
+        claimed = list(Chunk.objects.filter(send_request_id=send_request_id, published__isnull=True,
+                                            status=ChunkStatus.QUEUED)
+                       .order_by("index").values_list("id", flat=True)[:room])
+        # Its chain starts moving now: the stale sweep measures its idleness from here, not
+        # from its creation (a broadcast's chunks are created with its messages).
+        now = clock.now()
+        Chunk.objects.filter(id__in=claimed).update(published=now, updated=now)
     return claimed
 
 

@@ -136,6 +136,9 @@ def test_a_paced_broadcast_never_has_more_than_its_share_out_and_every_message_g
     for _, change in events:
         out += change
         most = max(most, out)
-    assert 1 <= most <= pacing.fair_share() + 1  # the share, and at most one more in a race
+    # Never more than the share: two finalizes at once take turns to claim (pacing.py). The share
+    # is the session worker's slots if its heartbeat was alive during the run (this worker's -Q
+    # is no bulk queue), else 1; read at the end, it is the largest the run can have used.
+    assert 1 <= most <= pacing.fair_share()
     assert Message.objects.filter(send_request=messages[0].send_request).count() == 60
     assert_books_balance(academy, spent=60 * Decimal("13"))
