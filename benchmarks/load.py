@@ -24,16 +24,18 @@ In both, a few percent of sends are replays of an earlier Idempotency-Key with t
 with a `code`). Meanwhile /healthz is fetched from the edge every second (with the health token;
 when one takes longer, the next as soon as it answered) and the SQS queue depths are sampled every
 second. After the load stops, the run waits until every message is final (out of
-pending/held/sending, every chunk finalized) and every report delivered.
+pending/held/sending, every chunk finalized), every report delivered, and every report batch
+applied (the worker applies reports after sends under a burst: messaging/reports/inbox.py).
 
 Printed: per endpoint requests/s, p50/p95/p99 and errors by status; the largest backlog; the drain
 time; each message's time from its request to final; Solapi calls per message (counted at the
 sandbox); SQS calls per send request (counted at the local SQS; GetQueueAttributes and
 GetQueueUrl, the depth sampler's and the health refreshers' calls, taken out); how long each
-report webhook POST kept the sandbox waiting; the CPU used by gunicorn (web and edge), the
-worker, beat, the local SQS and PostgreSQL; the integrity checks; and issue 18's targets, met or
-missed. The client threads, the sandbox and this bookkeeping share one Python process: under
-50 clients its GIL adds some latency to what the clients measure (its CPU is printed too).
+report webhook POST kept the sandbox waiting and when the last report was applied; the CPU
+used by gunicorn (web and edge), the worker, beat, the local SQS and PostgreSQL; the integrity
+checks; and issue 18's targets, met or missed. The client threads, the sandbox and this
+bookkeeping share one Python process: under 50 clients its GIL adds some latency to what the
+clients measure (its CPU is printed too).
 
     python -m benchmarks.load [--quick] [--clients 20] [--seconds 120] [--pace 12]
                               [--no-think-seconds 60] [--burst-clients 50] [--burst-seconds 60]
@@ -343,6 +345,8 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
         for sampler in samplers:
             sampler.stop()
     reports_done = stack.sandbox.wait_for_reports(timeout=120)
+    reports_applied = _wait_reports_applied(timeout=300)
+    reports_applied_after = time.monotonic() - load_ended
     health.close()
     sessions_after = _pg_sessions(connection)
     result = {
@@ -359,7 +363,8 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
         "solapi": {"calls": sandbox_calls(stack) - calls_before,
                    "accepted": stack.sandbox.accepted_total - accepted_before},
         "sqs": _sqs_costs(sqs, len(ids)),
-        "webhook": _webhook(stack, reports_done),
+        "webhook": {**_webhook(stack, reports_done), "all_applied": reports_applied,
+                    "applied_after_load_s": reports_applied_after},
         "cpu": _cpu(cpu_start, cpu_load_end, cpu_end, load_ended - load_began, drain_seconds),
         "postgresql_sessions": (sessions_after - sessions_before) if sessions_before is not None else None,
         "integrity": _integrity(stack, recorder, ids),
@@ -369,6 +374,19 @@ def run(stack: Stack, plan: list[Phase], *, drain_timeout: float, seed: int, loa
                                              if result["solapi"]["accepted"] else float("nan"))
     result["targets"] = _targets(result)
     return result
+
+
+def _wait_reports_applied(*, timeout: float) -> bool:
+    """Wait until the webhook's stored batches are all applied: the worker gives sends the way
+    under a burst (messaging/reports/inbox.py), so the reports' bookkeeping may follow later."""
+    from messaging.models import ReceivedReportBatch
+
+    began = time.monotonic()
+    while ReceivedReportBatch.objects.filter(applied__isnull=True).exists():
+        if time.monotonic() - began > timeout:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _wait_drained(ids: list[int], *, timeout: float) -> bool:
@@ -552,6 +570,8 @@ def report(result: dict[str, Any]) -> str:
         ["SQS calls by operation", ", ".join(f"{k} {v:,}" for k, v in sorted(q["by_operation"].items()))],
         ["report webhook POST wait p50 / p95 / max", f"{w['p50_ms']:.0f} / {w['p95_ms']:.0f} / {w['max_ms']:.0f} ms "
          f"({w['posts']:,} POSTs, {w['over_1s']:,} over 1 s; sender: {_counts(w['sender'])})"],
+        ["every report applied (load end → last batch applied)", f"{w['applied_after_load_s']:.0f} s"
+         if w["all_applied"] else f"NOT APPLIED after {w['applied_after_load_s']:.0f} s"],
         ["PostgreSQL sessions opened", result["postgresql_sessions"]],
     ]
     cpu = [[label, c["cores_during_load"], c["cores_while_draining"], c["cpu_seconds"]]

@@ -7,6 +7,7 @@ from django.db.models import Count
 
 from messaging.models import FINAL_STATUSES, Message, MessageStatus, SendRequest, shown_message_status
 from project import clock
+from project.sql import update_rows
 
 
 def count_messages(send_request_id: int) -> dict[str, int]:
@@ -53,7 +54,9 @@ def refresh_counts_of(send_request_ids: Iterable[int]) -> dict[int, dict[str, in
         [(request_id, counts)] = by_request.items()
         SendRequest.objects.filter(id=request_id).update(counts=counts)
     else:
-        SendRequest.objects.bulk_update([SendRequest(id=i, counts=c) for i, c in by_request.items()], ["counts"])
+        # One UPDATE … FROM unnest on PostgreSQL: bulk_update's CASE WHEN over a small group's
+        # hundred requests was a tenth of the worker's time under the everyday load.
+        update_rows([SendRequest(id=i, counts=c) for i, c in by_request.items()], ["counts"])
     done = [i for i, counts in by_request.items()
             if all(counts[s] == 0 for s in MessageStatus.values if s not in FINAL_STATUSES)]
     if done:

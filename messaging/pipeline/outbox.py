@@ -10,10 +10,8 @@ due to start publishes nothing (request_dispatch): under the everyday load most 
 each publish was an SQS round trip in the API request and a no-op task in the worker. Why no
 send is left without a dispatch:
 
-- a send looks at the queue's mark (PendingDispatch) after its rows are committed, and the
-  dispatch clears the mark before it looks for waiting requests (dispatch_started): a send
-  that saw the mark set is committed before the sweep that follows the clear reads, and a send
-  that comes after the clear publishes its own;
+- a send looks at the queue's mark after its rows are committed, and the dispatch clears it
+  before it looks for waiting requests (messaging/pipeline/due_marks.py says why that is enough);
 - a sweep that leaves requests waiting (its group full) publishes the next dispatch itself;
 - a mark expires after MESSAGING_DISPATCH_COALESCE_SECONDS (a dispatch lost in SQS never
   clears it), and a request it covered counts as dispatched when it was accepted, so the relay
@@ -28,11 +26,10 @@ from datetime import timedelta
 
 from celery import signature
 from django.conf import settings
-from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q
 
-from messaging.models import Message, MessageStatus, PendingDispatch, SendRequest
-from messaging.pipeline import queue_progress
+from messaging.models import Message, MessageStatus, SendRequest
+from messaging.pipeline import due_marks, queue_progress
 from messaging.pipeline.queues import INTERACTIVE_QUEUE, dispatch_queue, lanes_dispatched_on
 from project import clock
 
@@ -57,7 +54,7 @@ def request_dispatch(send_request: SendRequest) -> bool:
     with its rows, so a send covered by a due dispatch writes nothing here."""
     if send_request.queue not in COALESCED_QUEUES:
         return publish_dispatch(send_request)
-    if not _claim(send_request.queue):
+    if not due_marks.claim(send_request.queue):
         if send_request.dispatched is None:
             SendRequest.objects.filter(id=send_request.id).update(dispatched=clock.now())
         return True
@@ -76,28 +73,7 @@ def request_dispatch(send_request: SendRequest) -> bool:
 def dispatch_started(queue: str) -> None:
     """A dispatch on `queue` is about to look for waiting requests: sends from now on publish
     their own (express.py calls this before its sweep; see the module's docstring)."""
-    PendingDispatch.objects.filter(queue=queue).update(pending_until=None)
-
-
-def _claim(queue: str) -> bool:
-    """Mark a dispatch due on `queue` unless one is already due. True: the caller publishes it.
-    The common answer (already due) is a plain read: no row lock, nothing written. Otherwise one
-    upsert, so two sends racing for an expired or missing mark cannot both win."""
-    now = clock.now()
-    if PendingDispatch.objects.filter(queue=queue, pending_until__gt=now).exists():
-        return False
-    until = now + timedelta(seconds=settings.MESSAGING_DISPATCH_COALESCE_SECONDS)
-    table = connection.ops.quote_name(PendingDispatch._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        # PostgreSQL and SQLite (3.35+) both speak this.
-        cursor.execute(
-            f"INSERT INTO {table} (queue, pending_until) VALUES (%s, %s) "
-            f"ON CONFLICT (queue) DO UPDATE SET pending_until = excluded.pending_until "
-            f"WHERE {table}.pending_until IS NULL OR {table}.pending_until <= %s RETURNING queue",
-            [queue, adapt(until), adapt(now)],
-        )
-        return cursor.fetchone() is not None
+    due_marks.clear(queue)
 
 
 def publish_dispatch(send_request: SendRequest) -> bool:

@@ -170,15 +170,15 @@ def rollback(request, exc, traceback) -> None:
     publish_next_chunks_after(chunk_id)
 
 
-# No result row: one task per webhook POST (a few a second under load), and the batch keeps what
-# the result would say (applied, and what became of its reports).
+# No result row: up to one task per webhook POST (a dozen a second under load), and the batch
+# keeps what the result would say (applied, and what became of its reports).
 @shared_task(name=inbox.APPLY_TASK, base=PipelineTask, ignore_result=True)
 def apply_received_reports(up_to_batch_id: int) -> dict[str, int]:
-    """Apply the webhook's waiting report batches up to the one it was published for
-    (messaging/reports/inbox.py): after a burst of POSTs the first run applies them all and the
-    others find theirs applied. Bounded well inside the soft time limit: what is left waits for
-    the next run."""
-    return inbox.apply_waiting(up_to_batch_id, time_budget=APPLY_TIME_BUDGET_SECONDS)
+    """Apply the webhook's waiting report batches, up to the newest stored when it starts (POSTs
+    that found this task due published none: messaging/reports/inbox.py). It gives way to a
+    small send's dispatch, and is bounded well inside the soft time limit: what is left is
+    published again, behind what waits on the queue."""
+    return inbox.apply_published(up_to_batch_id, time_budget=APPLY_TIME_BUDGET_SECONDS)
 
 
 # A third of the soft time limit (120 s by default): a long backlog is applied over several runs.

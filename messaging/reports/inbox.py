@@ -26,6 +26,7 @@ interactive queue applies it (apply_waiting). Why none is lost or applied twice:
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -35,7 +36,7 @@ from django.db import transaction
 from django.db.models import Count, F, Max, Min
 
 from messaging.models import ReceivedReportBatch
-from messaging.pipeline import queues, settlement
+from messaging.pipeline import due_marks, queues, settlement
 from messaging.reports.apply import ReportSummary, record_reports
 from messaging.solapi.reports import parse_webhook
 from project import clock
@@ -52,13 +53,24 @@ def store(body: list) -> ReceivedReportBatch:
         # ASCII: a NUL or lone surrogate is escaped, so PostgreSQL stores it like any text.
         text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
         batch = ReceivedReportBatch.objects.create(body=text, reports=len(body))
-        transaction.on_commit(lambda: publish_apply(batch.id))
+        transaction.on_commit(lambda: request_apply(batch.id))
     return batch
 
 
+def request_apply(up_to: int) -> bool:
+    """After a POST's commit: publish an apply of the waiting batches up to `up_to`, unless one
+    is due to start already, which takes this batch too (messaging/pipeline/due_marks.py).
+    Returns whether an apply covers the batch (False: the publish failed, the sweep repeats it)."""
+    if not due_marks.claim(_mark()):
+        return True
+    if publish_apply(up_to):
+        return True
+    due_marks.clear(_mark())
+    return False
+
+
 def publish_apply(up_to: int) -> bool:
-    """Publish an apply of the waiting batches up to batch `up_to` (every one of them, so the
-    tasks of a burst of POSTs find theirs applied by the first). No retry in the request: a
+    """Publish an apply of the waiting batches up to batch `up_to`. No retry in the request: a
     lost publish is the sweep's to repeat. Returns whether it was published."""
     try:
         # Read when called: a test's own queue (tests' own_queues) takes the place of the real one.
@@ -69,30 +81,62 @@ def publish_apply(up_to: int) -> bool:
     return True
 
 
+def _mark() -> str:
+    # Read when called, as publish_apply's queue.
+    return f"{queues.INTERACTIVE_QUEUE}#reports"
+
+
+def apply_published(up_to: int, *, time_budget: float) -> dict[str, int]:
+    """The apply task: every batch waiting up to the newest stored when it starts (POSTs that
+    found this task due published none of their own), each in its own transaction.
+
+    Sends come before bookkeeping: the task stops after a batch when a small send's dispatch
+    is due on the interactive queue, or when its time budget is spent, and publishes the rest's
+    apply behind it. Under a burst the dispatches then get both of a worker's slots, and the
+    reports follow once the burst is through (issue 18: a dispatch waited up to 1.4 s behind
+    report applies, and sends went out one group at a time)."""
+    due_marks.clear(_mark())
+    newest = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(last=Max("id"))["last"]
+    up_to = max(up_to, newest or 0)
+    applied, failed, left = _apply_until(up_to, time_budget=time_budget,
+                                        stop=lambda: due_marks.is_due(queues.INTERACTIVE_QUEUE))
+    if left:
+        request_apply(up_to)
+    return {"applied": applied, "failed": failed}
+
+
 def apply_waiting(up_to: int | None = None, *, time_budget: float | None = None) -> dict[str, int]:
     """Apply waiting batches up to batch `up_to` (None: all), oldest first, each in its own
     transaction, until none is left or `time_budget` seconds are spent (the sweep publishes
-    again for what is left). Bounded by `up_to`, a task does not chase POSTs that came after it
-    (their own tasks follow). Returns how many batches were applied and how many failed."""
+    again for what is left). Bounded by `up_to`, a run does not chase POSTs that came after it.
+    Returns how many batches were applied and how many failed."""
+    applied, failed, _ = _apply_until(up_to, time_budget=time_budget)
+    return {"applied": applied, "failed": failed}
+
+
+def _apply_until(up_to: int | None, *, time_budget: float | None,
+                 stop: Callable[[], bool] | None = None) -> tuple[int, int, bool]:
+    """apply_waiting, also stopping after a batch when `stop()` says so. Returns the batches
+    applied and failed, and whether it stopped (budget or `stop`) with batches left that it
+    has not tried (one that failed in this run waits for the sweep, not for a loop of tasks)."""
     began = time.monotonic()
     applied = failed = 0
     tried: set[int] = set()
-    while time_budget is None or time.monotonic() - began < time_budget:
+    while True:
         outcome = _apply_next(up_to, exclude=tried)
         if outcome is None:
-            break
+            return applied, failed, False
         batch_id, ok = outcome
         tried.add(batch_id)  # a batch that failed is not tried again in this run
         applied, failed = applied + ok, failed + (not ok)
-    return {"applied": applied, "failed": failed}
+        if (time_budget is not None and time.monotonic() - began >= time_budget) or (stop and stop()):
+            return applied, failed, _waiting(up_to).exclude(id__in=tried).exists()
 
 
 def _apply_next(up_to: int | None, *, exclude: set[int]) -> tuple[int, bool] | None:
     """Claim the oldest waiting batch no other worker holds, apply it and mark it applied in one
     transaction, then settle. Returns (its id, whether it was applied), None when none waits."""
-    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).exclude(id__in=exclude)
-    if up_to is not None:
-        waiting = waiting.filter(id__lte=up_to)
+    waiting = _waiting(up_to).exclude(id__in=exclude)
     batch = None
     try:
         with transaction.atomic():
@@ -120,6 +164,11 @@ def _record(batch: ReceivedReportBatch) -> tuple[ReportSummary, list]:
     """The batch's reports, read by the adapter as the webhook read them, stored and applied."""
     parsed = parse_webhook(json.loads(batch.body))
     return record_reports(parsed.reports, rejected=parsed.rejected)
+
+
+def _waiting(up_to: int | None):
+    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True)
+    return waiting if up_to is None else waiting.filter(id__lte=up_to)
 
 
 def oldest_waiting_age() -> float:

@@ -17,7 +17,7 @@ from harness.sqs import task_of
 from messaging.failures import FailureClass
 from messaging.models import DeliveryReport, Message, MessageOutcome, MessageStatus, OutcomeEvent, ReceivedReportBatch
 from messaging.operations.gauges import TableGauges
-from messaging.pipeline import tasks
+from messaging.pipeline import due_marks, queues, tasks
 from messaging.reports import inbox
 from messaging.solapi.outcomes import DELIVERED
 from tests.billing.test_concurrency import run_at_once
@@ -119,6 +119,44 @@ def test_an_event_delivered_again_in_another_post_is_applied_once_before_or_afte
         assert refunded(scene, n) == 0  # refunded once: charged 13, refunded 13
         assert MessageOutcome.objects.filter(message_id=scene.messages[n].id, event=OutcomeEvent.FAILED).count() == 1
     assert DeliveryReport.objects.count() == 2
+
+
+def test_posts_while_an_apply_is_due_publish_none_and_that_apply_takes_them_all(client, own_queues, broker):
+    scene = Scene("COALESCE")
+    published = own_apply_queue(own_queues, broker)
+    first = post(client, [failure_of(scene, 0)]).json()["batch"]
+    post(client, [failure_of(scene, 1)])
+    post(client, [failure_of(scene, 2)])
+
+    # One apply on the queue, published for the first POST; the others found it due.
+    assert published() == [(inbox.APPLY_TASK, [first])]
+    assert tasks.apply_received_reports(first) == {"applied": 3, "failed": 0}
+    assert [message(scene, n).status for n in (0, 1, 2)] == [MessageStatus.FAILED] * 3
+    # It cleared its mark as it started: the next POST publishes its own.
+    latest = post(client, [failure_of(scene, 0, event_id="COALESCE-again")]).json()["batch"]
+    assert published() == [(inbox.APPLY_TASK, [latest])]
+
+
+def test_the_apply_gives_way_to_a_small_sends_dispatch_and_publishes_the_rest_behind_it(client, own_queues, broker):
+    scene = Scene("YIELD")
+    published = own_apply_queue(own_queues, broker)
+    first = post(client, [failure_of(scene, 0)]).json()["batch"]
+    post(client, [failure_of(scene, 1)])
+    published()
+    # A small send's dispatch is due on the interactive queue (published, not started yet).
+    assert due_marks.claim(queues.INTERACTIVE_QUEUE) and due_marks.is_due(queues.INTERACTIVE_QUEUE)
+
+    # One batch, then the task stops and publishes an apply for the other behind the dispatch.
+    assert tasks.apply_received_reports(first) == {"applied": 1, "failed": 0}
+    assert [message(scene, n).status for n in (0, 1)] == [MessageStatus.FAILED, MessageStatus.ACCEPTED]
+    [(name, [up_to])] = published()
+    assert name == inbox.APPLY_TASK and up_to == ReceivedReportBatch.objects.latest("id").id
+
+    # The dispatch has started; the republished apply takes the rest, and leaves nothing to publish.
+    due_marks.clear(queues.INTERACTIVE_QUEUE)
+    assert tasks.apply_received_reports(up_to) == {"applied": 1, "failed": 0}
+    assert message(scene, 1).status == MessageStatus.FAILED
+    assert published() == []
 
 
 @pytest.mark.postgres
