@@ -602,11 +602,11 @@ class QueueProgress(models.Model):
 
 
 class PendingDispatch(models.Model):
-    """Per coalescing queue (the interactive one): until when a dispatch task published for it
-    is due to start. A send finding one due publishes nothing of its own: that task's sweep
-    (messaging/pipeline/express.py) takes every small request waiting on the queue. The task
-    clears the mark as it starts; a mark a lost task leaves behind expires
-    (messaging/pipeline/outbox.py, request_dispatch)."""
+    """Per coalesced task (the interactive queue's dispatch, keyed by the queue; the report
+    apply, by the queue and "#reports"): until when a task published for it is due to start.
+    A send (or a webhook POST) finding one due publishes nothing of its own: that task takes
+    every small request (every report batch) waiting. The task clears the mark as it starts; a
+    mark a lost task leaves behind expires (messaging/pipeline/due_marks.py)."""
 
     queue = models.CharField("큐 (queue)", max_length=80, unique=True)
     # None: no dispatch is due; the next send publishes one.
