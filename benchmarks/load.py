@@ -56,6 +56,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks import readme_table
+from benchmarks.goals import Goal
 from benchmarks.stack import (
     BODY,
     IN_FLIGHT,
@@ -528,24 +530,47 @@ def _targets(result: dict[str, Any]) -> dict[str, dict]:
     no_think = endpoints.get("no think time", {}).get("send", {}).get("p95_ms", float("nan"))
     webhook_max = result["webhook"]["max_ms"] / 1000
     health = endpoints["during load"]["healthz"]["p95_ms"]
+    # name: (measured, limit, met (None: for the record), the limit as the README words it)
     rows = {
         "send requests/s sustained (pipeline: all sends ÷ load + drain time)":
-            (pipeline_rate, TARGET_SEND_RATE, pipeline_rate >= TARGET_SEND_RATE),
+            (pipeline_rate, TARGET_SEND_RATE, pipeline_rate >= TARGET_SEND_RATE, f"≥ {TARGET_SEND_RATE:g}"),
         "message final within 30 s of its request (p95, s)":
-            (messages["p95_s"], TARGET_FINAL_P95_S, drain["drained"] and messages["p95_s"] <= TARGET_FINAL_P95_S),
+            (messages["p95_s"], TARGET_FINAL_P95_S, drain["drained"] and messages["p95_s"] <= TARGET_FINAL_P95_S,
+             f"≤ {TARGET_FINAL_P95_S:g} s"),
         "every message final within 60 s after the load (s)":
-            (drain["seconds"], TARGET_DRAIN_S, drain["drained"] and drain["seconds"] <= TARGET_DRAIN_S),
+            (drain["seconds"], TARGET_DRAIN_S, drain["drained"] and drain["seconds"] <= TARGET_DRAIN_S,
+             f"≤ {TARGET_DRAIN_S:g} s"),
         f"API p95 for sends at 20 clients, everyday pace ({result['pace']:g} loops/s) (ms)":
             (everyday.get("send", {}).get("p95_ms", float("nan")), TARGET_SEND_P95_MS,
-             everyday.get("send", {}).get("p95_ms", float("inf")) < TARGET_SEND_P95_MS),
+             everyday.get("send", {}).get("p95_ms", float("inf")) < TARGET_SEND_P95_MS, f"< {TARGET_SEND_P95_MS:g} ms"),
         "API p95 for sends at 20 clients with no think time (ms; the machine's capacity, for the record)":
-            (no_think, TARGET_SEND_P95_MS, None),
-        "longest report webhook wait (s)": (webhook_max, TARGET_WEBHOOK_MAX_S, webhook_max <= TARGET_WEBHOOK_MAX_S),
-        "/healthz p95 during the load (ms)": (health, TARGET_HEALTHZ_P95_MS, health < TARGET_HEALTHZ_P95_MS),
+            (no_think, TARGET_SEND_P95_MS, None, "–"),
+        "longest report webhook wait (s)": (webhook_max, TARGET_WEBHOOK_MAX_S, webhook_max <= TARGET_WEBHOOK_MAX_S,
+                                            f"≤ {TARGET_WEBHOOK_MAX_S:g} s"),
+        "/healthz p95 during the load (ms)": (health, TARGET_HEALTHZ_P95_MS, health < TARGET_HEALTHZ_P95_MS,
+                                              f"< {TARGET_HEALTHZ_P95_MS:g} ms"),
     }
-    targets = {name: {"value": v, "target": t, "met": m if m is None else bool(m)} for name, (v, t, m) in rows.items()}
+    targets = {name: {"value": v, "target": t, "met": m if m is None else bool(m), "limit": limit}
+               for name, (v, t, m, limit) in rows.items()}
     targets["_api_intake_peak_send_per_s"] = {"value": intake}
     return targets
+
+
+def _integrity_checks(i: dict[str, Any]) -> list[list]:
+    """[check, what was seen, whether it holds] for the run's integrity."""
+    return [
+        ["each message accepted once at the sandbox", f"{i['accepted_more_than_once']} twice, "
+         f"{i['accepted_in_db_not_at_sandbox']} missing of {i['messages_accepted_by_sandbox']:,}",
+         i["accepted_more_than_once"] == 0 and i["accepted_in_db_not_at_sandbox"] == 0],
+        ["books exact (billing.audit)", "clean" if i["billing_audit_clean"] else "; ".join(i["billing_audit"][:3]),
+         i["billing_audit_clean"]],
+        ["replays answered identically", f"{i['replays_identical']}/{i['replays']}",
+         i["replays_identical"] == i["replays"]],
+        ["invalid bodies: 4xx with a code", f"{i['invalid_4xx_with_code']}/{i['invalid']} {i['invalid_codes']}",
+         i["invalid_4xx_with_code"] == i["invalid"]],
+        ["no 5xx, no transport error", f"{i['status_5xx']} 5xx, {i['transport_errors']} transport errors",
+         i["status_5xx"] == 0 and i["transport_errors"] == 0],
+    ]
 
 
 def report(result: dict[str, Any]) -> str:
@@ -576,19 +601,7 @@ def report(result: dict[str, Any]) -> str:
     ]
     cpu = [[label, c["cores_during_load"], c["cores_while_draining"], c["cpu_seconds"]]
            for label, c in result["cpu"].items()]
-    checks = [
-        ["each message accepted once at the sandbox", f"{i['accepted_more_than_once']} twice, "
-         f"{i['accepted_in_db_not_at_sandbox']} missing of {i['messages_accepted_by_sandbox']:,}",
-         i["accepted_more_than_once"] == 0 and i["accepted_in_db_not_at_sandbox"] == 0],
-        ["books exact (billing.audit)", "clean" if i["billing_audit_clean"] else "; ".join(i["billing_audit"][:3]),
-         i["billing_audit_clean"]],
-        ["replays answered identically", f"{i['replays_identical']}/{i['replays']}",
-         i["replays_identical"] == i["replays"]],
-        ["invalid bodies: 4xx with a code", f"{i['invalid_4xx_with_code']}/{i['invalid']} {i['invalid_codes']}",
-         i["invalid_4xx_with_code"] == i["invalid"]],
-        ["no 5xx, no transport error", f"{i['status_5xx']} 5xx, {i['transport_errors']} transport errors",
-         i["status_5xx"] == 0 and i["transport_errors"] == 0],
-    ]
+    checks = _integrity_checks(i)
     targets = [[name, t["value"], t["target"], "–" if t["met"] is None else "MET" if t["met"] else "MISSED"]
                for name, t in result["targets"].items() if not name.startswith("_")]
     return "\n\n".join([
@@ -605,11 +618,61 @@ def report(result: dict[str, Any]) -> str:
     ])
 
 
+def goals(result: dict[str, Any]) -> list[Goal]:
+    """Issue 18's targets with their measured values, then what the run measured for the record:
+    the README's everyday-load table (benchmarks/readme_table.py)."""
+    out = [Goal(name, f"{t['value']:,.3g}" if t["value"] < 1000 else f"{t['value']:,.0f}", t["limit"],
+                t["met"])
+           for name, t in result["targets"].items() if not name.startswith("_")]
+    m, b, q, w = (result[k] for k in ("messages", "backlog", "sqs", "webhook"))
+    everyday = result["endpoints"].get("everyday", {})
+    whole = all(ok for _, _, ok in _integrity_checks(result["integrity"]))
+    out += [
+        Goal("API intake at its peak (burst, 50 clients), send requests/s",
+             f"{result['targets']['_api_intake_peak_send_per_s']['value']:.1f}"),
+        Goal("API p50 / p95 at the everyday pace: preview, status, credits (ms)",
+             ", ".join(f"{everyday.get(e, {}).get('p50_ms', float('nan')):.0f} / "
+                       f"{everyday.get(e, {}).get('p95_ms', float('nan')):.0f}"
+                       for e in ("preview", "status", "credits"))),
+        Goal("message request → final, p50 / max (s)", f"{m['p50_s']:.1f} / {m['max_s']:.1f}"),
+        Goal("largest backlog on the SQS queues (messages)", f"{b['largest']:,}"),
+        Goal("Solapi calls per message", f"{result['solapi']['calls_per_message']:.3f}"),
+        Goal("SQS calls per send request, end to end", f"{q['per_send_request']:.2f}", "≤ 3",
+             q["per_send_request"] <= 3),
+        Goal("every report applied, after the load (s)",
+             f"{w['applied_after_load_s']:.0f}" if w["all_applied"] else "not all applied"),
+        Goal("integrity: each message once at the sandbox, books exact, replays identical, invalid bodies 4xx, "
+             "no 5xx", "whole" if whole else "BROKEN", "whole", whole),
+    ]
+    return out
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
 
 
 def main() -> None:
+    args = arguments().parse_args()
+    began = time.time()
+    load_at_start = loadavg()
+    print(f"load average at start: {load_at_start}", flush=True)
+    with Stack("load", env={"HEALTH_TOKEN": HEALTH_TOKEN}, keep_db=args.keep_db) as stack:
+        print(stack.describe(), flush=True)
+        result = run(stack, phases(args), drain_timeout=args.drain_timeout, seed=args.seed,
+                     load_at_start=load_at_start)
+        result["machine"] = {**machine(), "loadavg_at_start": load_at_start.split()}  # machine() reads it now
+    result["quick"] = args.quick
+    print(report(result))
+    print(f"\nwrote {write_json('load-quick' if args.quick else 'load', result)}")
+    from project import clock  # Django is set up by the stack
+
+    text = readme_table.section(goals(result), info=result["machine"], when=clock.kst_now(),
+                                commit=readme_table.commit(), minutes=(time.time() - began) / 60,
+                                quick=args.quick, table=readme_table.LOAD)
+    print("\n" + readme_table.write(text, for_the_record=for_the_record(args), table=readme_table.LOAD))
+
+
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="15 s everyday + 10 s no think time + 10 s burst (while developing)")
@@ -625,17 +688,14 @@ def main() -> None:
                         help="give up waiting for the backlog after this many seconds (reported as not drained)")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
-    load_at_start = loadavg()
-    print(f"load average at start: {load_at_start}", flush=True)
-    with Stack("load", env={"HEALTH_TOKEN": HEALTH_TOKEN}, keep_db=args.keep_db) as stack:
-        print(stack.describe(), flush=True)
-        result = run(stack, phases(args), drain_timeout=args.drain_timeout, seed=args.seed,
-                     load_at_start=load_at_start)
-        result["machine"] = {**machine(), "loadavg_at_start": load_at_start.split()}  # machine() reads it now
-    result["quick"] = args.quick
-    print(report(result))
-    print(f"\nwrote {write_json('load-quick' if args.quick else 'load', result)}")
+    return parser
+
+
+def for_the_record(args: argparse.Namespace) -> bool:
+    """Only issue 18's load as it is defined (every option at its default, not --quick) writes
+    the README's table."""
+    defaults = arguments()
+    return all(getattr(args, name) == defaults.get_default(name) for name in vars(args) if name != "keep_db")
 
 
 if __name__ == "__main__":

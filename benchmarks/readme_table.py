@@ -1,16 +1,18 @@
-"""The README's benchmark table, written by `make bench` from the run it has just made.
+"""The README's benchmark tables, each written by the command that has just made its run.
 
-Between BEGIN and END in README.md: the machine (CPU, cores, memory, PostgreSQL), the date (KST)
-and the commit, then one table of every goal with its measured value and met/missed. Only a run
-for the record writes it (every benchmark, full length, not --quick): a smoke or partial run
-prints what it would write instead, so that no number in the README comes from another run or
-another machine. Every run writes the same text to benchmarks/results/summary.md.
+`make bench` writes between BENCH's markers in README.md, `make bench-load` between LOAD's: the
+machine (CPU, cores, memory, PostgreSQL), the date (KST) and the commit, then one table of every
+goal with its measured value and met/missed. Only a run for the record writes it (full length,
+not --quick, not --only, default options): any other run prints what it would write instead, so
+that no number in the README comes from another run or another machine. Every run writes the same
+text to its summary file in benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,21 @@ from typing import Any
 from benchmarks.goals import HEADERS, Goal
 from benchmarks.stack import PROJECT_DIR, RESULTS_DIR
 
-BEGIN = "<!-- bench:begin -->"
-END = "<!-- bench:end -->"
 README = PROJECT_DIR / "README.md"
-SUMMARY = RESULTS_DIR / "summary.md"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where one command's table goes: its markers in the README, and its summary file."""
+    command: str
+    begin: str
+    end: str
+    summary: Path
+
+
+BENCH = Table("make bench", "<!-- bench:begin -->", "<!-- bench:end -->", RESULTS_DIR / "summary.md")
+LOAD = Table("make bench-load", "<!-- bench-load:begin -->", "<!-- bench-load:end -->",
+             RESULTS_DIR / "load-summary.md")
 
 
 def commit() -> str:
@@ -47,11 +60,11 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 def section(goals: Sequence[Goal], *, info: dict[str, Any], when: datetime, commit: str, minutes: float,
-            quick: bool = False) -> str:
+            quick: bool = False, table: Table = BENCH) -> str:
     """The text between the markers: where and when it was measured, then the goals' table."""
     load = " ".join(info.get("loadavg_at_start") or ["?"])
     lines = [
-        "_Written by `make bench` (`benchmarks/readme_table.py`): do not edit by hand._",
+        f"_Written by `{table.command}` (`benchmarks/readme_table.py`): do not edit by hand._",
         "",
         f"The run of {when:%Y-%m-%d %H:%M} KST at commit `{commit}` ({minutes:.0f} min). The machine: "
         f"{machine_line(info)}; load average at the start {load}."
@@ -68,21 +81,24 @@ def _cell(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ")
 
 
-def replaced(readme: str, text: str) -> str:
-    """`readme` with what lies between the markers replaced by `text`; the rest untouched."""
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
-        raise ValueError(f"the README needs exactly one {BEGIN} followed by one {END}")
-    head, rest = readme.split(BEGIN)
-    _, tail = rest.split(END)
-    return f"{head}{BEGIN}\n{text.strip(chr(10))}\n{END}{tail}"
+def replaced(readme: str, text: str, table: Table = BENCH) -> str:
+    """`readme` with what lies between the table's markers replaced by `text`; the rest untouched."""
+    begin, end = table.begin, table.end
+    if readme.count(begin) != 1 or readme.count(end) != 1 or readme.index(begin) > readme.index(end):
+        raise ValueError(f"the README needs exactly one {begin} followed by one {end}")
+    head, rest = readme.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{text.strip(chr(10))}\n{end}{tail}"
 
 
-def write(text: str, *, for_the_record: bool, readme: Path = README, summary: Path = SUMMARY) -> str:
+def write(text: str, *, for_the_record: bool, readme: Path = README, table: Table = BENCH,
+          summary: Path | None = None) -> str:
     """Write the summary file, and the README's table when the run is for the record; says what it did."""
+    summary = summary or table.summary
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(text, encoding="utf-8")
     if not for_the_record:
-        return (f"wrote {summary}; {readme.name} left alone (a --quick or --only run is not for the record). "
-                f"A full run would write between its markers:\n\n{text}")
-    readme.write_text(replaced(readme.read_text(encoding="utf-8"), text), encoding="utf-8")
-    return f"wrote {summary} and the benchmark table of {readme}"
+        return (f"wrote {summary}; {readme.name} left alone (a --quick, --only or resized run is not for the "
+                f"record). A full run would write between its markers:\n\n{text}")
+    readme.write_text(replaced(readme.read_text(encoding="utf-8"), text, table), encoding="utf-8")
+    return f"wrote {summary} and the table of {readme} between {table.begin} and {table.end}"

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from benchmarks import readme_table, run_all, scaling
+from benchmarks import load, readme_table, run_all, scaling
 from benchmarks.stack import PROJECT_DIR
 from project.clock import KST
 
@@ -13,7 +13,7 @@ INFO = {"cpu_model": "Test CPU @ 2.0GHz", "nproc": 2, "memory_gib": 7.8, "postgr
         "loadavg_at_start": ["1.20", "0.90", "0.80"]}
 BEFORE = "# Project\n\nIntro.\n\n## Benchmarks\n\nProse before.\n\n"
 AFTER = "\n\nProse after: `make drill`.\n\n## Next section\n\n| a | b |\n|---|---|\n"
-README = f"{BEFORE}{readme_table.BEGIN}\n_placeholder_\n{readme_table.END}{AFTER}"
+README = f"{BEFORE}{readme_table.BENCH.begin}\n_placeholder_\n{readme_table.BENCH.end}{AFTER}"
 
 
 def fake_results() -> dict:
@@ -59,9 +59,9 @@ def test_a_run_for_the_record_replaces_only_what_lies_between_the_markers(tmp_pa
     readme_table.write(text, for_the_record=True, readme=readme, summary=summary)
 
     written = readme.read_text(encoding="utf-8")
-    assert written.startswith(BEFORE + readme_table.BEGIN + "\n")
-    assert written.endswith(readme_table.END + AFTER)
-    inside = written[len(BEFORE) + len(readme_table.BEGIN):-len(readme_table.END + AFTER)]
+    assert written.startswith(BEFORE + readme_table.BENCH.begin + "\n")
+    assert written.endswith(readme_table.BENCH.end + AFTER)
+    inside = written[len(BEFORE) + len(readme_table.BENCH.begin):-len(readme_table.BENCH.end + AFTER)]
     assert "_placeholder_" not in inside
     assert inside.strip() == text.strip() == summary.read_text(encoding="utf-8").strip()
     assert "2026-11-30 21:45 KST" in inside and "`abc1234 with uncommitted changes`" in inside
@@ -108,13 +108,62 @@ def test_only_a_full_run_is_for_the_record():
     assert not run_all.for_the_record(quick=False, only=run_all.ALL[:-1])
 
 
-@pytest.mark.parametrize("readme", ["no markers", f"{readme_table.END}\n{readme_table.BEGIN}",
-                                    f"{readme_table.BEGIN}{readme_table.END}{readme_table.BEGIN}{readme_table.END}"])
+@pytest.mark.parametrize("readme", ["no markers", f"{readme_table.BENCH.end}\n{readme_table.BENCH.begin}",
+                                    f"{readme_table.BENCH.begin}{readme_table.BENCH.end}{readme_table.BENCH.begin}{readme_table.BENCH.end}"])
 def test_a_readme_without_one_pair_of_markers_is_refused(readme):
     with pytest.raises(ValueError, match="bench:begin"):
         readme_table.replaced(readme, "table")
 
 
-def test_the_projects_readme_has_the_markers():
+def test_the_projects_readme_has_the_markers_of_both_tables():
     text = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
-    assert "NEW TABLE" in readme_table.replaced(text, "NEW TABLE")  # does not raise: the run's end can write it
+    # Neither raises: each run's end can write its table.
+    for table in (readme_table.BENCH, readme_table.LOAD):
+        assert "NEW TABLE" in readme_table.replaced(text, "NEW TABLE", table)
+
+
+def test_the_load_table_is_written_between_its_own_markers_and_leaves_the_bench_table_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README}\n{readme_table.LOAD.begin}\n_old_\n{readme_table.LOAD.end}\n", encoding="utf-8")
+    text = readme_table.section(load.goals(fake_load_result()), info=INFO, commit="abc1234", minutes=8.2,
+                                when=datetime(2026, 12, 1, 20, 30, tzinfo=KST), table=readme_table.LOAD)
+
+    readme_table.write(text, for_the_record=True, readme=readme, table=readme_table.LOAD,
+                       summary=tmp_path / "load-summary.md")
+
+    written = readme.read_text(encoding="utf-8")
+    assert written.startswith(README) and "_old_" not in written
+    assert "_Written by `make bench-load`" in written
+    rows = table_rows(text)
+    assert rows["message final within 30 s of its request (p95, s)"] == ["31.4", "≤ 30 s", "MISSED"]
+    assert rows["send requests/s sustained (pipeline: all sends ÷ load + drain time)"] == ["25.6", "≥ 10", "met"]
+    assert rows["SQS calls per send request, end to end"] == ["0.70", "≤ 3", "met"]
+    assert rows["integrity: each message once at the sandbox, books exact, replays identical, invalid bodies 4xx, "
+                "no 5xx"] == ["BROKEN", "whole", "MISSED"]
+
+
+def test_only_the_load_as_the_issue_defines_it_is_for_the_record():
+    assert load.for_the_record(load.arguments().parse_args([]))
+    assert load.for_the_record(load.arguments().parse_args(["--keep-db"]))
+    assert not load.for_the_record(load.arguments().parse_args(["--quick"]))
+    assert not load.for_the_record(load.arguments().parse_args(["--burst-seconds", "10"]))
+
+
+def fake_load_result() -> dict:
+    """A load run's result, reduced to what load.goals() reads; one message sent twice."""
+    phase = {"send": {"p50_ms": 30.0, "p95_ms": 93.6, "per_second": 11.3}, "preview": {"p50_ms": 15.0, "p95_ms": 47.0},
+             "status": {"p50_ms": 14.0, "p95_ms": 40.0}, "credits": {"p50_ms": 11.0, "p95_ms": 33.0}}
+    result = {
+        "endpoints": {"everyday": phase, "no think time": {"send": {"p95_ms": 583.0, "per_second": 26.8}},
+                      "burst": {"send": {"per_second": 61.4}}, "during load": {"healthz": {"p95_ms": 49.9}}},
+        "messages": {"p50_s": 7.4, "p95_s": 31.4, "max_s": 34.3},
+        "drain": {"drained": True, "seconds": 20.6}, "send_requests": 6709, "load_seconds": 241.4, "pace": 12.0,
+        "webhook": {"max_ms": 514.0, "all_applied": True, "applied_after_load_s": 14.0},
+        "backlog": {"largest": 30}, "solapi": {"calls_per_message": 0.022}, "sqs": {"per_send_request": 0.7},
+        "integrity": {"accepted_more_than_once": 1, "accepted_in_db_not_at_sandbox": 0,
+                      "messages_accepted_by_sandbox": 70538, "billing_audit_clean": True, "billing_audit": [],
+                      "replays": 2, "replays_identical": 2, "invalid": 1, "invalid_4xx_with_code": 1,
+                      "invalid_codes": {}, "status_5xx": 0, "transport_errors": 0},
+    }
+    result["targets"] = load._targets(result)
+    return result
