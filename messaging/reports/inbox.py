@@ -4,7 +4,9 @@ Applying a POST (messaging/reports/apply.py, then settlement.settle) waits for t
 row locks, captures credit and recounts send requests: under the everyday load it took
 0.3-1.5 s, in the same process that answers /healthz. Solapi only needs to know the reports
 are safe, so the webhook stores the POST in one insert (store), answers 200, and a task on the
-interactive queue applies it (apply_waiting). Why none is lost or applied twice:
+interactive queue applies it (apply_published): one task due at a time, which takes every batch
+waiting (messaging/pipeline/due_marks.py), and which gives way to small sends' dispatches. Why
+none is lost or applied twice:
 
 - The POST is committed before the answer: a 200 means it is stored. A crash before the
   commit answers nothing, and Solapi sends the POST again.
@@ -15,10 +17,11 @@ interactive queue applies it (apply_waiting). Why none is lost or applied twice:
   unique among the stored reports (DeliveryReport), so whichever batch is applied second
   finds it stored and counts a duplicate, whether the first was applied before it arrived or
   not (two workers applying both at once: apply.py's per-report fallback).
-- The task is published after the commit; a publish that fails or a task that is lost leaves
-  the batch waiting, and beat's sweep (publish_for_waiting) publishes the apply again once a
-  batch has waited MESSAGING_REPORT_REAPPLY_AFTER_SECONDS. A batch whose apply raises is
-  recorded as a failed attempt and stays waiting; the others go on without it.
+- The task is published after the commit (or found due, and clears its mark before it looks);
+  a publish that fails or a task that is lost leaves the batch waiting, and beat's sweep
+  (publish_for_waiting) publishes the apply again once a batch has waited
+  MESSAGING_REPORT_REAPPLY_AFTER_SECONDS. A batch whose apply raises is recorded as a failed
+  attempt and stays waiting; the others go on without it.
 - Credit moves after the commit, as before (settle is idempotent; the reconciliation sweep
   settles what a crash between the two left open).
 """
