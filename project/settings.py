@@ -361,6 +361,8 @@ HEALTH_DEGRADED_STATUS = env.int("HEALTH_DEGRADED_STATUS", default=200)
 ALERT_OLDEST_CHUNK_SECONDS = env.int("ALERT_OLDEST_CHUNK_SECONDS", default=1800)
 ALERT_UNREPORTED_WINDOW_SECONDS = env.int("ALERT_UNREPORTED_WINDOW_SECONDS", default=24 * 3600)
 ALERT_REPEAT_SECONDS = env.int("ALERT_REPEAT_SECONDS", default=3600)
+# Reports wait seconds under a burst (sends go first); five times beat's 60-s re-apply sweep means stuck.
+ALERT_REPORT_BACKLOG_SECONDS = env.int("ALERT_REPORT_BACKLOG_SECONDS", default=300)
 # The prometheus_client directories /metrics adds up (comma-separated, globs allowed); empty: this
 # process's own PROMETHEUS_MULTIPROC_DIR. make run: var/prometheus/* (web's and worker's).
 METRICS_SCRAPE_DIRS = env.list("METRICS_SCRAPE_DIRS", default=[])

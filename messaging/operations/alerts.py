@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Min, Sum
 
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -31,6 +32,7 @@ from messaging.models import (
     CircuitBreaker,
     MessageOutcome,
     OutcomeEvent,
+    ReceivedReportBatch,
     WorkerHeartbeat,
 )
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, live_workers, queues_without_live_worker
@@ -44,6 +46,7 @@ class Alert(StrEnum):
     NO_WORKER_HEARTBEAT = "no_worker_heartbeat"
     STUCK_CHUNK = "stuck_chunk"
     UNREPORTED_MESSAGES = "unreported_messages"
+    REPORT_BACKLOG = "report_backlog"
 
 
 @dataclass(frozen=True)
@@ -97,11 +100,27 @@ def unreported_messages(now: datetime) -> str | None:
     return f"{count} messages failed without a delivery report in the last {settings.ALERT_UNREPORTED_WINDOW_SECONDS} s"
 
 
+def report_backlog(now: datetime) -> str | None:
+    """Delivery reports stored by the webhook and not applied for longer than the threshold. Under
+    a burst they wait by design while sends go first (messaging/reports/inbox.py), for seconds;
+    minutes mean the apply is failing or not running, and final statuses and refunds lag."""
+    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(
+        oldest=Min("received"), batches=Count("id"), reports=Sum("reports"))
+    if waiting["oldest"] is None:
+        return None
+    age = (now - waiting["oldest"]).total_seconds()
+    if age <= settings.ALERT_REPORT_BACKLOG_SECONDS:
+        return None
+    return (f"the oldest delivery-report POST waiting to be applied is {age:.0f} s old (waiting: POSTs "
+            f"{waiting['batches']}, reports {waiting['reports']}; threshold {settings.ALERT_REPORT_BACKLOG_SECONDS} s)")
+
+
 CONDITIONS: list[Condition] = [
     Condition(Alert.BREAKER_OPEN, breaker_open, degrades_health=True),
     Condition(Alert.NO_WORKER_HEARTBEAT, no_worker_heartbeat, degrades_health=True),
     Condition(Alert.STUCK_CHUNK, stuck_chunk, degrades_health=True),
     Condition(Alert.UNREPORTED_MESSAGES, unreported_messages, degrades_health=False),
+    Condition(Alert.REPORT_BACKLOG, report_backlog, degrades_health=False),
 ]
 
 

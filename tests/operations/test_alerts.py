@@ -8,7 +8,15 @@ import pytest
 
 from harness.academies import make_academy
 from messaging.failures import FailureClass
-from messaging.models import AlertState, Chunk, ChunkStatus, MessageOutcome, OutcomeEvent, WorkerHeartbeat
+from messaging.models import (
+    AlertState,
+    Chunk,
+    ChunkStatus,
+    MessageOutcome,
+    OutcomeEvent,
+    ReceivedReportBatch,
+    WorkerHeartbeat,
+)
 from messaging.operations import alerts
 from messaging.pipeline import breaker
 from messaging.pipeline.queues import INTERACTIVE_QUEUE, WorkerQueues
@@ -95,3 +103,23 @@ def test_messages_reconciliation_failed_for_want_of_a_report_are_an_alert_but_no
 
     assert alerts.check_alerts() == {"unreported_messages": "raised"}
     assert alerts.active_conditions(health_only=True) == {}
+
+
+def test_reports_waiting_longer_than_the_threshold_are_an_alert_but_not_a_health_problem(clock, settings,
+                                                                                        live_worker):
+    settings.ALERT_REPORT_BACKLOG_SECONDS = 300
+    clock.freeze(clock.now())
+    ReceivedReportBatch.objects.create(body="[]", reports=40)
+    ReceivedReportBatch.objects.create(body="[]", reports=2, applied=clock.now())  # applied: not waiting
+
+    clock.freeze(clock.now() + timedelta(seconds=300))
+    assert "report_backlog" not in alerts.active_conditions()  # a burst's seconds, even minutes: fine
+    clock.freeze(clock.now() + timedelta(seconds=1))
+    WorkerHeartbeat.objects.update(last_seen=clock.now())
+    assert alerts.check_alerts() == {"report_backlog": "raised"}
+    assert alerts.active_conditions()["report_backlog"].startswith(
+        "the oldest delivery-report POST waiting to be applied is 301 s old (waiting: POSTs 1, reports 40;")
+    assert alerts.active_conditions(health_only=True) == {}
+
+    ReceivedReportBatch.objects.update(applied=clock.now())
+    assert alerts.check_alerts() == {"report_backlog": "resolved"}
