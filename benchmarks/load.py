@@ -100,6 +100,8 @@ TARGET_DRAIN_S = 60.0
 TARGET_SEND_P95_MS = 300.0
 TARGET_WEBHOOK_MAX_S = 1.0
 TARGET_HEALTHZ_P95_MS = 100.0
+# SQS calls per small send request, end to end (issue 18: 3 or fewer).
+TARGET_SQS_PER_SEND = 3.0
 # The everyday phase's pace: loops (preview, send, status, credits) started a second by all its
 # clients together. Above TARGET_SEND_RATE, so the pipeline's target is tested at this pace.
 EVERYDAY_LOOPS_PER_S = 12.0
@@ -530,6 +532,7 @@ def _targets(result: dict[str, Any]) -> dict[str, dict]:
     no_think = endpoints.get("no think time", {}).get("send", {}).get("p95_ms", float("nan"))
     webhook_max = result["webhook"]["max_ms"] / 1000
     health = endpoints["during load"]["healthz"]["p95_ms"]
+    sqs_per_send = result["sqs"]["per_send_request"]
     # name: (measured, limit, met (None: for the record), the limit as the README words it)
     rows = {
         "send requests/s sustained (pipeline: all sends ÷ load + drain time)":
@@ -549,6 +552,8 @@ def _targets(result: dict[str, Any]) -> dict[str, dict]:
                                             f"≤ {TARGET_WEBHOOK_MAX_S:g} s"),
         "/healthz p95 during the load (ms)": (health, TARGET_HEALTHZ_P95_MS, health < TARGET_HEALTHZ_P95_MS,
                                               f"< {TARGET_HEALTHZ_P95_MS:g} ms"),
+        "SQS calls per send request, end to end": (sqs_per_send, TARGET_SQS_PER_SEND,
+                                                   sqs_per_send <= TARGET_SQS_PER_SEND, f"≤ {TARGET_SQS_PER_SEND:g}"),
     }
     targets = {name: {"value": v, "target": t, "met": m if m is None else bool(m), "limit": limit}
                for name, (v, t, m, limit) in rows.items()}
@@ -624,7 +629,7 @@ def goals(result: dict[str, Any]) -> list[Goal]:
     out = [Goal(name, f"{t['value']:,.3g}" if t["value"] < 1000 else f"{t['value']:,.0f}", t["limit"],
                 t["met"])
            for name, t in result["targets"].items() if not name.startswith("_")]
-    m, b, q, w = (result[k] for k in ("messages", "backlog", "sqs", "webhook"))
+    m, b, w = (result[k] for k in ("messages", "backlog", "webhook"))
     everyday = result["endpoints"].get("everyday", {})
     whole = all(ok for _, _, ok in _integrity_checks(result["integrity"]))
     out += [
@@ -637,8 +642,6 @@ def goals(result: dict[str, Any]) -> list[Goal]:
         Goal("message request → final, p50 / max (s)", f"{m['p50_s']:.1f} / {m['max_s']:.1f}"),
         Goal("largest backlog on the SQS queues (messages)", f"{b['largest']:,}"),
         Goal("Solapi calls per message", f"{result['solapi']['calls_per_message']:.3f}"),
-        Goal("SQS calls per send request, end to end", f"{q['per_send_request']:.2f}", "≤ 3",
-             q["per_send_request"] <= 3),
         Goal("every report applied, after the load (s)",
              f"{w['applied_after_load_s']:.0f}" if w["all_applied"] else "not all applied"),
         Goal("integrity: each message once at the sandbox, books exact, replays identical, invalid bodies 4xx, "

@@ -21,7 +21,6 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Min, Sum
 
 from messaging.failures import FailureClass
 from messaging.models import (
@@ -32,10 +31,10 @@ from messaging.models import (
     CircuitBreaker,
     MessageOutcome,
     OutcomeEvent,
-    ReceivedReportBatch,
     WorkerHeartbeat,
 )
 from messaging.operations.liveness import ALIVE_WITHIN_SECONDS, live_workers, queues_without_live_worker
+from messaging.reports import inbox
 from project import clock
 
 logger = logging.getLogger(__name__)
@@ -104,15 +103,12 @@ def report_backlog(now: datetime) -> str | None:
     """Delivery reports stored by the webhook and not applied for longer than the threshold. Under
     a burst they wait by design while sends go first (messaging/reports/inbox.py), for seconds;
     minutes mean the apply is failing or not running, and final statuses and refunds lag."""
-    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(
-        oldest=Min("received"), batches=Count("id"), reports=Sum("reports"))
-    if waiting["oldest"] is None:
+    waiting = inbox.backlog(now)
+    if waiting.oldest_age_seconds <= settings.ALERT_REPORT_BACKLOG_SECONDS:
         return None
-    age = (now - waiting["oldest"]).total_seconds()
-    if age <= settings.ALERT_REPORT_BACKLOG_SECONDS:
-        return None
-    return (f"the oldest delivery-report POST waiting to be applied is {age:.0f} s old (waiting: POSTs "
-            f"{waiting['batches']}, reports {waiting['reports']}; threshold {settings.ALERT_REPORT_BACKLOG_SECONDS} s)")
+    return (f"the oldest delivery-report POST waiting to be applied is {waiting.oldest_age_seconds:.0f} s old "
+            f"(waiting: POSTs {waiting.batches}, reports {waiting.reports}; "
+            f"threshold {settings.ALERT_REPORT_BACKLOG_SECONDS} s)")
 
 
 CONDITIONS: list[Condition] = [

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -24,7 +24,6 @@ from messaging.models import (
     CircuitBreaker,
     Message,
     MessageStatus,
-    ReceivedReportBatch,
     SendRequest,
     shown_message_status,
 )
@@ -144,11 +143,11 @@ def _alerts() -> Iterator[Metric]:
 def _report_batches() -> Iterator[Metric]:
     """The webhook's POSTs stored and not yet applied (messaging/reports/inbox.py): the partial
     index of waiting batches, so as cheap as the backlog is short."""
-    waiting = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(n=Count("id"), reports=Sum("reports"))
-    yield _gauge("messaging_report_batches_waiting", "Webhook POSTs stored and not yet applied.", waiting["n"])
-    yield _gauge("messaging_reports_waiting", "Reports in those POSTs.", waiting["reports"] or 0)
+    waiting = inbox.backlog()
+    yield _gauge("messaging_report_batches_waiting", "Webhook POSTs stored and not yet applied.", waiting.batches)
+    yield _gauge("messaging_reports_waiting", "Reports in those POSTs.", waiting.reports)
     yield _gauge("messaging_oldest_waiting_report_batch_age_seconds",
-                 "How long the oldest of them has waited (0: none).", inbox.oldest_waiting_age())
+                 "How long the oldest of them has waited (0: none).", waiting.oldest_age_seconds)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

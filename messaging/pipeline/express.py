@@ -14,7 +14,7 @@ the window has long passed when a task starts, so it waits for nothing and takes
 behind it: the deeper the queue, the bigger the groups and the fewer the calls.
 
 Requests arriving while a dispatch is due publish none of their own (outbox.request_dispatch):
-so the task clears its queue's mark before it looks (outbox.dispatch_started), and when it
+so the task clears its queue's mark before it looks (due_marks.clear), and when it
 leaves requests waiting (its group is full) it asks for the next dispatch.
 
 The chunks are carried as every one-hop chunk is (messaging/pipeline/one_hop.py): what
@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from messaging.models import Chunk, ChunkStatus, Message, MessageStatus, SendRequest
-from messaging.pipeline import delivery, one_hop, outbox
+from messaging.pipeline import delivery, due_marks, one_hop, outbox
 from messaging.pipeline.queues import INTERACTIVE_QUEUE
 from project import clock
 
@@ -45,7 +45,7 @@ def deliver(send_request_id: int, *, task_id: str) -> one_hop.HopOutcome:
     requests waiting beside it. Raises nothing a step raised: what could not finish is in
     `handed_over`."""
     _wait_for_window(send_request_id)
-    outbox.dispatch_started(INTERACTIVE_QUEUE)
+    due_marks.clear(INTERACTIVE_QUEUE)
     chunk_ids, left_waiting = _take_waiting(send_request_id)
     if left_waiting:
         outbox.request_dispatch(SendRequest.objects.only("id", "queue", "dispatched").get(id=left_waiting))

@@ -65,15 +65,9 @@ def request_dispatch(send_request: SendRequest) -> bool:
         return True
     # Nothing was published: the next send must not count on it, and the relay publishes this
     # one as never dispatched.
-    dispatch_started(send_request.queue)
+    due_marks.clear(send_request.queue)
     SendRequest.objects.filter(id=send_request.id).update(dispatched=None, dispatch_error=error)
     return False
-
-
-def dispatch_started(queue: str) -> None:
-    """A dispatch on `queue` is about to look for waiting requests: sends from now on publish
-    their own (express.py calls this before its sweep; see the module's docstring)."""
-    due_marks.clear(queue)
 
 
 def publish_dispatch(send_request: SendRequest) -> bool:

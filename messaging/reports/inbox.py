@@ -30,13 +30,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
 from celery import signature
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min
+from django.db.models import Count, F, Max, Min, Sum
 
 from messaging.models import ReceivedReportBatch
 from messaging.pipeline import due_marks, queues, settlement
@@ -174,10 +174,21 @@ def _waiting(up_to: int | None):
     return waiting if up_to is None else waiting.filter(id__lte=up_to)
 
 
-def oldest_waiting_age() -> float:
-    """Seconds the oldest waiting batch has waited (0: none waits)."""
-    oldest = ReceivedReportBatch.objects.filter(applied__isnull=True).aggregate(at=Min("received"))["at"]
-    return max((clock.now() - oldest).total_seconds(), 0.0) if oldest else 0.0
+@dataclass(frozen=True)
+class Backlog:
+    batches: int
+    reports: int
+    oldest_age_seconds: float  # 0: none waits
+
+
+def backlog(now: datetime | None = None) -> Backlog:
+    """The batches stored and not yet applied, in one statement (the partial index of waiting
+    batches): how many, the reports in them, and how long the oldest has waited. /metrics and
+    the report_backlog alert read it."""
+    now = now or clock.now()
+    waiting = _waiting(None).aggregate(batches=Count("id"), reports=Sum("reports"), oldest=Min("received"))
+    age = max((now - waiting["oldest"]).total_seconds(), 0.0) if waiting["oldest"] else 0.0
+    return Backlog(batches=waiting["batches"], reports=waiting["reports"] or 0, oldest_age_seconds=age)
 
 
 def publish_for_waiting() -> int:
